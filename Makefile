@@ -1,0 +1,40 @@
+# Two commands matter: `make up` (fresh machine -> running stack) and `make test`.
+# Everything else is a convenience around `python -m scripts.zt`.
+SHELL := /bin/bash
+PY := .venv/bin/python
+ZT := $(PY) -m scripts.zt
+
+.PHONY: help venv up down status clean test test-unit test-integration lint fmt
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+venv: ## create the pinned Python venv in the tool cache (once)
+	@scripts/bootstrap.sh
+
+up: venv ## install tools (cached), start the stack, apply Terraform, demo call
+	@$(ZT) up
+
+status: venv ## service health and every issued certificate
+	@$(ZT) status
+
+down: venv ## stop every process the stack started (state is kept)
+	@$(ZT) down
+
+clean: venv ## down, then delete the state folder
+	@$(ZT) clean
+
+test: up ## the whole suite against the real stack
+	@$(PY) -m pytest
+
+test-unit: venv ## fast tests of the pure core, no servers
+	@$(PY) -m pytest tests/unit
+
+lint: venv ## ruff + terraform fmt/validate
+	@$(PY) -m ruff check .
+	@$(PY) -m ruff format --check .
+	@$(HOME)/.cache/zerotrust/bin/terraform fmt -check -recursive terraform
+
+fmt: venv ## format Python and Terraform
+	@$(PY) -m ruff format .
+	@$(HOME)/.cache/zerotrust/bin/terraform fmt -recursive terraform

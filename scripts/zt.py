@@ -1,0 +1,202 @@
+"""zt — bring up, inspect and tear down the zero-trust gateway stack.
+
+    python -m scripts.zt up        install tools (cached), start OpenBao, apply terraform/pki
+    python -m scripts.zt status    health of each service, every issued cert (CA, serial, expiry)
+    python -m scripts.zt down      stop every process we started (by pid file); keep state
+    python -m scripts.zt clean     down, then delete the state folder
+    python -m scripts.zt env       print shell exports to use terraform/bao by hand
+
+`make up`, `make status`, `make down` and `make clean` call these.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from cryptography import x509
+
+from scripts import config, procs, tf, tools, vault_server
+from scripts.files import write_atomic, write_secret_json
+from scripts.steps import StepFailed, say, step
+
+
+def pki_env() -> dict[str, str]:
+    """Environment for terraform/pki: the root token (bootstrap only) and Vault's CA."""
+    return {
+        "VAULT_TOKEN": vault_server.root_token(),
+        "TF_VAR_vault_address": config.VAULT_ADDR,
+        "TF_VAR_vault_ca_cert_file": str(config.VAULT_TLS_CA),
+        "TF_IN_AUTOMATION": "1",
+    }
+
+
+def export_pki_outputs() -> None:
+    """Write CA bundles, non-secret outputs and AppRole credentials to the state folder."""
+    out = tf.outputs("pki", pki_env())
+    write_atomic(config.SERVER_CA_BUNDLE, out["server_ca_bundle_pem"])
+    write_atomic(config.CLIENT_CA_BUNDLE, out["client_ca_bundle_pem"])
+    write_atomic(config.CLIENT_ISSUING_CA, out["client_issuing_ca_pem"])
+    public = {k: out[k] for k in ("mounts", "server_role", "client_roles", "ca_serials")}
+    write_secret_json(config.PKI_OUTPUTS, public)  # not secret, but nobody else needs it
+    for name, creds in out["approle_credentials"].items():
+        write_secret_json(config.VAULT_APPROLES / f"{name}.json", creds)
+
+
+def write_env_file() -> None:
+    text = (
+        "# Source me: `. .state/env.sh` — tools and addresses for running commands by hand.\n"
+        f'export PATH="{config.BIN}:$PATH"\n'
+        f'export TF_CLI_CONFIG_FILE="{tools.TERRAFORM_RC}"\n'
+        f'export VAULT_ADDR="{config.VAULT_ADDR}"\n'
+        f'export BAO_ADDR="{config.VAULT_ADDR}"\n'
+        f'export VAULT_CACERT="{config.VAULT_TLS_CA}"\n'
+        f'export BAO_CACERT="{config.VAULT_TLS_CA}"\n'
+        f'export TF_VAR_vault_ca_cert_file="{config.VAULT_TLS_CA}"\n'
+        "# terraform/pki by hand also needs VAULT_TOKEN: the root token (bootstrap only)\n"
+        f"# kept in {config.VAULT_INIT} (mode 0600).\n"
+    )
+    write_atomic(config.ENV_FILE, text)
+
+
+def ensure_client_certs() -> None:
+    import json
+
+    from scripts import certs
+
+    identities = json.loads(config.PKI_OUTPUTS.read_text())["client_roles"]
+    for identity in sorted(identities):
+        cert_file, _ = config.client_cert_paths(identity)
+        if cert_file.exists() and _time_left(_load(cert_file)) > dt.timedelta(hours=1):
+            say(f"    {identity}: current cert still valid")
+            continue
+        cert = certs.issue_client_cert(identity)
+        say(
+            f"    {identity}: issued serial {_serial(cert)} until {cert.not_valid_after_utc:%F %T}Z"
+        )
+
+
+def cmd_up(_: argparse.Namespace) -> int:
+    t0 = time.monotonic()
+    tools.install_all()
+    with step("OpenBao: start (TLS on loopback, file storage, not dev mode)"):
+        vault_server.start()
+    with step("OpenBao: initialise (first run) and unseal"):
+        vault_server.init_and_unseal()
+    with step("terraform/pki: init (providers from the local mirror only)"):
+        tf.init("pki", pki_env())
+    with step("terraform/pki: apply (server CA, client CA, roles, policies, AppRoles)"):
+        tf.apply("pki", pki_env())
+        export_pki_outputs()
+    with step("OpenBao: serve a certificate from the server CA"):
+        vault_server.switch_to_server_ca()
+    with step("Workload certificates (client CA, one AppRole per identity)"):
+        ensure_client_certs()
+    write_env_file()
+    say(f"==> stack is up in {time.monotonic() - t0:.1f}s; `make status` shows it")
+    return 0
+
+
+def _load(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+def _serial(cert: x509.Certificate) -> str:
+    return format(cert.serial_number, "x")
+
+
+def _time_left(cert: x509.Certificate) -> dt.timedelta:
+    return cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
+
+
+def _cn(name: x509.Name) -> str:
+    attrs = name.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return str(attrs[0].value) if attrs else name.rfc4514_string()
+
+
+def cmd_status(_: argparse.Namespace) -> int:
+    say("services:")
+    for svc in config.SERVICES:
+        pid = procs.running(svc)
+        state = f"running (pid {pid})" if pid else "stopped"
+        detail = f"; {vault_server.seal_status_line()}" if svc is config.VAULT and pid else ""
+        say(f"  {svc.name:<10} {state}{detail}")
+    say("certificates:")
+    found = sorted(config.PKI_DIR.glob("*/*/cert.pem")) if config.PKI_DIR.exists() else []
+    if not found:
+        say("  none issued yet (run `make up`)")
+    for path in found:
+        cert = _load(path)
+        left = _time_left(cert)
+        flag = "  EXPIRED" if left.total_seconds() <= 0 else ""
+        say(
+            f"  {path.parent.parent.name}/{path.parent.name:<14} CN={_cn(cert.subject):<14} "
+            f"CA={_cn(cert.issuer):<34} serial={_serial(cert)} "
+            f"not_after={cert.not_valid_after_utc:%F %T}Z left={str(left).split('.')[0]}{flag}"
+        )
+    for label, bundle in (
+        ("server CA", config.SERVER_CA_BUNDLE),
+        ("client CA", config.CLIENT_CA_BUNDLE),
+    ):
+        if bundle.exists():
+            for cert in x509.load_pem_x509_certificates(bundle.read_bytes()):
+                say(
+                    f"  {label:<20} CN={_cn(cert.subject):<34} serial={_serial(cert)} "
+                    f"not_after={cert.not_valid_after_utc:%F}"
+                )
+    return 0
+
+
+def cmd_down(_: argparse.Namespace) -> int:
+    for svc in reversed(config.SERVICES):
+        with step(f"stop {svc.name}"):
+            say(f"    {'stopped' if procs.stop(svc) else 'was not running'}")
+    return 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    cmd_down(args)
+    with step(f"remove {config.STATE}"):
+        shutil.rmtree(config.STATE, ignore_errors=True)
+    return 0
+
+
+def cmd_env(_: argparse.Namespace) -> int:
+    write_env_file()
+    sys.stdout.write(config.ENV_FILE.read_text())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.zt",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"state folder: {config.STATE}\ntool cache:   {config.CACHE}",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, fn, help_ in (
+        ("up", cmd_up, "install tools, start the stack, apply Terraform (idempotent)"),
+        ("status", cmd_status, "service health and every issued certificate"),
+        ("down", cmd_down, "stop every process we started; keep state"),
+        ("clean", cmd_clean, "down, then delete the state folder"),
+        ("env", cmd_env, "print shell exports for using terraform/bao by hand"),
+    ):
+        sub.add_parser(name, help=help_, description=help_).set_defaults(fn=fn)
+    args = parser.parse_args(argv)
+    try:
+        return args.fn(args)
+    except StepFailed as e:
+        say(f"error: {e}")
+        return 1
+    except KeyboardInterrupt:
+        say("interrupted; state is kept, re-run the command to resume")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

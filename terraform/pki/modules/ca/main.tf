@@ -1,0 +1,96 @@
+# One CA hierarchy: a self-signed root in its own mount and an issuing
+# intermediate in another. The root mount never issues leaves; only the
+# intermediate mount carries roles. The server and client hierarchies are two
+# instances of this module with independent keys.
+
+locals {
+  root_path         = "pki_${var.name}_root"
+  intermediate_path = "pki_${var.name}"
+  title             = title(var.name)
+}
+
+# bao secrets enable -path=pki_<name>_root -max-lease-ttl=<root ttl> pki
+resource "vault_mount" "root" {
+  path                      = local.root_path
+  type                      = "pki"
+  description               = "${local.title} root CA (signs the ${var.name} intermediate only)"
+  default_lease_ttl_seconds = 3600
+  max_lease_ttl_seconds     = var.root_ttl_seconds
+}
+
+# bao write pki_<name>_root/root/generate/internal common_name="..." key_type=ec key_bits=256 ttl=<root ttl>
+resource "vault_pki_secret_backend_root_cert" "this" {
+  backend      = vault_mount.root.path
+  type         = "internal"
+  common_name  = "ZeroTrust ${local.title} Root CA"
+  organization = var.organization
+  ttl          = var.root_ttl_seconds
+  key_type     = "ec"
+  key_bits     = 256
+  issuer_name  = "root"
+}
+
+# bao secrets enable -path=pki_<name> -max-lease-ttl=<intermediate ttl> pki
+resource "vault_mount" "intermediate" {
+  path                      = local.intermediate_path
+  type                      = "pki"
+  description               = "${local.title} issuing CA"
+  default_lease_ttl_seconds = 3600
+  # Caps every leaf this mount issues, whatever a role or request asks for.
+  max_lease_ttl_seconds = var.max_leaf_ttl_seconds
+}
+
+# bao write pki_<name>/intermediate/generate/internal common_name="..." key_type=ec
+resource "vault_pki_secret_backend_intermediate_cert_request" "this" {
+  backend      = vault_mount.intermediate.path
+  type         = "internal"
+  common_name  = "ZeroTrust ${local.title} Issuing CA"
+  organization = var.organization
+  key_type     = "ec"
+  key_bits     = 256
+}
+
+# bao write pki_<name>_root/root/sign-intermediate csr=@csr ttl=<intermediate ttl> max_path_length=0
+resource "vault_pki_secret_backend_root_sign_intermediate" "this" {
+  backend               = vault_mount.root.path
+  csr                   = vault_pki_secret_backend_intermediate_cert_request.this.csr
+  common_name           = "ZeroTrust ${local.title} Issuing CA"
+  organization          = var.organization
+  ttl                   = var.intermediate_ttl_seconds
+  max_path_length       = 0
+  permitted_dns_domains = length(var.permitted_dns_domains) > 0 ? var.permitted_dns_domains : null
+  issuer_ref            = vault_pki_secret_backend_root_cert.this.issuer_id
+}
+
+# bao write pki_<name>/intermediate/set-signed certificate=@signed.pem
+resource "vault_pki_secret_backend_intermediate_set_signed" "this" {
+  backend     = vault_mount.intermediate.path
+  certificate = vault_pki_secret_backend_root_sign_intermediate.this.certificate
+}
+
+# bao write pki_<name>[_root]/config/urls issuing_certificates=... crl_distribution_points=... ocsp_servers=...
+resource "vault_pki_secret_backend_config_urls" "root" {
+  backend                 = vault_mount.root.path
+  issuing_certificates    = ["${var.vault_address}/v1/${local.root_path}/ca"]
+  crl_distribution_points = ["${var.vault_address}/v1/${local.root_path}/crl"]
+}
+
+resource "vault_pki_secret_backend_config_urls" "intermediate" {
+  backend                 = vault_mount.intermediate.path
+  issuing_certificates    = ["${var.vault_address}/v1/${local.intermediate_path}/ca"]
+  crl_distribution_points = ["${var.vault_address}/v1/${local.intermediate_path}/crl"]
+  ocsp_servers            = ["${var.vault_address}/v1/${local.intermediate_path}/ocsp"]
+}
+
+# bao write pki_<name>[_root]/config/crl expiry=<crl_expiry> auto_rebuild=true
+resource "vault_pki_secret_backend_crl_config" "root" {
+  backend      = vault_mount.root.path
+  expiry       = var.crl_expiry
+  auto_rebuild = true
+}
+
+resource "vault_pki_secret_backend_crl_config" "intermediate" {
+  backend      = vault_mount.intermediate.path
+  expiry       = var.crl_expiry
+  auto_rebuild = true
+}

@@ -1,0 +1,45 @@
+variable "name" {
+  description = "Short name of this CA hierarchy (\"server\" or \"client\"); mounts are pki_<name>_root and pki_<name>."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9_]{1,30}$", var.name))
+    error_message = "name must be lower snake_case, 2-31 characters."
+  }
+}
+
+variable "organization" {
+  description = "Organization (O) placed in both CA subjects."
+  type        = string
+}
+
+variable "root_ttl_seconds" {
+  description = "Lifetime of the self-signed root CA certificate, in seconds."
+  type        = number
+}
+
+variable "intermediate_ttl_seconds" {
+  description = "Lifetime of the issuing (intermediate) CA certificate, in seconds; must be shorter than the root's."
+  type        = number
+}
+
+variable "max_leaf_ttl_seconds" {
+  description = "Upper bound for any leaf issued by the intermediate mount, in seconds."
+  type        = number
+}
+
+variable "permitted_dns_domains" {
+  description = "Name constraint on the intermediate CA (empty: none). The server CA uses [\"localhost\"] so it can never vouch for another name."
+  type        = list(string)
+  default     = []
+}
+
+variable "vault_address" {
+  description = "Base URL clients use to reach OpenBao; written into the AIA/CRL/OCSP URLs of issued certificates."
+  type        = string
+}
+
+variable "crl_expiry" {
+  description = "How long a published CRL stays valid (Vault duration, e.g. \"72h\"). nginx refuses every client once its CRL expires, so the renew command refreshes it well before."
+  type        = string
+}

@@ -1,0 +1,108 @@
+variable "vault_address" {
+  description = "OpenBao/Vault API address (loopback, TLS)."
+  type        = string
+  default     = "https://127.0.0.1:8200"
+
+  validation {
+    condition     = can(regex("^https://(127\\.[0-9.]+|localhost):[0-9]+$", var.vault_address))
+    error_message = "vault_address must be an https URL on loopback."
+  }
+}
+
+variable "vault_ca_cert_file" {
+  description = "PEM file the provider trusts for OpenBao's listener (the bootstrap cert, then the server CA bundle)."
+  type        = string
+}
+
+variable "workload_identities" {
+  description = "Workload identities (shared with terraform/identity via ../shared/identities.auto.tfvars). Each key gets a client-cert role whose only allowed CN is the key. Only the keys are used here."
+  type = map(object({
+    realm_roles  = list(string)
+    client_roles = list(string)
+    org          = string
+    department   = string
+  }))
+
+  validation {
+    condition     = alltrue([for k in keys(var.workload_identities) : can(regex("^[a-z][a-z0-9-]{1,62}$", k))])
+    error_message = "Identity names must be lowercase DNS labels (a-z, 0-9, '-'), 2-63 characters."
+  }
+}
+
+variable "organization" {
+  description = "Organization (O) in CA subjects."
+  type        = string
+  default     = "ZeroTrust Gateway"
+}
+
+variable "server_names" {
+  description = "Services that get a serving cert from the server CA; each gets its own AppRole."
+  type        = list(string)
+  default     = ["vault", "keycloak", "nginx"]
+}
+
+variable "client_cert_ttl_seconds" {
+  description = "Default and maximum lifetime of a workload (client) certificate, in seconds."
+  type        = number
+  default     = 86400
+
+  validation {
+    condition     = var.client_cert_ttl_seconds >= 300 && var.client_cert_ttl_seconds <= 604800
+    error_message = "client_cert_ttl_seconds must be between 5 minutes and 7 days."
+  }
+}
+
+variable "server_cert_ttl_seconds" {
+  description = "Default and maximum lifetime of a serving certificate, in seconds."
+  type        = number
+  default     = 2592000
+
+  validation {
+    condition     = var.server_cert_ttl_seconds >= 3600 && var.server_cert_ttl_seconds <= 7776000
+    error_message = "server_cert_ttl_seconds must be between 1 hour and 90 days."
+  }
+}
+
+variable "root_ca_ttl_seconds" {
+  description = "Lifetime of each root CA, in seconds (default 10 years)."
+  type        = number
+  default     = 315360000
+
+  validation {
+    condition     = var.root_ca_ttl_seconds >= 31536000
+    error_message = "A root CA should live at least a year."
+  }
+}
+
+variable "issuing_ca_ttl_seconds" {
+  description = "Lifetime of each issuing (intermediate) CA, in seconds (default 5 years); must be below the root's."
+  type        = number
+  default     = 157680000
+
+  validation {
+    condition     = var.issuing_ca_ttl_seconds >= 2592000
+    error_message = "An issuing CA should live at least 30 days."
+  }
+}
+
+variable "crl_expiry" {
+  description = "CRL validity (Vault duration). nginx fails closed on an expired CRL; the renew command refreshes well before."
+  type        = string
+  default     = "72h"
+
+  validation {
+    condition     = can(regex("^[0-9]+h$", var.crl_expiry))
+    error_message = "crl_expiry must be a whole number of hours, e.g. \"72h\"."
+  }
+}
+
+variable "approle_token_ttl_seconds" {
+  description = "Lifetime of tokens obtained by AppRole login (rotation agents), in seconds."
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.approle_token_ttl_seconds >= 60 && var.approle_token_ttl_seconds <= 3600
+    error_message = "approle_token_ttl_seconds must be between 1 minute and 1 hour."
+  }
+}

@@ -1,0 +1,171 @@
+"""Flask adapter: nginx ``auth_request`` subrequest in, 204/401/403 out.
+
+Thin on purpose: build the event (``verifier.subrequest``), call the pure core
+(``verifier.handler.decide``), write the audit line (``verifier.auditlog``,
+fail closed), translate the response into HTTP. Serve it with
+``gunicorn --bind unix:<sock> 'verifier.app:create_app()'``.
+
+Routes
+  ``/_authz`` (any method)  204 + ``X-Auth-*`` identity headers when allowed;
+                            401 ``{"error":"unauthorized"}``, 403 ``{"error":"forbidden"}``
+                            or 503 ``{"error":"unavailable"}`` when denied. Every answer
+                            carries ``X-Auth-Reason`` (for nginx's log; never
+                            forwarded to clients).
+  ``GET /healthz``          200 ``{"status":"ok","jwks_keys":N}``; fetches the JWKS if
+                            it is stale (within the cooldown), so N > 0 proves
+                            Keycloak's keys are loaded.
+
+Configuration: ``create_app(test_config)`` takes the names listed in
+``verifier.settings`` without prefix (``{"ISSUER": ...}``); without
+``test_config`` they are read from ``ZT_VERIFIER_*`` environment variables
+(Flask's ``from_prefixed_env``: values are parsed as JSON when they can be).
+Two extra keys exist for tests only: ``KEY_SOURCE`` (a ``KeySource``) and
+``CLOCK`` (a callable returning epoch seconds).
+
+Answer headers when allowed (values percent-encoded outside printable ASCII):
+``X-Auth-Subject`` (cert CN == azp), ``X-Auth-Azp``, ``X-Auth-Sub``,
+``X-Auth-Jti``, ``X-Auth-Cert-CN``, ``X-Auth-Cert-Serial``, ``X-Auth-Roles``
+(realm roles, comma-separated), ``X-Auth-Client-Roles`` (roles of the API's
+client), ``X-Auth-Org``, ``X-Auth-Department``, ``X-Auth-Reason`` (``ok``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+from flask import Blueprint, Flask, Response, current_app, request
+
+from verifier.audit import audit_record
+from verifier.auditlog import append_audit_line
+from verifier.errors import AuditUnavailable
+from verifier.event import AuthorizerEvent
+from verifier.handler import decide
+from verifier.jwks import JWKSKeySource, KeySource
+from verifier.policy import Policy, load_policy
+from verifier.response import DENY, AuthorizerResponse
+from verifier.settings import ENV_PREFIX, Settings
+from verifier.subrequest import event_from_subrequest
+
+log = logging.getLogger(__name__)
+bp = Blueprint("verifier", __name__)
+
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+ALLOW_HTTP_STATUS = 204
+_DENY_BODIES = {401: "unauthorized", 403: "forbidden", 503: "unavailable"}
+# Printable ASCII except '%': everything else is percent-encoded in X-Auth-* values.
+_HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+
+
+@dataclasses.dataclass(frozen=True)
+class Verifier:
+    """What one app instance decides with; built once in ``create_app``."""
+
+    settings: Settings
+    policy: Policy
+    keys: KeySource
+    clock: Callable[[], float]
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Application factory; fails at start-up on missing CA, policy or bad settings."""
+    app = Flask(__name__)
+    if test_config is None:
+        app.config.from_prefixed_env(prefix=ENV_PREFIX.rstrip("_"))
+    else:
+        app.config.from_mapping(test_config)
+    settings = Settings.from_config(app.config)
+    keys: KeySource = app.config.get("KEY_SOURCE") or JWKSKeySource(
+        settings.jwks_url,
+        settings.jwks_ca_bundle,
+        timeout=settings.jwks_timeout_seconds,
+        cooldown=settings.jwks_cooldown_seconds,
+        max_age=settings.jwks_max_age_seconds,
+    )
+    app.extensions["verifier"] = Verifier(
+        settings=settings,
+        policy=load_policy(settings.policy_path),
+        keys=keys,
+        clock=app.config.get("CLOCK") or time.time,
+    )
+    app.register_blueprint(bp)
+    return app
+
+
+def _verifier() -> Verifier:
+    return current_app.extensions["verifier"]
+
+
+@bp.route("/_authz", methods=ALL_METHODS, provide_automatic_options=False)
+def authz() -> Response:
+    """Decide the subrequest, audit it, answer nginx."""
+    verifier = _verifier()
+    started = time.perf_counter()
+    event = AuthorizerEvent(event_from_subrequest(request.headers.items()))
+    now = verifier.clock()
+    response = decide(
+        event,
+        keys=verifier.keys,
+        policy=verifier.policy,
+        settings=verifier.settings,
+        now=now,
+    )
+    latency_ms = (time.perf_counter() - started) * 1000
+    record = audit_record(event, response, now=now, latency_ms=latency_ms)
+    try:
+        append_audit_line(verifier.settings.audit_log, record)
+    except AuditUnavailable as e:
+        response = dataclasses.replace(
+            response, decision=DENY, status=e.status, reason=e.reason, detail=e.detail
+        )
+        # The only trail left: the record (no token in it) on gunicorn's error log.
+        log.error("audit write failed (%s); denying: %s", e.detail, json.dumps(record))
+    return _answer(response)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """Liveness plus how many JWKS keys are loaded."""
+    verifier = _verifier()
+    verifier.keys.refresh_if_stale(verifier.clock())
+    return _json(200, {"status": "ok", "jwks_keys": verifier.keys.key_count})
+
+
+def _answer(response: AuthorizerResponse) -> Response:
+    if response.allowed:
+        answer = Response(status=ALLOW_HTTP_STATUS)
+        context = response.identity.ascontext()
+        identity_headers = {
+            "X-Auth-Subject": context["subject"],
+            "X-Auth-Azp": context["azp"],
+            "X-Auth-Sub": context["sub"],
+            "X-Auth-Jti": context["jti"],
+            "X-Auth-Cert-CN": context["cert_cn"],
+            "X-Auth-Cert-Serial": context["cert_serial"],
+            "X-Auth-Roles": context["roles"],
+            "X-Auth-Client-Roles": context["client_roles"],
+            "X-Auth-Org": context["org"],
+            "X-Auth-Department": context["department"],
+        }
+        for name, value in identity_headers.items():
+            answer.headers[name] = quote(value, safe=_HEADER_SAFE)
+    else:
+        status = response.status if response.status in _DENY_BODIES else 401
+        answer = _json(status, {"error": _DENY_BODIES[status]})
+        if status == 401:
+            answer.headers["WWW-Authenticate"] = "Bearer"
+    answer.headers["X-Auth-Reason"] = response.reason
+    return answer
+
+
+def _json(status: int, body: Mapping[str, Any]) -> Response:
+    return Response(
+        json.dumps(body, separators=(",", ":")),
+        status=status,
+        mimetype="application/json",
+    )

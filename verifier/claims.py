@@ -1,0 +1,171 @@
+"""Check 2c: the token is a Keycloak access token for this API, valid now.
+
+PyJWT does the JWT work (structure, alg allowlist, signature, ``iss``, ``aud``,
+required claims). Time is checked here, with one small ``_validate_<claim>``
+per claim, because PyJWT reads the wall clock and our decision must be a pure
+function of the injected ``now``.
+
+Order (each failure its own reason): alg in allowlist -> no ``crit`` -> ``kid``
+present -> key by kid -> signature, iss, aud, required claims -> exp -> iat
+-> nbf -> lifetime -> ``typ`` is ``Bearer`` -> ``azp`` is a string.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jwt
+from jwt import exceptions as jwt_errors
+
+from verifier.errors import (
+    TokenAlgNotAllowed,
+    TokenAudienceInvalid,
+    TokenClaimInvalid,
+    TokenClaimMissing,
+    TokenCritUnsupported,
+    TokenError,
+    TokenExpired,
+    TokenIssuedInFuture,
+    TokenIssuerInvalid,
+    TokenKidMissing,
+    TokenLifetimeTooLong,
+    TokenMalformed,
+    TokenNotYetValid,
+    TokenSignatureInvalid,
+    TokenTypeInvalid,
+)
+from verifier.jwks import KeySource
+from verifier.settings import Settings
+
+REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "azp", "typ"]
+ACCESS_TOKEN_TYPE = "Bearer"
+
+# Most specific first: InvalidSignatureError is a DecodeError, and everything
+# is an InvalidTokenError.
+_PYJWT_REASONS: tuple[tuple[type[Exception], type[TokenError]], ...] = (
+    (jwt_errors.InvalidSignatureError, TokenSignatureInvalid),
+    (jwt_errors.InvalidKeyError, TokenSignatureInvalid),
+    (jwt_errors.ExpiredSignatureError, TokenExpired),
+    (jwt_errors.ImmatureSignatureError, TokenNotYetValid),
+    (jwt_errors.InvalidIssuerError, TokenIssuerInvalid),
+    (jwt_errors.InvalidAudienceError, TokenAudienceInvalid),
+    (jwt_errors.MissingRequiredClaimError, TokenClaimMissing),
+    (jwt_errors.InvalidAlgorithmError, TokenAlgNotAllowed),
+    (jwt_errors.InvalidIssuedAtError, TokenClaimInvalid),
+    (jwt_errors.InvalidSubjectError, TokenClaimInvalid),
+    (jwt_errors.InvalidJTIError, TokenClaimInvalid),
+    (jwt_errors.PyJWTError, TokenMalformed),
+)
+
+
+def verify_token(
+    token: str, keys: KeySource, settings: Settings, now: float
+) -> dict[str, Any]:
+    """The verified claims of ``token``, or the ``TokenError`` that refuses it."""
+    header = _read_header(token)
+    alg = header.get("alg")
+    if alg not in settings.algorithms:
+        raise TokenAlgNotAllowed(f"alg {alg!r}")
+    if "crit" in header:
+        raise TokenCritUnsupported(f"crit {header['crit']!r}")
+    kid = header.get("kid")
+    if not kid:
+        raise TokenKidMissing("no kid in header")
+    key = keys.get_key(kid, now)
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=list(settings.algorithms),
+            audience=settings.audience,
+            issuer=settings.issuer,
+            options={
+                "require": REQUIRED_CLAIMS,
+                "verify_exp": False,  # checked below against the injected clock
+                "verify_iat": False,
+                "verify_nbf": False,
+                "enforce_minimum_key_length": True,
+            },
+        )
+    except jwt_errors.PyJWTError as e:
+        raise _reason_for(e)(str(e)) from e
+    leeway = settings.leeway_seconds
+    exp = _validate_exp(claims, now, leeway)
+    iat = _validate_iat(claims, now, leeway)
+    _validate_nbf(claims, now, leeway)
+    _validate_lifetime(exp, iat, settings.max_token_lifetime_seconds)
+    _validate_typ(claims)
+    _validate_azp(claims)
+    return claims
+
+
+def _read_header(token: str) -> dict[str, Any]:
+    """The unverified JOSE header, used only to pick the key and refuse early.
+
+    PyJWT rejects an unsupported ``crit`` inside ``get_unverified_header`` with
+    a plain ``InvalidTokenError`` before we can look at the header; the message
+    is the only thing that tells it apart, so it is matched here (and pinned by
+    a test). Any other failure is ``token_malformed``.
+    """
+    try:
+        return jwt.get_unverified_header(token)
+    except jwt_errors.DecodeError as e:
+        raise TokenMalformed(str(e)) from e
+    except jwt_errors.PyJWTError as e:
+        if "crit" in str(e).lower():
+            raise TokenCritUnsupported(str(e)) from e
+        raise TokenMalformed(str(e)) from e
+
+
+def _reason_for(error: Exception) -> type[TokenError]:
+    for pyjwt_class, reason_class in _PYJWT_REASONS:
+        if isinstance(error, pyjwt_class):
+            return reason_class
+    return TokenMalformed
+
+
+def _numeric(claims: dict[str, Any], name: str) -> int:
+    value = claims[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TokenClaimInvalid(f"{name} is not a number")
+    try:
+        return int(value)
+    except (ValueError, OverflowError):
+        raise TokenClaimInvalid(f"{name} is not a finite number") from None
+
+
+def _validate_exp(claims: dict[str, Any], now: float, leeway: float) -> int:
+    exp = _numeric(claims, "exp")
+    if exp <= now - leeway:
+        raise TokenExpired(f"exp {exp} <= now {now:.0f} - leeway {leeway:.0f}")
+    return exp
+
+
+def _validate_iat(claims: dict[str, Any], now: float, leeway: float) -> int:
+    iat = _numeric(claims, "iat")
+    if iat > now + leeway:
+        raise TokenIssuedInFuture(f"iat {iat} > now {now:.0f} + leeway {leeway:.0f}")
+    return iat
+
+
+def _validate_nbf(claims: dict[str, Any], now: float, leeway: float) -> None:
+    if "nbf" not in claims:
+        return
+    nbf = _numeric(claims, "nbf")
+    if nbf > now + leeway:
+        raise TokenNotYetValid(f"nbf {nbf} > now {now:.0f} + leeway {leeway:.0f}")
+
+
+def _validate_lifetime(exp: int, iat: int, max_lifetime: float) -> None:
+    if max_lifetime > 0 and exp - iat > max_lifetime:
+        raise TokenLifetimeTooLong(f"exp - iat = {exp - iat} > {max_lifetime:.0f}")
+
+
+def _validate_typ(claims: dict[str, Any]) -> None:
+    if claims["typ"] != ACCESS_TOKEN_TYPE:
+        raise TokenTypeInvalid(f"typ {str(claims['typ'])[:32]!r}")
+
+
+def _validate_azp(claims: dict[str, Any]) -> None:
+    if not isinstance(claims["azp"], str) or not claims["azp"]:
+        raise TokenClaimInvalid("azp is not a non-empty string")

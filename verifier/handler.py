@@ -1,0 +1,165 @@
+"""The decision: one pure function of (event, keys, policy, settings, now).
+
+Read this file to know the whole request path. ``decide`` runs the four checks
+in order and stops at the first failure; each failure is a ``VerifierError``
+whose reason and status become the response. Allow only when all passed:
+
+1. transport   ``transport.parse_client_cert`` / ``check_client_cert``
+2. token       ``bearer.bearer_token`` -> ``claims.verify_token`` (keys via ``jwks``)
+3. binding     ``binding.check_binding``
+4. authz       ``paths.canonical_path`` -> ``policy.Policy.authorize``
+
+Nothing raises out of ``decide``: an unexpected exception is a bug, and a bug
+denies (``internal_error``, 401) rather than answering 500.
+
+``handler(event, context)`` is the AWS Lambda entry point. It builds settings,
+policy and the JWKS key source once from ``ZT_VERIFIER_*`` environment
+variables (see ``verifier.settings``) and returns ``decide(...).asdict()``, the
+API Gateway authorizer response, because Lambda must return JSON.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from verifier.bearer import bearer_token
+from verifier.binding import check_binding
+from verifier.claims import verify_token
+from verifier.errors import InternalError, VerifierError
+from verifier.event import AuthorizerEvent
+from verifier.jwks import JWKSKeySource, KeySource
+from verifier.paths import canonical_path
+from verifier.policy import Policy, client_roles, load_policy, realm_roles
+from verifier.response import ALLOW, ALLOW_STATUS, DENY, AuthorizerResponse, Identity
+from verifier.settings import Settings
+from verifier.transport import PresentedCert, check_client_cert, parse_client_cert
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Proven:
+    """Facts established so far; a denied request is audited with what was proven."""
+
+    cert: PresentedCert | None = None
+    claims: dict[str, Any] = field(default_factory=dict)
+    subject: str = ""
+
+
+def decide(
+    event: Mapping[str, Any] | AuthorizerEvent,
+    *,
+    keys: KeySource,
+    policy: Policy,
+    settings: Settings,
+    now: float,
+) -> AuthorizerResponse:
+    """Allow or deny one request; never raises."""
+    view = event if isinstance(event, AuthorizerEvent) else AuthorizerEvent(event)
+    proven = _Proven()
+    try:
+        _run_checks(view, keys, policy, settings, now, proven)
+    except VerifierError as e:
+        return _deny(view, e, proven, settings.audience)
+    except Exception as e:  # a bug must deny, never answer 500
+        log.exception("verifier bug while deciding request %r", view.request_id)
+        return _deny(view, InternalError(type(e).__name__), proven, settings.audience)
+    return AuthorizerResponse(
+        decision=ALLOW,
+        status=ALLOW_STATUS,
+        reason="ok",
+        identity=_identity(proven, settings.audience),
+        method_arn=view.method_arn,
+    )
+
+
+def _run_checks(
+    view: AuthorizerEvent,
+    keys: KeySource,
+    policy: Policy,
+    settings: Settings,
+    now: float,
+    proven: _Proven,
+) -> None:
+    """The four checks, in order; each raises its ``VerifierError`` on failure."""
+    proven.cert = parse_client_cert(view)
+    check_client_cert(proven.cert, settings.client_cas, now)
+
+    token = bearer_token(view, settings.max_token_bytes)
+    proven.claims = verify_token(token, keys, settings, now)
+
+    proven.subject = check_binding(proven.cert, proven.claims)
+
+    path = canonical_path(view.path)
+    policy.authorize(view.http_method, path, proven.claims, settings.audience)
+
+
+def _deny(
+    view: AuthorizerEvent, error: VerifierError, proven: _Proven, client_id: str
+) -> AuthorizerResponse:
+    return AuthorizerResponse(
+        decision=DENY,
+        status=error.status,
+        reason=error.reason,
+        detail=error.detail,
+        identity=_identity(proven, client_id),
+        method_arn=view.method_arn,
+    )
+
+
+def _identity(proven: _Proven, client_id: str) -> Identity:
+    """Only proven facts: the parsed cert, then the verified claims."""
+    cert, claims = proven.cert, proven.claims
+    return Identity(
+        subject=proven.subject,
+        azp=_claim(claims, "azp"),
+        sub=_claim(claims, "sub"),
+        jti=_claim(claims, "jti"),
+        cert_cn=cert.common_names[0] if cert and len(cert.common_names) == 1 else "",
+        cert_serial=cert.serial if cert else "",
+        cert_subject_dn=cert.subject_dn if cert else "",
+        cert_issuer_dn=cert.issuer_dn if cert else "",
+        realm_roles=tuple(sorted(realm_roles(claims))),
+        client_roles=tuple(sorted(client_roles(claims, client_id))),
+        org=_claim(claims, "org"),
+        department=_claim(claims, "department"),
+    )
+
+
+def _claim(claims: Mapping[str, Any], name: str) -> str:
+    value = claims.get(name)
+    return value if isinstance(value, str) else ""
+
+
+@functools.lru_cache(maxsize=1)
+def _lambda_defaults() -> tuple[Settings, Policy, JWKSKeySource]:
+    """Built on the first invocation and reused while the Lambda container lives."""
+    settings = Settings.from_env(os.environ)
+    keys = JWKSKeySource(
+        settings.jwks_url,
+        settings.jwks_ca_bundle,
+        timeout=settings.jwks_timeout_seconds,
+        cooldown=settings.jwks_cooldown_seconds,
+        max_age=settings.jwks_max_age_seconds,
+    )
+    return settings, load_policy(settings.policy_path), keys
+
+
+def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+    """AWS Lambda REQUEST-authorizer entry point; the wall clock is read here only."""
+    try:
+        settings, policy, keys = _lambda_defaults()
+    except Exception as e:  # misconfiguration denies, it does not crash the caller
+        log.exception("verifier misconfigured")
+        error = InternalError(type(e).__name__)
+        return _deny(AuthorizerEvent(event), error, _Proven(), "").asdict()
+    response = decide(
+        event, keys=keys, policy=policy, settings=settings, now=time.time()
+    )
+    return response.asdict()

@@ -1,0 +1,149 @@
+"""The verifier's configuration, as one frozen value.
+
+Why frozen: the decision is a pure function of (event, keys, policy, settings,
+now); settings that could change under a running request would break that.
+
+Every field can be set from the environment with the ``ZT_VERIFIER_`` prefix
+(``ZT_VERIFIER_ISSUER=...``) or from a mapping of the same names without the
+prefix (the Flask config, ``create_app(test_config)``):
+
+==========================  ===========================================================
+name                        meaning (default)
+==========================  ===========================================================
+ISSUER                      exact ``iss`` of accepted tokens
+                            (``https://localhost:8443/realms/zerotrust``)
+AUDIENCE                    this API's client id: must be in ``aud``; its client roles
+                            are read from ``resource_access[AUDIENCE]`` (``zerotrust-api``)
+JWKS_URL                    Keycloak's JWKS endpoint (``<ISSUER>/protocol/openid-connect/certs``)
+JWKS_CA_BUNDLE              PEM file of the SERVER CA used to verify the JWKS endpoint's
+                            TLS certificate (unset: the system trust store)
+CLIENT_CA_CERT              PEM file of the CLIENT issuing CA certificate(s); a client
+                            cert must be issued directly by one of them (required)
+POLICY_PATH                 route policy JSON (``verifier/policy.json``)
+AUDIT_LOG                   file the Flask adapter appends audit JSON lines to; unset
+                            means every request is denied with ``audit_unavailable``
+ALGORITHMS                  comma-separated JWS ``alg`` allowlist (``RS256``); ``none``
+                            and ``HS*`` are refused at start-up
+LEEWAY_SECONDS              clock-skew leeway for exp/iat/nbf (30)
+MAX_TOKEN_LIFETIME_SECONDS  largest accepted ``exp - iat``; 0 disables (3600)
+MAX_TOKEN_BYTES             largest accepted token (8192)
+JWKS_COOLDOWN_SECONDS       least time between two JWKS fetch attempts (30)
+JWKS_MAX_AGE_SECONDS        age after which known keys are refreshed too (300)
+JWKS_TIMEOUT_SECONDS        timeout of one JWKS fetch (2)
+==========================  ===========================================================
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+ENV_PREFIX = "ZT_VERIFIER_"
+DEFAULT_ISSUER = "https://localhost:8443/realms/zerotrust"
+DEFAULT_POLICY_PATH = str(Path(__file__).with_name("policy.json"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the decision depends on besides the event, the keys and the clock."""
+
+    client_ca_pem: str
+    issuer: str = DEFAULT_ISSUER
+    audience: str = "zerotrust-api"
+    jwks_url: str = DEFAULT_ISSUER + "/protocol/openid-connect/certs"
+    jwks_ca_bundle: str | None = None
+    policy_path: str = DEFAULT_POLICY_PATH
+    audit_log: str | None = None
+    algorithms: tuple[str, ...] = ("RS256",)
+    leeway_seconds: float = 30.0
+    max_token_lifetime_seconds: float = 3600.0
+    max_token_bytes: int = 8192
+    jwks_cooldown_seconds: float = 30.0
+    jwks_max_age_seconds: float = 300.0
+    jwks_timeout_seconds: float = 2.0
+
+    def __post_init__(self) -> None:
+        """Refuse configurations that would silently weaken the checks."""
+        if not self.algorithms:
+            raise ValueError("ALGORITHMS must name at least one algorithm")
+        for alg in self.algorithms:
+            if alg.lower() == "none" or alg.upper().startswith("HS"):
+                raise ValueError(f"algorithm {alg!r} is never allowed")
+        if not self.issuer or not self.audience:
+            raise ValueError("ISSUER and AUDIENCE must be set")
+        if self.leeway_seconds < 0 or self.max_token_bytes <= 0:
+            raise ValueError("LEEWAY_SECONDS and MAX_TOKEN_BYTES must be positive")
+        if not issuing_cas(self.client_ca_pem):
+            raise ValueError("CLIENT_CA_CERT holds no certificate")
+
+    @property
+    def client_cas(self) -> tuple[x509.Certificate, ...]:
+        """The parsed client issuing CAs (parsed once per PEM text)."""
+        return issuing_cas(self.client_ca_pem)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Settings:
+        """Build settings from un-prefixed names; reads the CLIENT_CA_CERT file."""
+        ca_path = config.get("CLIENT_CA_CERT")
+        if not ca_path:
+            raise ValueError("CLIENT_CA_CERT (client issuing CA PEM file) is required")
+        issuer = str(config.get("ISSUER") or DEFAULT_ISSUER)
+        fields: dict[str, Any] = {
+            "client_ca_pem": Path(str(ca_path)).read_text(encoding="ascii"),
+            "issuer": issuer,
+            "jwks_url": str(
+                config.get("JWKS_URL") or issuer + "/protocol/openid-connect/certs"
+            ),
+        }
+        text = {
+            "audience": "AUDIENCE",
+            "jwks_ca_bundle": "JWKS_CA_BUNDLE",
+            "policy_path": "POLICY_PATH",
+            "audit_log": "AUDIT_LOG",
+        }
+        for field, name in text.items():
+            if config.get(name):
+                fields[field] = str(config[name])
+        numbers = {
+            "leeway_seconds": "LEEWAY_SECONDS",
+            "max_token_lifetime_seconds": "MAX_TOKEN_LIFETIME_SECONDS",
+            "jwks_cooldown_seconds": "JWKS_COOLDOWN_SECONDS",
+            "jwks_max_age_seconds": "JWKS_MAX_AGE_SECONDS",
+            "jwks_timeout_seconds": "JWKS_TIMEOUT_SECONDS",
+        }
+        for field, name in numbers.items():
+            if config.get(name) is not None:
+                fields[field] = float(config[name])
+        if config.get("MAX_TOKEN_BYTES") is not None:
+            fields["max_token_bytes"] = int(config["MAX_TOKEN_BYTES"])
+        algorithms = config.get("ALGORITHMS")
+        if algorithms:
+            if isinstance(algorithms, str):
+                algorithms = algorithms.split(",")
+            fields["algorithms"] = tuple(str(a).strip() for a in algorithms)
+        return cls(**fields)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build settings from ``ZT_VERIFIER_*`` environment variables."""
+        return cls.from_config(
+            {
+                key[len(ENV_PREFIX) :]: value
+                for key, value in environ.items()
+                if key.startswith(ENV_PREFIX)
+            }
+        )
+
+
+@functools.lru_cache(maxsize=8)
+def issuing_cas(pem: str) -> tuple[x509.Certificate, ...]:
+    """Parse a PEM bundle of CA certificates; cached because it is on every request."""
+    try:
+        return tuple(x509.load_pem_x509_certificates(pem.encode("ascii")))
+    except ValueError:
+        return ()

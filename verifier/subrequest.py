@@ -1,0 +1,77 @@
+"""Turn nginx's ``auth_request`` subrequest into an API Gateway authorizer event.
+
+nginx overwrites every one of these headers on the subrequest (a client can
+never set them), so they are as trustworthy as nginx's own variables:
+
+=======================  ====================================  ==========================================
+header                   nginx variable                        event field
+=======================  ====================================  ==========================================
+X-Client-Verify          ``$ssl_client_verify``                headers (checked: must be ``SUCCESS``)
+X-Client-Cert            ``$ssl_client_escaped_cert``          requestContext.identity.clientCert.clientCertPem
+                                                               (URL-decoded)
+X-Client-Subject-DN      ``$ssl_client_s_dn``                  ...clientCert.subjectDN (logged only)
+X-Client-Issuer-DN       ``$ssl_client_i_dn``                  ...clientCert.issuerDN (logged only)
+X-Client-Serial          ``$ssl_client_serial``                ...clientCert.serialNumber (logged only)
+X-Client-Not-Before      ``$ssl_client_v_start``               ...clientCert.validity.notBefore
+X-Client-Not-After       ``$ssl_client_v_end``                 ...clientCert.validity.notAfter
+X-Original-Method        ``$request_method``                   httpMethod, requestContext.httpMethod
+X-Original-URI           ``$request_uri`` (raw, with query)    path, requestContext.path
+X-Request-ID             ``$request_id``                       requestContext.requestId
+X-Client-Addr            ``$remote_addr``                      requestContext.identity.sourceIp
+Authorization            ``$http_authorization``               headers / multiValueHeaders
+=======================  ====================================  ==========================================
+
+Every request header (except the certificate, moved into ``clientCert``) is
+also copied into ``headers`` and ``multiValueHeaders``, as API Gateway does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import unquote
+
+CERT_HEADER = "X-Client-Cert"
+
+
+def event_from_subrequest(headers: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """The REQUEST-authorizer event for one subrequest's header list."""
+    multi: dict[str, list[str]] = {}
+    for name, value in headers:
+        multi.setdefault(name, []).append(value)
+
+    def one(name: str) -> str:
+        for key, values in multi.items():
+            if key.lower() == name.lower():
+                return values[-1]
+        return ""
+
+    method, uri = one("X-Original-Method"), one("X-Original-URI")
+    pem = unquote(one(CERT_HEADER))
+    forwarded = {k: v for k, v in multi.items() if k.lower() != CERT_HEADER.lower()}
+    return {
+        "type": "REQUEST",
+        "methodArn": "",
+        "httpMethod": method,
+        "path": uri,
+        "headers": {name: values[-1] for name, values in forwarded.items()},
+        "multiValueHeaders": forwarded,
+        "requestContext": {
+            "requestId": one("X-Request-ID"),
+            "httpMethod": method,
+            "path": uri,
+            "identity": {
+                "sourceIp": one("X-Client-Addr"),
+                "clientCert": {
+                    "clientCertPem": pem,
+                    "subjectDN": one("X-Client-Subject-DN"),
+                    "issuerDN": one("X-Client-Issuer-DN"),
+                    "serialNumber": one("X-Client-Serial"),
+                    "validity": {
+                        "notBefore": one("X-Client-Not-Before"),
+                        "notAfter": one("X-Client-Not-After"),
+                    },
+                },
+            },
+        },
+    }
