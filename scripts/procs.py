@@ -6,6 +6,7 @@ checks the pid still belongs to the command we started before signalling it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
@@ -47,22 +48,30 @@ def read_pid(pid_file: Path) -> int | None:
         return None
 
 
-def _cmdline(pid: int) -> str:
+def _start_time(pid: int) -> str | None:
+    """Kernel start time of ``pid`` (field 22 of /proc/<pid>/stat), None if gone.
+
+    pid + start time identifies a process for good: a recycled pid has a
+    different start time, and an ``exec`` (kc.sh -> java) keeps it.
+    """
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return ""
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] == "Z":  # zombie: exited, not yet reaped
+        return None
+    return fields[19]
 
 
 def running(svc: config.Service) -> int | None:
-    """The pid of ``svc`` if the pid file names a live process we started."""
+    """The pid of ``svc`` if its pid file names a live process that we started."""
     pid = read_pid(svc.pid_file)
     if pid is None:
         return None
-    marker = svc.pid_file.with_suffix(".cmd")
-    expected = marker.read_text() if marker.exists() else ""
-    cmdline = _cmdline(pid)
-    if not cmdline or (expected and not cmdline.startswith(expected)):
+    marker = svc.pid_file.with_suffix(".start")
+    started = _start_time(pid)
+    if started is None or not marker.exists() or marker.read_text().strip() != started:
         return None  # stale pid file: the process is gone or the pid was reused
     return pid
 
@@ -89,37 +98,42 @@ def start(
             start_new_session=True,  # own process group: ctrl-C on `make` doesn't kill it
         )
     svc.pid_file.write_text(f"{proc.pid}\n")
-    # Remember what we started (first argv) so a reused pid is never signalled.
-    svc.pid_file.with_suffix(".cmd").write_text(argv[0])
+    # Remember which process this pid is, so a reused pid is never signalled.
+    svc.pid_file.with_suffix(".start").write_text(f"{_start_time(proc.pid)}\n")
     return proc.pid
 
 
+def alive_or_fail(svc: config.Service) -> bool:
+    """For readiness polls: fail at once, with the log's tail, if ``svc`` exited."""
+    if running(svc) is None:
+        tail = "\n".join(svc.log_file.read_text(errors="replace").splitlines()[-8:])
+        raise StepFailed(f"{svc.name} exited during start-up:\n{tail}\nsee {svc.log_file}")
+    return True
+
+
 def stop(svc: config.Service, timeout: float = 30.0) -> bool:
-    """SIGTERM the recorded pid, then SIGKILL after ``timeout``. True if it was running."""
+    """SIGTERM the recorded process group, SIGKILL after ``timeout``. True if it was running.
+
+    We started it with its own session, so its pid is its process group id:
+    signalling the group also reaches children (kc.sh -> java).
+    """
     pid = running(svc)
     if pid is None:
         svc.pid_file.unlink(missing_ok=True)
         return False
-    os.kill(pid, signal.SIGTERM)
+    os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and _alive(pid):
         time.sleep(0.1)
     if _alive(pid):
         say(f"    {svc.name} (pid {pid}) ignored SIGTERM for {timeout:.0f}s; sending SIGKILL")
-        os.kill(pid, signal.SIGKILL)
+        os.killpg(pid, signal.SIGKILL)
     svc.pid_file.unlink(missing_ok=True)
+    svc.pid_file.with_suffix(".start").unlink(missing_ok=True)
     return True
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie child of ours still answers kill(0); reap it if it is ours.
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == 0
-    except ChildProcessError:
-        stat = Path(f"/proc/{pid}/stat")
-        return stat.exists() and ") Z " not in stat.read_text()
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
+    return _start_time(pid) is not None

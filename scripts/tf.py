@@ -57,11 +57,29 @@ def init(root: str, env: Mapping[str, str]) -> None:
     _check(rc, out, err, f"-chdir={ROOTS[root]} init")
 
 
+# Lines of `terraform apply` worth showing: what changed and the summary
+# (the full plan, with every CA certificate in the outputs, is noise here).
+_SHOWN = (
+    "Creating...",
+    "Creation complete",
+    "Modifying...",
+    "Modifications complete",
+    "Destroying...",
+    "Destruction complete",
+    "Apply complete!",
+    "No changes.",
+    "Warning:",
+)
+
+
 def apply(root: str, env: Mapping[str, str]) -> None:
-    """`terraform apply -auto-approve`, streaming Terraform's own output."""
+    """`terraform apply -auto-approve`; prints resource actions and the summary."""
     _env(env)
-    rc, out, err = _tf(root).apply(skip_plan=True, capture_output=False)
+    rc, out, err = _tf(root).apply(skip_plan=True)
     _check(rc, out, err, f"-chdir={ROOTS[root]} apply")
+    for line in (out or "").splitlines():
+        if any(marker in line for marker in _SHOWN):
+            print(f"    {line.strip()}", flush=True)
 
 
 def plan_has_changes(root: str, env: Mapping[str, str]) -> tuple[bool, str]:

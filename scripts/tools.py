@@ -133,6 +133,7 @@ def go_install(module: str, version: str, dest: Path, binary: str) -> None:
         return
     if shutil.which("go") is None:
         raise StepFailed("`go` is not on PATH; install Go (>= 1.23) and re-run `make up`")
+    config.CACHE.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=config.CACHE, prefix=".build-"))
     try:
         say(f"    go install {module}@{version} (first run only; several minutes on 2 cores)")
@@ -169,6 +170,99 @@ def source_digest(folder: Path) -> str:
     return h.hexdigest()[:12]
 
 
+def install_keycloak_provider() -> None:
+    """``go build`` our provider from terraform/providers/keycloak into the mirror.
+
+    The binary's folder is keyed by the provider version; a marker with the
+    source digest makes a source change rebuild it.
+    """
+    src = config.REPO / "terraform" / "providers" / "keycloak"
+    v = config.KEYCLOAK_PROVIDER_VERSION
+    dest = mirror_dir(LOCAL_PROVIDER_HOST, "zerotrust", "keycloak", v)
+    binary = dest / f"terraform-provider-keycloak_v{v}"
+    marker = dest.parent / f".source-{source_digest(src)}"
+    if binary.exists() and marker.exists():
+        say(f"    cached: {binary}")
+        return
+    if shutil.which("go") is None:
+        raise StepFailed("`go` is not on PATH; install Go (>= 1.23) and re-run `make up`")
+    config.CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=config.CACHE, prefix=".build-"))
+    try:
+        say("    go build ./terraform/providers/keycloak (deps from the Go module proxy)")
+        proc = subprocess.run(
+            ["go", "build", "-trimpath", "-o", str(tmp / binary.name), "."],
+            cwd=src,
+            env={**os.environ, "GOFLAGS": "-buildvcs=false", "CGO_ENABLED": "0"},
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+            raise StepFailed(
+                f"go build of terraform/providers/keycloak failed (dependencies come from the "
+                f"Go module proxy):\n{tail}\nFix: check access to the Go module proxy, re-run"
+            )
+        dest.mkdir(parents=True, exist_ok=True)
+        for old in dest.parent.glob(".source-*"):
+            old.unlink()
+        os.replace(tmp / binary.name, binary)
+        marker.touch()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --- Keycloak (Maven Central) ----------------------------------------------
+
+KEYCLOAK_HOME = config.CACHE / f"keycloak-{config.KEYCLOAK_VERSION}"
+# Build-time options baked in by `kc.sh build` (runtime options go to `start`).
+KEYCLOAK_BUILD_OPTIONS = ("--db=dev-file", "--health-enabled=true", "--metrics-enabled=true")
+
+
+def install_keycloak() -> None:
+    """Fetch the Keycloak zip with Maven (checksums verified), unpack, `kc.sh build` once."""
+    zip_name = f"keycloak-quarkus-dist-{config.KEYCLOAK_VERSION}.zip"
+    downloads = config.CACHE / "downloads"
+    archive = downloads / zip_name
+    if not archive.exists():
+        if shutil.which("mvn") is None:
+            raise StepFailed("`mvn` is not on PATH; install Maven and re-run `make up`")
+        say(f"    mvn dependency:copy {config.KEYCLOAK_ARTIFACT} (Maven Central, ~180 MB)")
+        _run(
+            [
+                "mvn",
+                "-q",
+                "-B",
+                "--strict-checksums",
+                "dependency:copy",
+                f"-Dartifact={config.KEYCLOAK_ARTIFACT}",
+                f"-DoutputDirectory={downloads}",
+            ],
+            what=f"mvn dependency:copy {config.KEYCLOAK_ARTIFACT} from Maven Central",
+            fix="check access to Maven Central and re-run `make up` (Maven resumes)",
+        )
+    if not (KEYCLOAK_HOME / "bin" / "kc.sh").exists():
+        say(f"    unpacking {zip_name}")
+        tmp = Path(tempfile.mkdtemp(dir=config.CACHE, prefix=".unzip-"))
+        try:
+            shutil.unpack_archive(archive, tmp)
+            (tmp / f"keycloak-{config.KEYCLOAK_VERSION}" / "bin" / "kc.sh").chmod(0o755)
+            os.replace(tmp / f"keycloak-{config.KEYCLOAK_VERSION}", KEYCLOAK_HOME)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    digest = hashlib.sha256(" ".join(KEYCLOAK_BUILD_OPTIONS).encode()).hexdigest()[:12]
+    marker = KEYCLOAK_HOME / f".zt-build-{digest}"
+    if not marker.exists():
+        say(f"    kc.sh build {' '.join(KEYCLOAK_BUILD_OPTIONS)}")
+        _run(
+            [str(KEYCLOAK_HOME / "bin" / "kc.sh"), "build", *KEYCLOAK_BUILD_OPTIONS],
+            what="kc.sh build",
+            fix=f"check Java 17+ is installed (`java -version`); remove {KEYCLOAK_HOME} to retry",
+        )
+        marker.touch()
+    say(f"    Keycloak {config.KEYCLOAK_VERSION} (Maven Central) -> {KEYCLOAK_HOME}")
+
+
 # --- nginx (Debian) ---------------------------------------------------------
 
 
@@ -196,5 +290,9 @@ def install_all() -> None:
         install_bao()
     with step(f"Terraform provider hashicorp/vault {config.VAULT_PROVIDER_VERSION} (go install)"):
         install_vault_provider()
+    with step(f"Terraform provider keycloak {config.KEYCLOAK_PROVIDER_VERSION} (go build, ours)"):
+        install_keycloak_provider()
+    with step(f"Keycloak {config.KEYCLOAK_VERSION} (Maven Central)"):
+        install_keycloak()
     with step("nginx (Debian)"):
         install_nginx()

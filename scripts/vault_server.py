@@ -136,18 +136,10 @@ def start() -> None:
         procs.start(config.VAULT, [str(tools.BAO), "server", f"-config={config.VAULT_CONFIG}"])
     wait_until(
         "OpenBao API",
-        lambda: _alive_or_fail() and health() is not None,
+        lambda: procs.alive_or_fail(config.VAULT) and health() is not None,
         60,
         str(config.VAULT.log_file),
     )
-
-
-def _alive_or_fail() -> bool:
-    """Fail at once, with the log's tail, if OpenBao exited during start-up."""
-    if procs.running(config.VAULT) is None:
-        tail = "\n".join(config.VAULT.log_file.read_text().splitlines()[-5:])
-        raise StepFailed(f"OpenBao exited during start-up:\n{tail}\nsee {config.VAULT.log_file}")
-    return True
 
 
 def init_and_unseal() -> None:

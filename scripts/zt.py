@@ -20,7 +20,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from scripts import config, procs, tf, tools, vault_server
+from scripts import config, keycloak_server, procs, tf, tools, vault_server
 from scripts.files import write_atomic, write_secret_json
 from scripts.steps import StepFailed, say, step
 
@@ -45,6 +45,29 @@ def export_pki_outputs() -> None:
     write_secret_json(config.PKI_OUTPUTS, public)  # not secret, but nobody else needs it
     for name, creds in out["approle_credentials"].items():
         write_secret_json(config.VAULT_APPROLES / f"{name}.json", creds)
+
+
+def identity_env() -> dict[str, str]:
+    """Environment for terraform/identity: bootstrap admin + the server CA to trust."""
+    admin = keycloak_server.admin_credentials()
+    return {
+        "TF_VAR_keycloak_url": config.KEYCLOAK_URL,
+        "TF_VAR_keycloak_admin_username": admin["username"],
+        "TF_VAR_keycloak_admin_password": admin["password"],
+        "TF_VAR_server_ca_bundle_file": str(config.SERVER_CA_BUNDLE),
+        "TF_IN_AUTOMATION": "1",
+    }
+
+
+def export_identity_outputs() -> None:
+    out = tf.outputs("identity", identity_env())
+    public = {k: v for k, v in out.items() if k != "client_secrets"}
+    write_secret_json(config.IDENTITY_OUTPUTS, public)
+    for client_id, secret in out["client_secrets"].items():
+        write_secret_json(
+            config.KEYCLOAK_CLIENT_SECRETS / f"{client_id}.json",
+            {"client_id": client_id, "client_secret": secret},
+        )
 
 
 def write_env_file() -> None:
@@ -83,7 +106,7 @@ def ensure_client_certs() -> None:
 def cmd_up(_: argparse.Namespace) -> int:
     t0 = time.monotonic()
     tools.install_all()
-    with step("OpenBao: start (TLS on loopback, file storage, not dev mode)"):
+    with step("OpenBao: start (TLS on loopback, raft storage, not dev mode)"):
         vault_server.start()
     with step("OpenBao: initialise (first run) and unseal"):
         vault_server.init_and_unseal()
@@ -96,6 +119,13 @@ def cmd_up(_: argparse.Namespace) -> int:
         vault_server.switch_to_server_ca()
     with step("Workload certificates (client CA, one AppRole per identity)"):
         ensure_client_certs()
+    with step(f"Keycloak: start in production mode on {config.KEYCLOAK_URL}"):
+        keycloak_server.start()
+    with step("terraform/identity: init"):
+        tf.init("identity", identity_env())
+    with step("terraform/identity: apply (realm, clients, mappers, roles)"):
+        tf.apply("identity", identity_env())
+        export_identity_outputs()
     write_env_file()
     say(f"==> stack is up in {time.monotonic() - t0:.1f}s; `make status` shows it")
     return 0
@@ -120,10 +150,14 @@ def _cn(name: x509.Name) -> str:
 
 def cmd_status(_: argparse.Namespace) -> int:
     say("services:")
+    health = {
+        config.VAULT.name: vault_server.seal_status_line,
+        config.KEYCLOAK.name: lambda: "ready" if keycloak_server.ready() else "NOT ready",
+    }
     for svc in config.SERVICES:
         pid = procs.running(svc)
         state = f"running (pid {pid})" if pid else "stopped"
-        detail = f"; {vault_server.seal_status_line()}" if svc is config.VAULT and pid else ""
+        detail = f"; {health[svc.name]()}" if pid and svc.name in health else ""
         say(f"  {svc.name:<10} {state}{detail}")
     say("certificates:")
     found = sorted(config.PKI_DIR.glob("*/*/cert.pem")) if config.PKI_DIR.exists() else []

@@ -80,18 +80,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     else:
         app.config.from_mapping(test_config)
     settings = Settings.from_config(app.config)
-    keys: KeySource = app.config.get("KEY_SOURCE") or JWKSKeySource(
-        settings.jwks_url,
-        settings.jwks_ca_bundle,
-        timeout=settings.jwks_timeout_seconds,
-        cooldown=settings.jwks_cooldown_seconds,
-        max_age=settings.jwks_max_age_seconds,
-    )
+    injected = test_config or {}  # objects can only be injected by code, never by env
     app.extensions["verifier"] = Verifier(
         settings=settings,
         policy=load_policy(settings.policy_path),
-        keys=keys,
-        clock=app.config.get("CLOCK") or time.time,
+        keys=injected.get("KEY_SOURCE") or JWKSKeySource.from_settings(settings),
+        clock=injected.get("CLOCK") or time.time,
     )
     app.register_blueprint(bp)
     return app

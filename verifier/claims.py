@@ -38,7 +38,7 @@ from verifier.jwks import KeySource
 from verifier.settings import Settings
 
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "azp", "typ"]
-ACCESS_TOKEN_TYPE = "Bearer"
+ACCESS_TYP = "Bearer"
 
 # Most specific first: InvalidSignatureError is a DecodeError, and everything
 # is an InvalidTokenError.
@@ -58,9 +58,7 @@ _PYJWT_REASONS: tuple[tuple[type[Exception], type[TokenError]], ...] = (
 )
 
 
-def verify_token(
-    token: str, keys: KeySource, settings: Settings, now: float
-) -> dict[str, Any]:
+def verify_token(token: str, keys: KeySource, settings: Settings, now: float) -> dict[str, Any]:
     """The verified claims of ``token``, or the ``TokenError`` that refuses it."""
     header = _read_header(token)
     alg = header.get("alg")
@@ -162,7 +160,7 @@ def _validate_lifetime(exp: int, iat: int, max_lifetime: float) -> None:
 
 
 def _validate_typ(claims: dict[str, Any]) -> None:
-    if claims["typ"] != ACCESS_TOKEN_TYPE:
+    if claims["typ"] != ACCESS_TYP:
         raise TokenTypeInvalid(f"typ {str(claims['typ'])[:32]!r}")
 
 

@@ -60,11 +60,7 @@ class AuthorizerEvent:
 
     @property
     def http_method(self) -> str:
-        return (
-            _text(self.raw.get("httpMethod"))
-            or _text(self._context.get("httpMethod"))
-            or ""
-        )
+        return _text(self.raw.get("httpMethod")) or _text(self._context.get("httpMethod")) or ""
 
     @property
     def path(self) -> str:

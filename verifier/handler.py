@@ -24,7 +24,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +41,8 @@ from verifier.settings import Settings
 from verifier.transport import PresentedCert, check_client_cert, parse_client_cert
 
 log = logging.getLogger(__name__)
+wall_clock: Callable[[], float] = time.time
+"""The Lambda entry point's clock; ``decide`` itself only ever gets ``now``."""
 
 
 @dataclass
@@ -88,7 +90,7 @@ def _run_checks(
     proven: _Proven,
 ) -> None:
     """The four checks, in order; each raises its ``VerifierError`` on failure."""
-    proven.cert = parse_client_cert(view)
+    proven.cert = parse_client_cert(view, require_verify_header=settings.require_verify_header)
     check_client_cert(proven.cert, settings.client_cas, now)
 
     token = bearer_token(view, settings.max_token_bytes)
@@ -141,14 +143,8 @@ def _claim(claims: Mapping[str, Any], name: str) -> str:
 def _lambda_defaults() -> tuple[Settings, Policy, JWKSKeySource]:
     """Built on the first invocation and reused while the Lambda container lives."""
     settings = Settings.from_env(os.environ)
-    keys = JWKSKeySource(
-        settings.jwks_url,
-        settings.jwks_ca_bundle,
-        timeout=settings.jwks_timeout_seconds,
-        cooldown=settings.jwks_cooldown_seconds,
-        max_age=settings.jwks_max_age_seconds,
-    )
-    return settings, load_policy(settings.policy_path), keys
+    policy = load_policy(settings.policy_path)
+    return settings, policy, JWKSKeySource.from_settings(settings)
 
 
 def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
@@ -159,7 +155,5 @@ def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         log.exception("verifier misconfigured")
         error = InternalError(type(e).__name__)
         return _deny(AuthorizerEvent(event), error, _Proven(), "").asdict()
-    response = decide(
-        event, keys=keys, policy=policy, settings=settings, now=time.time()
-    )
+    response = decide(event, keys=keys, policy=policy, settings=settings, now=wall_clock())
     return response.asdict()

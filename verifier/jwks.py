@@ -32,6 +32,7 @@ from jwt import PyJWK
 from jwt.exceptions import PyJWTError
 
 from verifier.errors import JwksUnavailable, TokenKeyUnknown
+from verifier.settings import Settings
 
 MAX_JWKS_BYTES = 512 * 1024
 log = logging.getLogger(__name__)
@@ -78,10 +79,12 @@ def fetch_jwks(url: str, ca_bundle: str | None, timeout: float) -> Mapping[str, 
 
 
 def parse_jwks(document: Mapping[str, Any]) -> dict[str, PyJWK]:
-    """Signing keys by kid; encryption keys and keys PyJWT cannot use are skipped.
+    """Signing keys by kid; encryption, symmetric and unusable keys are skipped.
 
     Keycloak publishes an ``RSA-OAEP`` key with ``use: enc`` next to its signing
-    keys; it must never verify a signature, so it is dropped here.
+    keys; it must never verify a signature, so it is dropped here. A symmetric
+    (``kty: oct``) key has no business in a public JWKS; dropping it means an
+    HMAC key can never be chosen, whatever the alg allowlist says.
     """
     keys = document.get("keys")
     if not isinstance(keys, list):
@@ -89,6 +92,8 @@ def parse_jwks(document: Mapping[str, Any]) -> dict[str, PyJWK]:
     parsed: dict[str, PyJWK] = {}
     for jwk in keys:
         if not isinstance(jwk, dict) or jwk.get("use", "sig") != "sig":
+            continue
+        if jwk.get("kty") == "oct":
             continue
         kid = jwk.get("kid")
         if not isinstance(kid, str) or not kid:
@@ -151,6 +156,17 @@ class JWKSKeySource:
         self._attempted_at: float | None = None
         self.last_error: str | None = None
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> JWKSKeySource:
+        """The key source the settings describe (URL, server CA, timings)."""
+        return cls(
+            settings.jwks_url,
+            settings.jwks_ca_bundle,
+            timeout=settings.jwks_timeout_seconds,
+            cooldown=settings.jwks_cooldown_seconds,
+            max_age=settings.jwks_max_age_seconds,
+        )
 
     @property
     def key_count(self) -> int:

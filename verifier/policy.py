@@ -119,17 +119,13 @@ class Policy:
                     methods=frozenset(str(m) for m in rule["methods"]),
                     realm_roles=frozenset(str(r) for r in rule.get("realm_roles", ())),
                     client_roles=frozenset(str(r) for r in rule.get("client_roles", ())),
-                    claims=tuple(
-                        (str(k), str(v)) for k, v in rule.get("claims", {}).items()
-                    ),
+                    claims=tuple((str(k), str(v)) for k, v in rule.get("claims", {}).items()),
                 )
                 for rule in data["rules"]
             )
         )
 
-    def authorize(
-        self, method: str, path: str, claims: Mapping[str, Any], client_id: str
-    ) -> None:
+    def authorize(self, method: str, path: str, claims: Mapping[str, Any], client_id: str) -> None:
         """Pass silently, or raise why ``claims`` may not ``method`` the canonical ``path``."""
         matched = False
         for rule in self.rules:

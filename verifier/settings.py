@@ -30,6 +30,11 @@ MAX_TOKEN_BYTES             largest accepted token (8192)
 JWKS_COOLDOWN_SECONDS       least time between two JWKS fetch attempts (30)
 JWKS_MAX_AGE_SECONDS        age after which known keys are refreshed too (300)
 JWKS_TIMEOUT_SECONDS        timeout of one JWKS fetch (2)
+REQUIRE_VERIFY_HEADER       require nginx's ``X-Client-Verify: SUCCESS`` (true). Set false
+                            ONLY behind AWS API Gateway mutual TLS, whose events carry
+                            no such header because the gateway rejects unverified
+                            certificates itself; a header that is present must still
+                            say ``SUCCESS``, and the issuer/validity/EKU checks remain
 ==========================  ===========================================================
 """
 
@@ -66,6 +71,7 @@ class Settings:
     jwks_cooldown_seconds: float = 30.0
     jwks_max_age_seconds: float = 300.0
     jwks_timeout_seconds: float = 2.0
+    require_verify_header: bool = True
 
     def __post_init__(self) -> None:
         """Refuse configurations that would silently weaken the checks."""
@@ -96,9 +102,7 @@ class Settings:
         fields: dict[str, Any] = {
             "client_ca_pem": Path(str(ca_path)).read_text(encoding="ascii"),
             "issuer": issuer,
-            "jwks_url": str(
-                config.get("JWKS_URL") or issuer + "/protocol/openid-connect/certs"
-            ),
+            "jwks_url": str(config.get("JWKS_URL") or issuer + "/protocol/openid-connect/certs"),
         }
         text = {
             "audience": "AUDIENCE",
@@ -119,6 +123,8 @@ class Settings:
         for field, name in numbers.items():
             if config.get(name) is not None:
                 fields[field] = float(config[name])
+        if config.get("REQUIRE_VERIFY_HEADER") is not None:
+            fields["require_verify_header"] = _flag(config["REQUIRE_VERIFY_HEADER"])
         if config.get("MAX_TOKEN_BYTES") is not None:
             fields["max_token_bytes"] = int(config["MAX_TOKEN_BYTES"])
         algorithms = config.get("ALGORITHMS")
@@ -138,6 +144,18 @@ class Settings:
                 if key.startswith(ENV_PREFIX)
             }
         )
+
+
+def _flag(value: Any) -> bool:
+    """A boolean from JSON (Flask's prefixed env) or from a plain env string."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
 
 
 @functools.lru_cache(maxsize=8)

@@ -3,23 +3,23 @@
 nginx overwrites every one of these headers on the subrequest (a client can
 never set them), so they are as trustworthy as nginx's own variables:
 
-=======================  ====================================  ==========================================
-header                   nginx variable                        event field
-=======================  ====================================  ==========================================
-X-Client-Verify          ``$ssl_client_verify``                headers (checked: must be ``SUCCESS``)
-X-Client-Cert            ``$ssl_client_escaped_cert``          requestContext.identity.clientCert.clientCertPem
-                                                               (URL-decoded)
-X-Client-Subject-DN      ``$ssl_client_s_dn``                  ...clientCert.subjectDN (logged only)
-X-Client-Issuer-DN       ``$ssl_client_i_dn``                  ...clientCert.issuerDN (logged only)
-X-Client-Serial          ``$ssl_client_serial``                ...clientCert.serialNumber (logged only)
-X-Client-Not-Before      ``$ssl_client_v_start``               ...clientCert.validity.notBefore
-X-Client-Not-After       ``$ssl_client_v_end``                 ...clientCert.validity.notAfter
-X-Original-Method        ``$request_method``                   httpMethod, requestContext.httpMethod
-X-Original-URI           ``$request_uri`` (raw, with query)    path, requestContext.path
-X-Request-ID             ``$request_id``                       requestContext.requestId
-X-Client-Addr            ``$remote_addr``                      requestContext.identity.sourceIp
-Authorization            ``$http_authorization``               headers / multiValueHeaders
-=======================  ====================================  ==========================================
+===================  ============================  =====================================
+header               nginx variable                event field
+===================  ============================  =====================================
+X-Client-Verify      ``$ssl_client_verify``        headers (must be exactly ``SUCCESS``)
+X-Client-Cert        ``$ssl_client_escaped_cert``  ...identity.clientCert.clientCertPem
+                                                   (URL-decoded with ``unquote``)
+X-Client-Subject-DN  ``$ssl_client_s_dn``          ...clientCert.subjectDN (logged only)
+X-Client-Issuer-DN   ``$ssl_client_i_dn``          ...clientCert.issuerDN (logged only)
+X-Client-Serial      ``$ssl_client_serial``        ...clientCert.serialNumber (logged only)
+X-Client-Not-Before  ``$ssl_client_v_start``       ...clientCert.validity.notBefore
+X-Client-Not-After   ``$ssl_client_v_end``         ...clientCert.validity.notAfter
+X-Original-Method    ``$request_method``           httpMethod, requestContext.httpMethod
+X-Original-URI       ``$request_uri`` (raw+query)  path, requestContext.path
+X-Request-ID         ``$request_id``               requestContext.requestId
+X-Client-Addr        ``$remote_addr``              requestContext.identity.sourceIp
+Authorization        ``$http_authorization``       headers, multiValueHeaders
+===================  ============================  =====================================
 
 Every request header (except the certificate, moved into ``clientCert``) is
 also copied into ``headers`` and ``multiValueHeaders``, as API Gateway does.

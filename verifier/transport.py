@@ -69,10 +69,16 @@ _CERTS: BoundedLRU[bytes, PresentedCert] = BoundedLRU(maxsize=256)
 _ISSUED_BY: BoundedLRU[tuple[bytes, bytes], bool] = BoundedLRU(maxsize=256)
 
 
-def parse_client_cert(event: AuthorizerEvent) -> PresentedCert:
-    """Steps 1-2: nginx verified a certificate and its PEM parses."""
+def parse_client_cert(
+    event: AuthorizerEvent, *, require_verify_header: bool = True
+) -> PresentedCert:
+    """Steps 1-2: nginx verified a certificate and its PEM parses.
+
+    ``require_verify_header=False`` accepts an ABSENT verify header (API Gateway
+    events have none); a present one must still be exactly ``SUCCESS``.
+    """
     verify = event.get_header_values(VERIFY_HEADER)
-    if verify != ["SUCCESS"]:
+    if verify != ["SUCCESS"] and (require_verify_header or verify):
         raise ClientCertNotVerified(f"{VERIFY_HEADER}={verify!r}")
     pem = event.client_cert.client_cert_pem
     if not pem:

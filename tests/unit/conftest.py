@@ -10,10 +10,12 @@ Keycloak-like access tokens.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import hypothesis
 import jwt
 import pytest
 from cryptography import x509
@@ -21,12 +23,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from jwt.algorithms import RSAAlgorithm
+from jwt.utils import base64url_encode
 
 from verifier.handler import decide
 from verifier.jwks import KeySource, StaticKeySource
 from verifier.policy import Policy, load_policy
 from verifier.response import AuthorizerResponse
 from verifier.settings import DEFAULT_POLICY_PATH, Settings
+
+# No example database: unit runs leave nothing behind in the work tree.
+hypothesis.settings.register_profile("unit", database=None, deadline=None)
+hypothesis.settings.load_profile("unit")
 
 NOW = 1_750_000_000.0  # 2025-06-15T15:06:40Z
 ISSUER = "https://localhost:8443/realms/zerotrust"
@@ -79,12 +86,8 @@ def issue(
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before or start - DAY)
         .not_valid_after(not_after or start + 30 * DAY)
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-        )
-        .add_extension(
-            x509.BasicConstraints(ca=ca, path_length=None), critical=True
-        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )
     issuer_public = (issuer.key if issuer else key).public_key()
     authority = (
@@ -148,9 +151,7 @@ def pki() -> Pki:
         ),
         from_server_ca=issue(_name("python-client"), server_ca),
         self_signed=issue(_name("python-client"), None),
-        forged_signature=issue(
-            _name("python-client"), client_ca, signing_key=intruder
-        ),
+        forged_signature=issue(_name("python-client"), client_ca, signing_key=intruder),
         wrong_aki=issue(_name("python-client"), client_ca, aki=b"\x01" * 20),
         two_cns=issue(_name("python-client", "other-client"), client_ca),
     )
@@ -236,6 +237,22 @@ def make_token(signing_key: SigningKey) -> MakeToken:
         )
 
     return make
+
+
+@pytest.fixture(scope="session")
+def craft_token(signing_key: SigningKey) -> MakeToken:
+    """Sign an arbitrary JOSE header by hand (PyJWT's encoder normalises some away)."""
+
+    def craft(header: dict[str, Any], claims: dict[str, Any] | None = None) -> str:
+        segments = [
+            base64url_encode(json.dumps(part).encode())
+            for part in (header, claims if claims is not None else base_claims())
+        ]
+        signing_input = b".".join(segments)
+        signature = RSAAlgorithm(RSAAlgorithm.SHA256).sign(signing_input, signing_key.private)
+        return b".".join([signing_input, base64url_encode(signature)]).decode()
+
+    return craft
 
 
 MakeEvent = Callable[..., dict[str, Any]]

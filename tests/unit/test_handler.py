@@ -33,19 +33,18 @@ class Ctx:
     event: Callable[..., dict[str, Any]]
     other_key: Any
     now: float
+    craft: Callable[..., str]
 
 
 @pytest.fixture
-def ctx(pki, make_token, make_event, other_signing_key, now) -> Ctx:
-    return Ctx(pki, make_token, make_event, other_signing_key, now)
+def ctx(pki, make_token, make_event, other_signing_key, now, craft_token) -> Ctx:
+    return Ctx(pki, make_token, make_event, other_signing_key, now, craft_token)
 
 
-def thumbprint(pem: str) -> str:
-    der = jwt.utils.force_bytes(pem)
-    from cryptography import x509
-
-    cert = x509.load_pem_x509_certificate(der)
-    digest = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).digest()
+def thumbprint(issued: Any) -> str:
+    """RFC 8705 ``x5t#S256`` of a test certificate, computed independently."""
+    der = issued.cert.public_bytes(serialization.Encoding.DER)
+    digest = hashlib.sha256(der).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
@@ -69,77 +68,145 @@ def _jwks_never_fetched(monkeypatch: pytest.MonkeyPatch) -> JWKSKeySource:
     return JWKSKeySource("https://keycloak.invalid/certs")
 
 
-# Each scenario: (reason, id, build(ctx) -> event, extra decide kwargs).
+# Each scenario: (reason, pytest id, build(ctx) -> event).
 Scenario = tuple[str, str, Callable[[Ctx], dict[str, Any]]]
 G = "/api/resource"
 
 REFUSALS: list[Scenario] = [
     # 1. transport
-    ("client_cert_not_verified", "verify-failed",
-     lambda c: c.event(token=c.token(), verify="FAILED:certificate revoked")),
+    (
+        "client_cert_not_verified",
+        "verify-failed",
+        lambda c: c.event(token=c.token(), verify="FAILED:certificate revoked"),
+    ),
     ("client_cert_not_verified", "verify-none", lambda c: c.event(token=c.token(), verify="NONE")),
     ("client_cert_not_verified", "verify-absent", lambda c: c.event(token=c.token(), verify=None)),
-    ("client_cert_not_verified", "verify-lowercase",
-     lambda c: c.event(token=c.token(), verify="success")),
+    (
+        "client_cert_not_verified",
+        "verify-lowercase",
+        lambda c: c.event(token=c.token(), verify="success"),
+    ),
     ("client_cert_missing", "no-pem", lambda c: c.event(token=c.token(), cert_pem="")),
-    ("client_cert_malformed", "garbage-pem",
-     lambda c: c.event(token=c.token(),
-                       cert_pem="-----BEGIN CERTIFICATE-----\nbm9wZQ==\n-----END CERTIFICATE-----\n")),
-    ("client_cert_not_client_auth", "server-auth-only",
-     lambda c: c.event(token=c.token(), cert_pem=c.pki.server_auth_only.pem)),
-    ("client_cert_expired", "expired",
-     lambda c: c.event(token=c.token(), cert_pem=c.pki.expired.pem)),
-    ("client_cert_not_yet_valid", "not-yet-valid",
-     lambda c: c.event(token=c.token(), cert_pem=c.pki.not_yet_valid.pem)),
-    ("client_cert_issuer_untrusted", "server-ca-with-client-auth",
-     lambda c: c.event(token=c.token(), cert_pem=c.pki.from_server_ca.pem)),
-    ("client_cert_issuer_untrusted", "self-signed",
-     lambda c: c.event(token=c.token(), cert_pem=c.pki.self_signed.pem)),
-    ("client_cert_issuer_untrusted", "forged-signature",
-     lambda c: c.event(token=c.token(), cert_pem=c.pki.forged_signature.pem)),
-    ("client_cert_issuer_untrusted", "wrong-authority-key-id",
-     lambda c: c.event(token=c.token(), cert_pem=c.pki.wrong_aki.pem)),
+    (
+        "client_cert_malformed",
+        "garbage-pem",
+        lambda c: c.event(
+            token=c.token(),
+            cert_pem="-----BEGIN CERTIFICATE-----\nbm9wZQ==\n-----END CERTIFICATE-----\n",
+        ),
+    ),
+    (
+        "client_cert_not_client_auth",
+        "server-auth-only",
+        lambda c: c.event(token=c.token(), cert_pem=c.pki.server_auth_only.pem),
+    ),
+    (
+        "client_cert_expired",
+        "expired",
+        lambda c: c.event(token=c.token(), cert_pem=c.pki.expired.pem),
+    ),
+    (
+        "client_cert_not_yet_valid",
+        "not-yet-valid",
+        lambda c: c.event(token=c.token(), cert_pem=c.pki.not_yet_valid.pem),
+    ),
+    (
+        "client_cert_issuer_untrusted",
+        "server-ca-with-client-auth",
+        lambda c: c.event(token=c.token(), cert_pem=c.pki.from_server_ca.pem),
+    ),
+    (
+        "client_cert_issuer_untrusted",
+        "self-signed",
+        lambda c: c.event(token=c.token(), cert_pem=c.pki.self_signed.pem),
+    ),
+    (
+        "client_cert_issuer_untrusted",
+        "forged-signature",
+        lambda c: c.event(token=c.token(), cert_pem=c.pki.forged_signature.pem),
+    ),
+    (
+        "client_cert_issuer_untrusted",
+        "wrong-authority-key-id",
+        lambda c: c.event(token=c.token(), cert_pem=c.pki.wrong_aki.pem),
+    ),
     # 2. token: the header
     ("token_missing", "no-authorization", lambda c: c.event()),
     ("token_missing", "empty-authorization", lambda c: c.event(authorization="")),
-    ("token_header_multiple", "two-values",
-     lambda c: c.event(authorization=[f"Bearer {c.token()}", f"Bearer {c.token()}"])),
-    ("token_header_multiple", "joined-by-proxy",
-     lambda c: c.event(authorization=f"Bearer {c.token()},Bearer {c.token()}")),
+    (
+        "token_header_multiple",
+        "two-values",
+        lambda c: c.event(authorization=[f"Bearer {c.token()}", f"Bearer {c.token()}"]),
+    ),
+    (
+        "token_header_multiple",
+        "joined-by-proxy",
+        lambda c: c.event(authorization=f"Bearer {c.token()},Bearer {c.token()}"),
+    ),
     ("token_scheme_not_bearer", "basic", lambda c: c.event(authorization="Basic dXNlcjpwYXNz")),
     ("token_scheme_not_bearer", "bare-token", lambda c: c.event(authorization=c.token())),
-    ("token_scheme_case_invalid", "lowercase-bearer",
-     lambda c: c.event(authorization=f"bearer {c.token()}")),
-    ("token_scheme_case_invalid", "uppercase-bearer",
-     lambda c: c.event(authorization=f"BEARER {c.token()}")),
+    (
+        "token_scheme_case_invalid",
+        "lowercase-bearer",
+        lambda c: c.event(authorization=f"bearer {c.token()}"),
+    ),
+    (
+        "token_scheme_case_invalid",
+        "uppercase-bearer",
+        lambda c: c.event(authorization=f"BEARER {c.token()}"),
+    ),
     ("token_too_large", "9-kib-token", lambda c: c.event(token=c.token(padding="x" * 9000))),
     ("token_malformed", "not-a-jwt", lambda c: c.event(token="not-a-jwt")),
     ("token_malformed", "three-junk-segments", lambda c: c.event(token="aaa.bbb.ccc")),
     ("token_malformed", "double-space", lambda c: c.event(authorization=f"Bearer  {c.token()}")),
     # 2. token: header parameters and key
-    ("token_alg_not_allowed", "hs256",
-     lambda c: c.event(token=c.token(algorithm="HS256", key="a-shared-secret-32-bytes-long!!!"))),
-    ("token_alg_not_allowed", "alg-none",
-     lambda c: c.event(token=jwt.encode({"azp": "python-client"}, None, algorithm="none",
-                                        headers={"kid": "test-key-1"}))),
-    ("token_alg_not_allowed", "rs512",
-     lambda c: c.event(token=c.token(algorithm="RS512"))),
-    ("token_crit_unsupported", "crit-unknown-extension",
-     lambda c: c.event(token=c.token(headers={"crit": ["x-policy"], "x-policy": 1}))),
-    ("token_crit_unsupported", "crit-b64",
-     lambda c: c.event(token=c.token(headers={"crit": ["b64"], "b64": True}))),
+    (
+        "token_alg_not_allowed",
+        "hs256",
+        lambda c: c.event(token=c.token(algorithm="HS256", key="a-shared-secret-32-bytes-long!!!")),
+    ),
+    (
+        "token_alg_not_allowed",
+        "alg-none",
+        lambda c: c.event(
+            token=jwt.encode(
+                {"azp": "python-client"}, None, algorithm="none", headers={"kid": "test-key-1"}
+            )
+        ),
+    ),
+    ("token_alg_not_allowed", "rs512", lambda c: c.event(token=c.token(algorithm="RS512"))),
+    (
+        "token_crit_unsupported",
+        "crit-unknown-extension",
+        lambda c: c.event(token=c.token(headers={"crit": ["x-policy"], "x-policy": 1})),
+    ),
+    (
+        "token_crit_unsupported",
+        "crit-b64-understood-by-pyjwt",
+        lambda c: c.event(
+            token=c.craft({"alg": "RS256", "kid": "test-key-1", "crit": ["b64"], "b64": True})
+        ),
+    ),
     ("token_kid_missing", "no-kid", lambda c: c.event(token=c.token(kid=None))),
     ("token_kid_missing", "empty-kid", lambda c: c.event(token=c.token(kid=""))),
     ("token_key_unknown", "unknown-kid", lambda c: c.event(token=c.token(kid="other-kid"))),
-    ("token_signature_invalid", "signed-by-another-key",
-     lambda c: c.event(token=c.token(key=c.other_key.private))),
-    ("token_signature_invalid", "tampered-payload",
-     lambda c: c.event(token=_tamper(c.token()))),
+    (
+        "token_signature_invalid",
+        "signed-by-another-key",
+        lambda c: c.event(token=c.token(key=c.other_key.private)),
+    ),
+    ("token_signature_invalid", "tampered-payload", lambda c: c.event(token=_tamper(c.token()))),
     # 2. token: claims
-    ("token_issuer_invalid", "other-realm",
-     lambda c: c.event(token=c.token(iss="https://localhost:8443/realms/master"))),
-    ("token_issuer_invalid", "trailing-slash",
-     lambda c: c.event(token=c.token(iss="https://localhost:8443/realms/zerotrust/"))),
+    (
+        "token_issuer_invalid",
+        "other-realm",
+        lambda c: c.event(token=c.token(iss="https://localhost:8443/realms/master")),
+    ),
+    (
+        "token_issuer_invalid",
+        "trailing-slash",
+        lambda c: c.event(token=c.token(iss="https://localhost:8443/realms/zerotrust/")),
+    ),
     ("token_audience_invalid", "account-only", lambda c: c.event(token=c.token(aud=["account"]))),
     ("token_claim_missing", "no-exp", lambda c: c.event(token=c.token(drop=["exp"]))),
     ("token_claim_missing", "no-iat", lambda c: c.event(token=c.token(drop=["iat"]))),
@@ -149,50 +216,108 @@ REFUSALS: list[Scenario] = [
     ("token_claim_invalid", "exp-not-a-number", lambda c: c.event(token=c.token(exp="soon"))),
     ("token_claim_invalid", "azp-not-a-string", lambda c: c.event(token=c.token(azp=42))),
     ("token_claim_invalid", "sub-not-a-string", lambda c: c.event(token=c.token(sub=42))),
-    ("token_expired", "expired-beyond-leeway",
-     lambda c: c.event(token=c.token(exp=int(c.now) - 31))),
+    (
+        "token_expired",
+        "expired-beyond-leeway",
+        lambda c: c.event(token=c.token(exp=int(c.now) - 31)),
+    ),
     ("token_not_yet_valid", "nbf-in-future", lambda c: c.event(token=c.token(nbf=int(c.now) + 60))),
-    ("token_issued_in_future", "iat-in-future",
-     lambda c: c.event(token=c.token(iat=int(c.now) + 60, exp=int(c.now) + 600))),
-    ("token_lifetime_too_long", "ten-hour-token",
-     lambda c: c.event(token=c.token(exp=int(c.now) + 36000))),
+    (
+        "token_issued_in_future",
+        "iat-in-future",
+        lambda c: c.event(token=c.token(iat=int(c.now) + 60, exp=int(c.now) + 600)),
+    ),
+    (
+        "token_lifetime_too_long",
+        "ten-hour-token",
+        lambda c: c.event(token=c.token(exp=int(c.now) + 36000)),
+    ),
     ("token_type_invalid", "id-token", lambda c: c.event(token=c.token(typ="ID"))),
     ("token_type_invalid", "refresh-token", lambda c: c.event(token=c.token(typ="Refresh"))),
     # 3. binding
-    ("binding_cn_mismatch", "other-clients-cert",
-     lambda c: c.event(token=c.token(), cert_pem=c.pki.other_client.pem)),
-    ("binding_cn_mismatch", "token-for-other-client",
-     lambda c: c.event(token=c.token(azp="other-client"))),
-    ("binding_cn_mismatch", "cert-with-two-cns",
-     lambda c: c.event(token=c.token(), cert_pem=c.pki.two_cns.pem)),
-    ("binding_thumbprint_mismatch", "cnf-of-another-cert",
-     lambda c: c.event(token=c.token(cnf={"x5t#S256": thumbprint(c.pki.other_client.pem)}))),
-    ("binding_thumbprint_mismatch", "cnf-not-an-object",
-     lambda c: c.event(token=c.token(cnf="x5t"))),
+    (
+        "binding_cn_mismatch",
+        "other-clients-cert",
+        lambda c: c.event(token=c.token(), cert_pem=c.pki.other_client.pem),
+    ),
+    (
+        "binding_cn_mismatch",
+        "token-for-other-client",
+        lambda c: c.event(token=c.token(azp="other-client")),
+    ),
+    (
+        "binding_cn_mismatch",
+        "cert-with-two-cns",
+        lambda c: c.event(token=c.token(), cert_pem=c.pki.two_cns.pem),
+    ),
+    (
+        "binding_thumbprint_mismatch",
+        "cnf-of-another-cert",
+        lambda c: c.event(token=c.token(cnf={"x5t#S256": thumbprint(c.pki.other_client)})),
+    ),
+    (
+        "binding_thumbprint_mismatch",
+        "cnf-not-an-object",
+        lambda c: c.event(token=c.token(cnf="x5t")),
+    ),
     # 4. authorization
-    ("path_not_canonical", "dot-dot", lambda c: c.event(token=c.token(), path="/api/../api/admin/x")),
-    ("path_not_canonical", "encoded-dot-dot",
-     lambda c: c.event(token=c.token(), path="/api/%2e%2e/api/admin/x")),
+    (
+        "path_not_canonical",
+        "dot-dot",
+        lambda c: c.event(token=c.token(), path="/api/../api/admin/x"),
+    ),
+    (
+        "path_not_canonical",
+        "encoded-dot-dot",
+        lambda c: c.event(token=c.token(), path="/api/%2e%2e/api/admin/x"),
+    ),
     ("path_not_canonical", "double-slash", lambda c: c.event(token=c.token(), path="//api/admin")),
-    ("path_not_canonical", "encoded-slash",
-     lambda c: c.event(token=c.token(), path="/api%2Fadmin/x")),
+    (
+        "path_not_canonical",
+        "encoded-slash",
+        lambda c: c.event(token=c.token(), path="/api%2Fadmin/x"),
+    ),
     ("route_not_allowed", "unknown-route", lambda c: c.event(token=c.token(), path="/api/secret")),
-    ("route_not_allowed", "unlisted-method",
-     lambda c: c.event(token=c.token(), method="DELETE", path=G)),
-    ("route_not_allowed", "lowercase-method",
-     lambda c: c.event(token=c.token(), method="get", path=G)),
-    ("realm_role_missing", "viewer-on-admin-route",
-     lambda c: c.event(token=c.token(), path="/api/admin/users")),
-    ("realm_role_missing", "viewer-posts",
-     lambda c: c.event(token=c.token(), method="POST", path=G)),
-    ("client_role_missing", "viewer-without-read",
-     lambda c: c.event(token=c.token(resource_access={"zerotrust-api": {"roles": []}}))),
-    ("client_role_missing", "read-of-another-client",
-     lambda c: c.event(token=c.token(resource_access={"account": {"roles": ["read"]}}))),
-    ("tenant_mismatch", "other-tenant",
-     lambda c: c.event(token=c.token(), path="/api/tenants/globex/items")),
-    ("tenant_mismatch", "no-org-claim",
-     lambda c: c.event(token=c.token(drop=["org"]), path="/api/tenants/acme/items")),
+    (
+        "route_not_allowed",
+        "unlisted-method",
+        lambda c: c.event(token=c.token(), method="DELETE", path=G),
+    ),
+    (
+        "route_not_allowed",
+        "lowercase-method",
+        lambda c: c.event(token=c.token(), method="get", path=G),
+    ),
+    (
+        "realm_role_missing",
+        "viewer-on-admin-route",
+        lambda c: c.event(token=c.token(), path="/api/admin/users"),
+    ),
+    (
+        "realm_role_missing",
+        "viewer-posts",
+        lambda c: c.event(token=c.token(), method="POST", path=G),
+    ),
+    (
+        "client_role_missing",
+        "viewer-without-read",
+        lambda c: c.event(token=c.token(resource_access={"zerotrust-api": {"roles": []}})),
+    ),
+    (
+        "client_role_missing",
+        "read-of-another-client",
+        lambda c: c.event(token=c.token(resource_access={"account": {"roles": ["read"]}})),
+    ),
+    (
+        "tenant_mismatch",
+        "other-tenant",
+        lambda c: c.event(token=c.token(), path="/api/tenants/globex/items"),
+    ),
+    (
+        "tenant_mismatch",
+        "no-org-claim",
+        lambda c: c.event(token=c.token(drop=["org"]), path="/api/tenants/acme/items"),
+    ),
 ]
 
 
@@ -293,12 +418,12 @@ def test_tenant_route_is_denied_for_another_org(ctx, run):
 
 
 def test_token_bound_to_the_presented_cert_is_allowed(ctx, run):
-    token = ctx.token(cnf={"x5t#S256": thumbprint(ctx.pki.client.pem)})
+    token = ctx.token(cnf={"x5t#S256": thumbprint(ctx.pki.client)})
     assert run(ctx.event(token=token)).decision == "allow"
 
 
 def test_token_bound_to_another_cert_is_refused_with_thumbprint_mismatch(ctx, run):
-    token = ctx.token(cnf={"x5t#S256": thumbprint(ctx.pki.other_client.pem)})
+    token = ctx.token(cnf={"x5t#S256": thumbprint(ctx.pki.other_client)})
     response = run(ctx.event(token=token))
     assert (response.status, response.reason) == (401, "binding_thumbprint_mismatch")
 
@@ -366,7 +491,7 @@ def test_lambda_handler_builds_its_defaults_from_the_environment(
         return {"keys": [signing_key.jwk]}
 
     monkeypatch.setattr(jwks, "fetch_jwks", fake_fetch)
-    monkeypatch.setattr(handler_module.time, "time", lambda: now)
+    monkeypatch.setattr(handler_module, "wall_clock", lambda: now)
     handler_module._lambda_defaults.cache_clear()
     try:
         allowed = handler_module.handler(ctx.event(token=ctx.token()), None)

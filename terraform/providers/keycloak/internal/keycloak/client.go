@@ -161,8 +161,8 @@ func (c *Client) accessToken(ctx context.Context) (string, error) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("keycloak: login as %s to realm %q failed: %w", who, c.cfg.Realm,
-			&APIError{Method: http.MethodPost, Path: path, Status: resp.StatusCode, Body: trimBody(body)})
+		return "", fmt.Errorf("keycloak: login as %s to realm %q failed: POST %s: HTTP %d %s: %s", who, c.cfg.Realm,
+			path, resp.StatusCode, http.StatusText(resp.StatusCode), trimBody(body))
 	}
 	var tok tokenResponse
 	if err := json.Unmarshal(body, &tok); err != nil || tok.AccessToken == "" {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
@@ -117,10 +118,11 @@ func optionalStringSet(prior types.Set, values []string) types.Set {
 	if len(values) == 0 && prior.IsNull() {
 		return types.SetNull(types.StringType)
 	}
-	elems := make([]string, len(values))
-	copy(elems, values)
-	set, _ := types.SetValueFrom(context.Background(), types.StringType, elems)
-	return set
+	elems := make([]attr.Value, len(values))
+	for i, v := range values {
+		elems[i] = types.StringValue(v)
+	}
+	return types.SetValueMust(types.StringType, elems)
 }
 
 // --- Go duration strings ("5m0s") <-> Keycloak seconds -----------------------

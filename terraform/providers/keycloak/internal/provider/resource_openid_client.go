@@ -72,14 +72,12 @@ func (r *openIDClientResource) Schema(_ context.Context, _ resource.SchemaReques
 	resp.Schema = schema.Schema{
 		Description: "An OpenID Connect client. Its id is Keycloak's internal client id (a UUID).",
 		Attributes: map[string]schema.Attribute{
-			"id":        schema.StringAttribute{Computed: true, PlanModifiers: keep},
-			"realm_id":  schema.StringAttribute{Required: true, PlanModifiers: replace},
-			"client_id": schema.StringAttribute{Required: true, PlanModifiers: replace, Description: "The OAuth client_id."},
-			"name":      schema.StringAttribute{Optional: true},
-			"description": schema.StringAttribute{
-				Optional: true,
-			},
-			"enabled": boolDefault(true, "Default true."),
+			"id":          schema.StringAttribute{Computed: true, PlanModifiers: keep},
+			"realm_id":    schema.StringAttribute{Required: true, PlanModifiers: replace},
+			"client_id":   schema.StringAttribute{Required: true, PlanModifiers: replace, Description: "The OAuth client_id."},
+			"name":        schema.StringAttribute{Optional: true},
+			"description": schema.StringAttribute{Optional: true},
+			"enabled":     boolDefault(true, "Default true."),
 			"access_type": schema.StringAttribute{
 				Required:    true,
 				Description: "CONFIDENTIAL, PUBLIC or BEARER-ONLY.",

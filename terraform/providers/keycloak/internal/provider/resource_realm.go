@@ -200,13 +200,13 @@ func (r *realmResource) toAPI(m *realmModel) (*keycloak.Realm, diag.Diagnostics)
 		*d.out = secs
 	}
 
-	protected := false
+	// No brute_force_detection block means brute force detection is off.
+	protected := len(m.SecurityDefenses) == 1 && len(m.SecurityDefenses[0].BruteForceDetection) == 1
 	rep.BruteForceProtected = &protected
 	if len(m.SecurityDefenses) == 1 {
 		sd := m.SecurityDefenses[0]
-		if len(sd.BruteForceDetection) == 1 {
+		if protected {
 			bf := sd.BruteForceDetection[0]
-			protected = true
 			rep.PermanentLockout = boolPtr(bf.PermanentLockout)
 			rep.FailureFactor = int64Ptr(bf.MaxLoginFailures)
 			rep.WaitIncrementSeconds = int64Ptr(bf.WaitIncrementSeconds)
@@ -326,6 +326,7 @@ func (r *realmResource) Update(ctx context.Context, req resource.UpdateRequest, 
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	rep.ID = "" // the internal id cannot change; realms not created here may have a UUID
 	if err := r.client.Put(ctx, keycloak.Path("realms", rep.Realm), rep); err != nil {
 		resp.Diagnostics.AddError("Updating realm failed", err.Error())
 		return

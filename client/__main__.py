@@ -1,0 +1,90 @@
+"""python -m client — the workload client.
+
+    python -m client token [--identity python-client] [--raw]
+        fetch an access token (client_credentials) and print it decoded
+    python -m client call [PATH] [--method GET] [--identity python-client]
+        call the gateway with the identity's certificate and a fresh token
+
+Defaults come from the state folder written by `make up` (token endpoint,
+client secret, certificate paths, server CA); every one can be overridden.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from client.api import GatewayClient, Identity
+from client.token import TokenError, TokenSource, decode_unverified
+from scripts import config
+
+
+def _token_source(args: argparse.Namespace) -> TokenSource:
+    outputs = json.loads(config.IDENTITY_OUTPUTS.read_text())
+    secret_file = config.KEYCLOAK_CLIENT_SECRETS / f"{args.identity}.json"
+    secret = json.loads(secret_file.read_text())["client_secret"]
+    return TokenSource(
+        args.token_endpoint or outputs["token_endpoint"],
+        args.identity,
+        secret,
+        ca_bundle=args.server_ca,
+    )
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    token = _token_source(args).get()
+    if args.raw:
+        print(token)
+    else:
+        print(json.dumps(decode_unverified(token), indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_call(args: argparse.Namespace) -> int:
+    cert, key = config.client_cert_paths(args.identity)
+    identity = Identity(str(args.cert or cert), str(args.key or key), str(args.server_ca))
+    client = GatewayClient(args.url, identity, _token_source(args))
+    r = client.request(args.method, args.path)
+    print(f"HTTP {r.status_code}")
+    try:
+        print(json.dumps(r.json(), indent=2, sort_keys=True))
+    except ValueError:
+        print(r.text)
+    return 0 if r.ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m client",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--identity", default="python-client", help="workload identity (client_id = cert CN)"
+    )
+    p.add_argument(
+        "--server-ca", default=str(config.SERVER_CA_BUNDLE), help="CA bundle trusted for servers"
+    )
+    p.add_argument("--token-endpoint", help="override the Keycloak token endpoint")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("token", help="print a decoded access token")
+    t.add_argument("--raw", action="store_true", help="print the compact JWT instead")
+    t.set_defaults(fn=cmd_token)
+    c = sub.add_parser("call", help="call the gateway with mTLS + bearer token")
+    c.add_argument("path", nargs="?", default="/api/resource")
+    c.add_argument("--method", default="GET")
+    c.add_argument("--url", default=f"https://localhost:{config.NGINX_PORT}")
+    c.add_argument("--cert", help="client certificate (default: the identity's)")
+    c.add_argument("--key", help="client key (default: the identity's)")
+    c.set_defaults(fn=cmd_call)
+    args = p.parse_args(argv)
+    try:
+        return args.fn(args)
+    except (TokenError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

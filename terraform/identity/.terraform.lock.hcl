@@ -1,0 +1,10 @@
+# This file is maintained automatically by "terraform init".
+# Manual edits may be lost in future updates.
+
+provider "zerotrust.local/zerotrust/keycloak" {
+  version     = "0.1.0"
+  constraints = "0.1.0"
+  hashes = [
+    "h1:XACK/8M5Ospw0GSH+gGcaRZWL3xKwBNnYYw2Y597EIs=",
+  ]
+}

@@ -1,0 +1,1 @@
+../shared/identities.auto.tfvars

@@ -1,0 +1,41 @@
+"""Session fixtures for tests against the real stack (OpenBao, Terraform, ...).
+
+`make test` runs `make up` first; when pytest is run directly we bring the
+stack up ourselves (idempotent), and never skip: a real-server test that
+cannot reach its server fails.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import hvac
+import pytest
+
+from scripts import certs, config, vault_server, zt
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[None]:
+    h = vault_server.health()
+    if h is None or h.get("sealed") or not config.PKI_OUTPUTS.exists():
+        assert zt.main(["up"]) == 0, "`python -m scripts.zt up` failed; see its output above"
+    yield
+
+
+@pytest.fixture(scope="session")
+def pki_outputs(stack: None) -> dict:
+    return json.loads(config.PKI_OUTPUTS.read_text())
+
+
+@pytest.fixture
+def root_client(stack: None) -> hvac.Client:
+    """Root token client — tests only use it to inspect, never to issue."""
+    return vault_server.client(vault_server.root_token())
+
+
+@pytest.fixture
+def approle(stack: None):
+    """Log in as one of the least-privilege AppRoles by name."""
+    return certs.approle_client

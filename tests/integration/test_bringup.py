@@ -1,0 +1,158 @@
+"""`make up` / `make down` behave: idempotent, restart-safe, fail fast and clearly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scripts import config, procs, tf, tools, vault_server, zt
+
+REPO = config.REPO
+
+
+def _zt(*args: str, env: dict[str, str] | None = None, timeout: int = 600):
+    return subprocess.run(
+        [sys.executable, "-m", "scripts.zt", *args],
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _ca_serials() -> dict:
+    return json.loads(config.PKI_OUTPUTS.read_text())["ca_serials"]
+
+
+def test_up_is_idempotent_and_changes_nothing(stack):
+    before = _ca_serials()
+    r = _zt("up")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "cached:" in r.stdout  # providers come from the cache on a re-run
+    assert "No changes." in r.stdout or "0 added, 0 changed, 0 destroyed" in r.stdout
+    assert _ca_serials() == before
+
+
+def test_every_step_prints_its_duration(stack):
+    r = _zt("up")
+    steps = [line for line in r.stdout.splitlines() if line.startswith("==> ")]
+    durations = [line for line in r.stdout.splitlines() if line.strip().startswith("done in ")]
+    assert len(steps) >= 8
+    assert len(durations) == len(steps) - 1  # the last "==>" line is the summary
+
+
+def test_vault_restart_keeps_the_cas_and_unseals_from_the_state_folder(stack):
+    before = _ca_serials()
+    served_before = vault_server.client(vault_server.root_token()).read(
+        f"{json.loads(config.PKI_OUTPUTS.read_text())['mounts']['client_issuing']}/cert/ca"
+    )["data"]["certificate"]
+    r = _zt("down")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert procs.running(config.VAULT) is None
+    assert not procs.port_in_use(config.VAULT_PORT), "make down left OpenBao listening"
+    r = _zt("up")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert _ca_serials() == before
+    served_after = vault_server.client(vault_server.root_token()).read(
+        f"{json.loads(config.PKI_OUTPUTS.read_text())['mounts']['client_issuing']}/cert/ca"
+    )["data"]["certificate"]
+    assert served_after == served_before
+
+
+def test_up_recovers_after_vault_was_killed_leaving_a_stale_pid_file(stack):
+    pid = procs.running(config.VAULT)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while procs.port_in_use(config.VAULT_PORT) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert config.VAULT.pid_file.exists()  # stale: the process is gone
+    r = _zt("up")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert vault_server.health()["sealed"] is False
+
+
+def test_up_fails_fast_naming_the_port_when_it_is_taken(stack, tmp_path):
+    # A second state folder has no OpenBao of its own, and 8200 is taken by the
+    # running one: bring-up must stop at once and say which port.
+    t0 = time.monotonic()
+    r = _zt("up", env={"ZT_STATE": str(tmp_path / "state")}, timeout=120)
+    assert r.returncode != 0
+    assert f"port {config.HOST}:{config.VAULT_PORT}" in r.stdout
+    assert "already in use" in r.stdout
+    assert time.monotonic() - t0 < 60
+
+
+def test_require_free_port_names_the_port_of_any_listener():
+    with socket.socket() as s:
+        s.bind((config.HOST, 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(Exception, match=f"{config.HOST}:{port}.*already in use"):
+            procs.require_free_port(port, "probe")
+
+
+def test_failed_provider_download_names_module_and_registry_and_leaves_cache_clean(tmp_path):
+    cache = tmp_path / "cache"
+    code = (
+        "from pathlib import Path\n"
+        "from scripts import tools\n"
+        "tools.go_install('github.com/zerotrust-gateway/no-such-module', 'v0.0.1',"
+        f" Path({str(cache / 'dest')!r}), 'x')\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env={**os.environ, "ZT_CACHE": str(cache)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode != 0
+    assert "github.com/zerotrust-gateway/no-such-module@v0.0.1" in r.stderr
+    assert "Go module proxy" in r.stderr
+    leftovers = [p.name for p in cache.iterdir()] if cache.exists() else []
+    assert not [n for n in leftovers if n.startswith(".build-")]
+    assert not (cache / "dest" / "x").exists()
+
+
+def test_down_stops_everything_it_started_and_nothing_else(stack):
+    sentinel = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert zt.main(["down"]) == 0
+        assert procs.running(config.VAULT) is None
+        assert sentinel.poll() is None  # a process we did not start is untouched
+    finally:
+        sentinel.kill()
+        sentinel.wait()
+        assert zt.main(["up"]) == 0
+
+
+@pytest.mark.parametrize("root", ["pki"])
+def test_terraform_root_is_formatted_valid_and_has_no_pending_changes(stack, root):
+    tf_bin = str(tools.TERRAFORM)
+    fmt = subprocess.run([tf_bin, "fmt", "-check", "-recursive", str(tf.ROOTS[root])],
+                         capture_output=True, text=True)
+    assert fmt.returncode == 0, f"terraform fmt would change: {fmt.stdout}"
+    val = subprocess.run([tf_bin, f"-chdir={tf.ROOTS[root]}", "validate", "-no-color"],
+                         capture_output=True, text=True)
+    assert val.returncode == 0, val.stdout + val.stderr
+    changes, text = tf.plan_has_changes(root, zt.pki_env())
+    assert not changes, text
+
+
+def test_lock_file_is_committed_and_pins_the_mirror_build(stack):
+    lock = Path(tf.ROOTS["pki"], ".terraform.lock.hcl").read_text()
+    assert f'version     = "{config.VAULT_PROVIDER_VERSION}"' in lock
+    tracked = subprocess.run(["git", "ls-files", "terraform/pki/.terraform.lock.hcl"],
+                             cwd=REPO, capture_output=True, text=True).stdout
+    assert tracked.strip() == "terraform/pki/.terraform.lock.hcl"

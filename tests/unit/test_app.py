@@ -1,0 +1,219 @@
+"""The Flask adapter, through ``app.test_client()``: nginx's view of the verifier."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+import pytest
+
+from verifier.app import create_app
+
+
+@pytest.fixture
+def audit_log(tmp_path):
+    return tmp_path / "audit.jsonl"
+
+
+@pytest.fixture
+def make_app(tmp_path, pki, keys, now, audit_log):
+    ca_file = tmp_path / "client-ca.pem"
+    ca_file.write_text(pki.client_ca.pem)
+
+    def make(**overrides):
+        config = {
+            "TESTING": True,
+            "CLIENT_CA_CERT": str(ca_file),
+            "AUDIT_LOG": str(audit_log),
+            "KEY_SOURCE": keys,
+            "CLOCK": lambda: now,
+            **overrides,
+        }
+        return create_app(config)
+
+    return make
+
+
+@pytest.fixture
+def client(make_app):
+    return make_app().test_client()
+
+
+@pytest.fixture
+def nginx_headers(pki):
+    """What nginx's auth_request location sends, for a given token and route."""
+
+    def headers(token=None, method="GET", uri="/api/resource", cert=None, **extra):
+        sent = {
+            "X-Client-Verify": "SUCCESS",
+            "X-Client-Cert": quote(cert or pki.client.pem, safe=""),
+            "X-Client-Subject-DN": "CN=python-client,O=zerotrust-test",
+            "X-Client-Issuer-DN": "CN=zerotrust client issuing CA,O=zerotrust-test",
+            "X-Client-Serial": "01",
+            "X-Client-Not-Before": "Jun 14 15:06:40 2025 GMT",
+            "X-Client-Not-After": "Jul 15 15:06:40 2025 GMT",
+            "X-Original-Method": method,
+            "X-Original-URI": uri,
+            "X-Request-ID": "0123456789abcdef",
+            "X-Client-Addr": "127.0.0.1",
+        }
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        sent.update(extra)
+        return sent
+
+    return headers
+
+
+def audit_lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_an_allowed_request_answers_204_with_identity_headers(client, nginx_headers, make_token):
+    answer = client.get("/_authz", headers=nginx_headers(make_token()))
+    assert answer.status_code == 204
+    assert answer.data == b""
+    assert answer.headers["X-Auth-Subject"] == "python-client"
+    assert answer.headers["X-Auth-Azp"] == "python-client"
+    assert answer.headers["X-Auth-Cert-CN"] == "python-client"
+    assert answer.headers["X-Auth-Cert-Serial"]
+    assert answer.headers["X-Auth-Roles"] == "default-roles-zerotrust,viewer"
+    assert answer.headers["X-Auth-Client-Roles"] == "read"
+    assert answer.headers["X-Auth-Org"] == "acme"
+    assert answer.headers["X-Auth-Department"] == "engineering"
+    assert answer.headers["X-Auth-Sub"] == "5f0c9d8e-service-account-python-client"
+    assert answer.headers["X-Auth-Jti"] == "c0ffee00-0000-4000-8000-000000000001"
+    assert answer.headers["X-Auth-Reason"] == "ok"
+
+
+def test_a_missing_token_answers_401_with_a_generic_body_and_the_reason_header(
+    client, nginx_headers
+):
+    answer = client.get("/_authz", headers=nginx_headers())
+    assert answer.status_code == 401
+    assert answer.get_json() == {"error": "unauthorized"}
+    assert answer.headers["X-Auth-Reason"] == "token_missing"
+    assert answer.headers["WWW-Authenticate"] == "Bearer"
+    assert "X-Auth-Subject" not in answer.headers
+
+
+def test_a_viewer_on_an_admin_route_answers_403_forbidden(client, nginx_headers, make_token):
+    answer = client.get("/_authz", headers=nginx_headers(make_token(), uri="/api/admin/x"))
+    assert answer.status_code == 403
+    assert answer.get_json() == {"error": "forbidden"}
+    assert answer.headers["X-Auth-Reason"] == "realm_role_missing"
+
+
+def test_the_body_never_reveals_the_reason(client, nginx_headers, make_token):
+    answer = client.get("/_authz", headers=nginx_headers(make_token(typ="ID")))
+    assert answer.status_code == 401
+    assert b"token_type_invalid" not in answer.data
+
+
+def test_every_decision_writes_an_audit_line_with_the_request_id_and_no_token(
+    client, nginx_headers, make_token, audit_log
+):
+    token = make_token()
+    client.get("/_authz", headers=nginx_headers(token))
+    client.get("/_authz", headers=nginx_headers(token, uri="/api/admin/x"))
+    text = audit_log.read_text()
+    assert token not in text and "Bearer" not in text
+    assert token.split(".")[2] not in text
+    allow, deny = audit_lines(audit_log)
+    assert (allow["decision"], allow["request_id"]) == ("allow", "0123456789abcdef")
+    assert (deny["decision"], deny["reason"], deny["status"]) == (
+        "deny",
+        "realm_role_missing",
+        403,
+    )
+    assert allow["path"] == "/api/resource" and deny["path"] == "/api/admin/x"
+    assert allow["latency_ms"] >= 0
+
+
+def test_an_unwritable_audit_log_turns_an_allow_into_a_deny(
+    make_app, nginx_headers, make_token, tmp_path
+):
+    client = make_app(AUDIT_LOG=str(tmp_path)).test_client()  # a directory
+    answer = client.get("/_authz", headers=nginx_headers(make_token()))
+    assert answer.status_code == 503
+    assert answer.headers["X-Auth-Reason"] == "audit_unavailable"
+    assert answer.get_json() == {"error": "unavailable"}
+    assert "X-Auth-Subject" not in answer.headers
+
+
+def test_no_audit_log_configured_denies_every_request(make_app, nginx_headers, make_token):
+    client = make_app(AUDIT_LOG=None).test_client()
+    answer = client.get("/_authz", headers=nginx_headers(make_token()))
+    assert (answer.status_code, answer.headers["X-Auth-Reason"]) == (
+        503,
+        "audit_unavailable",
+    )
+
+
+@pytest.mark.parametrize("verb", ["post", "put", "patch", "delete", "head", "options"])
+def test_the_subrequest_method_does_not_matter_only_x_original_method(
+    client, nginx_headers, make_token, verb
+):
+    answer = getattr(client, verb)("/_authz", headers=nginx_headers(make_token()))
+    assert answer.status_code == 204
+    denied = getattr(client, verb)("/_authz", headers=nginx_headers(make_token(), method="DELETE"))
+    assert denied.status_code == 403
+
+
+def test_a_cert_escaped_without_plus_or_slash_still_decodes(client, nginx_headers, make_token, pki):
+    headers = nginx_headers(make_token())
+    headers["X-Client-Cert"] = quote(pki.client.pem, safe="+/=")
+    assert client.get("/_authz", headers=headers).status_code == 204
+
+
+def test_a_server_ca_cert_is_refused_by_the_adapter_too(client, nginx_headers, make_token, pki):
+    answer = client.get("/_authz", headers=nginx_headers(make_token(), cert=pki.from_server_ca.pem))
+    assert (answer.status_code, answer.headers["X-Auth-Reason"]) == (
+        401,
+        "client_cert_issuer_untrusted",
+    )
+
+
+def test_repeated_authorization_headers_joined_by_the_server_are_refused(
+    client, nginx_headers, make_token
+):
+    headers = nginx_headers()
+    headers["Authorization"] = f"Bearer {make_token()},Bearer {make_token()}"
+    answer = client.get("/_authz", headers=headers)
+    assert answer.headers["X-Auth-Reason"] == "token_header_multiple"
+
+
+def test_identity_header_values_are_percent_encoded_outside_printable_ascii(
+    client, nginx_headers, make_token
+):
+    token = make_token(org="Z\u00fcrich", department="eng\r\nX-Injected: 1")
+    answer = client.get("/_authz", headers=nginx_headers(token, uri="/api/resource"))
+    assert answer.status_code == 204
+    assert answer.headers["X-Auth-Org"] == "Z%C3%BCrich"
+    assert answer.headers["X-Auth-Department"] == "eng%0D%0AX-Injected: 1"
+    assert "X-Injected" not in answer.headers
+
+
+def test_healthz_reports_ok_and_the_number_of_jwks_keys(client):
+    answer = client.get("/healthz")
+    assert answer.status_code == 200
+    assert answer.get_json() == {"status": "ok", "jwks_keys": 1}
+
+
+def test_create_app_reads_zt_verifier_environment_variables(monkeypatch, tmp_path, pki):
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text(pki.client_ca.pem)
+    monkeypatch.setenv("ZT_VERIFIER_CLIENT_CA_CERT", str(ca_file))
+    monkeypatch.setenv("ZT_VERIFIER_LEEWAY_SECONDS", "5")
+    monkeypatch.setenv("ZT_VERIFIER_AUDIT_LOG", str(tmp_path / "a.jsonl"))
+    monkeypatch.setenv("ZT_VERIFIER_JWKS_URL", "https://kc.test/certs")
+    verifier = create_app().extensions["verifier"]
+    assert verifier.settings.leeway_seconds == 5
+    assert verifier.settings.audit_log == str(tmp_path / "a.jsonl")
+    assert verifier.keys.url == "https://kc.test/certs"
+
+
+def test_create_app_refuses_to_start_without_a_client_ca(monkeypatch):
+    monkeypatch.delenv("ZT_VERIFIER_CLIENT_CA_CERT", raising=False)
+    with pytest.raises(ValueError, match="CLIENT_CA_CERT"):
+        create_app()

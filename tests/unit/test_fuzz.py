@@ -1,0 +1,64 @@
+"""Property tests: whatever arrives, ``decide`` answers, and only allows what it should."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from verifier.errors import all_reasons
+from verifier.handler import decide
+from verifier.paths import canonical_path
+
+from .conftest import NOW
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@pytest.fixture(scope="module")
+def core(keys, policy, settings):
+    return lambda event: decide(event, keys=keys, policy=policy, settings=settings, now=NOW)
+
+
+@settings(max_examples=150)
+@given(event=json_values)
+def test_any_json_event_is_denied_without_raising(core, event):
+    response = core(event)
+    assert response.decision == "deny"
+    assert response.reason in all_reasons()
+
+
+@settings(max_examples=150)
+@given(
+    path=st.text(max_size=40).map(lambda s: "/" + s)
+    | st.sampled_from(
+        ["/api/resource", "/api/tenants/acme/x", "/api/admin/x", "/api/resource?a=b"]
+    ),
+    method=st.sampled_from(["GET", "HEAD", "POST", "DELETE", "get", "TRACE", ""]),
+)
+def test_a_valid_caller_is_allowed_only_on_canonical_routes_the_policy_grants(
+    core, make_event, make_token, path, method
+):
+    response = core(make_event(token=make_token(), path=path, method=method))
+    if response.decision == "allow":
+        route = canonical_path(path)
+        assert method in {"GET", "HEAD"}
+        assert route == "/api/resource" or route.startswith("/api/tenants/acme")
+    else:
+        assert response.status in {401, 403}
+
+
+@settings(max_examples=100)
+@given(authorization=st.text(max_size=60), verify=st.text(max_size=10))
+def test_arbitrary_authorization_and_verify_headers_never_allow(
+    core, make_event, authorization, verify
+):
+    response = core(make_event(authorization=authorization, verify=verify))
+    assert response.decision == "deny"
+    assert response.reason != "internal_error"
