@@ -137,7 +137,7 @@ def test_down_stops_everything_it_started_and_nothing_else(stack):
         assert zt.main(["up"]) == 0
 
 
-@pytest.mark.parametrize("root", ["pki"])
+@pytest.mark.parametrize("root", ["pki", "identity"])
 def test_terraform_root_is_formatted_valid_and_has_no_pending_changes(stack, root):
     tf_bin = str(tools.TERRAFORM)
     fmt = subprocess.run([tf_bin, "fmt", "-check", "-recursive", str(tf.ROOTS[root])],
@@ -146,13 +146,19 @@ def test_terraform_root_is_formatted_valid_and_has_no_pending_changes(stack, roo
     val = subprocess.run([tf_bin, f"-chdir={tf.ROOTS[root]}", "validate", "-no-color"],
                          capture_output=True, text=True)
     assert val.returncode == 0, val.stdout + val.stderr
-    changes, text = tf.plan_has_changes(root, zt.pki_env())
+    env = zt.pki_env() if root == "pki" else zt.identity_env()
+    changes, text = tf.plan_has_changes(root, env)
     assert not changes, text
 
 
-def test_lock_file_is_committed_and_pins_the_mirror_build(stack):
-    lock = Path(tf.ROOTS["pki"], ".terraform.lock.hcl").read_text()
-    assert f'version     = "{config.VAULT_PROVIDER_VERSION}"' in lock
-    tracked = subprocess.run(["git", "ls-files", "terraform/pki/.terraform.lock.hcl"],
-                             cwd=REPO, capture_output=True, text=True).stdout
-    assert tracked.strip() == "terraform/pki/.terraform.lock.hcl"
+@pytest.mark.parametrize(
+    ("root", "version"),
+    [("pki", config.VAULT_PROVIDER_VERSION), ("identity", config.KEYCLOAK_PROVIDER_VERSION)],
+)
+def test_lock_file_is_committed_and_pins_the_mirror_build(stack, root, version):
+    rel = f"terraform/{root}/.terraform.lock.hcl"
+    lock = Path(REPO, rel).read_text()
+    assert f'version     = "{version}"' in lock
+    assert "h1:" in lock
+    tracked = subprocess.run(["git", "ls-files", rel], cwd=REPO, capture_output=True, text=True)
+    assert tracked.stdout.strip() == rel
