@@ -100,7 +100,23 @@ class Service:
 
 VAULT = Service("vault", VAULT_PORT)
 KEYCLOAK = Service("keycloak", KEYCLOAK_PORT)
-SERVICES = (VAULT, KEYCLOAK)  # start order; `down` stops in reverse
+VERIFIER = Service("verifier", None)  # gunicorn on a unix socket
+API = Service("api", None)  # gunicorn on a unix socket
+NGINX = Service("nginx", NGINX_PORT)
+SERVICES = (VAULT, KEYCLOAK, VERIFIER, API, NGINX)  # start order; `down` stops in reverse
+
+# --- request path -------------------------------------------------------------
+GATEWAY_URL = f"https://localhost:{NGINX_PORT}"
+VERIFIER_SOCKET = RUN / "verifier.sock"
+API_SOCKET = RUN / "api.sock"
+NGINX_DIR = STATE / "nginx"
+NGINX_CONF = NGINX_DIR / "nginx.conf"
+CLIENT_CRL = NGINX_DIR / "client-ca.crl.pem"  # client root + issuing CRLs, for ssl_crl
+NGINX_ACCESS_LOG = LOGS / "nginx-access.log"
+AUDIT_LOG = LOGS / "audit.log"  # the verifier's decisions, one JSON line each
+API_REQUEST_LOG = LOGS / "api-requests.log"  # every request the API received
+NGINX_WORKER_USER = "www-data"  # Debian's; used only when we run as root
+GUNICORN_WORKERS = 2  # 2 cores
 
 # --- Keycloak ---------------------------------------------------------------
 KEYCLOAK_URL = f"https://localhost:{KEYCLOAK_PORT}"  # the hostname tokens name as `iss`

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from scripts import config, keycloak_server, procs, tf, tools, vault_server
+from scripts import config, gateway, keycloak_server, procs, tf, tools, vault_server
 from scripts.files import write_atomic, write_secret_json
 from scripts.steps import StepFailed, say, step
 
@@ -126,6 +126,14 @@ def cmd_up(_: argparse.Namespace) -> int:
     with step("terraform/identity: apply (realm, clients, mappers, roles)"):
         tf.apply("identity", identity_env())
         export_identity_outputs()
+    with step("Verifier (gunicorn, unix socket)"):
+        gateway.start_verifier()
+    with step("API (gunicorn, unix socket)"):
+        gateway.start_api()
+    with step(f"nginx: mTLS + auth_request on {config.GATEWAY_URL}"):
+        gateway.start_nginx()
+    with step("Demo: python-client token + mTLS call to /api/resource"):
+        gateway.demo_call()
     write_env_file()
     say(f"==> stack is up in {time.monotonic() - t0:.1f}s; `make status` shows it")
     return 0

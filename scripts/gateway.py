@@ -1,0 +1,239 @@
+"""The request path: verifier and API (gunicorn on unix sockets) and nginx.
+
+nginx's config is a template (nginx/nginx.conf.tmpl) rendered into the state
+folder and checked with `nginx -t` before any start or reload, like
+ingress-nginx's testTemplate(). The client CA's CRLs are fetched from OpenBao
+(unauthenticated endpoints) into one file for `ssl_crl`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import string
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+
+from scripts import certs, config, procs
+from scripts.files import read_json, write_atomic
+from scripts.steps import StepFailed, say, wait_until
+
+GUNICORN = Path(sys.prefix) / "bin" / "gunicorn"
+
+
+def _socket_owner_args() -> list[str]:
+    # nginx workers run as www-data when the master runs as root: the socket is
+    # chowned to that group (gunicorn does this for unix sockets) and 0660.
+    if os.geteuid() == 0:
+        return ["--group", config.NGINX_WORKER_USER, "--umask", "0o117"]
+    return ["--umask", "0o177"]
+
+
+def _gunicorn(svc: config.Service, socket: Path, app: str, env: dict[str, str], *extra: str):
+    socket.unlink(missing_ok=True)
+    procs.start(
+        svc,
+        [
+            str(GUNICORN),
+            "--bind",
+            f"unix:{socket}",
+            "--workers",
+            str(config.GUNICORN_WORKERS),
+            "--timeout",
+            "30",
+            "--graceful-timeout",
+            "10",
+            "--error-logfile",
+            "-",
+            *_socket_owner_args(),
+            *extra,
+            app,
+        ],
+        env=env,
+        cwd=config.REPO,
+    )
+
+
+def _socket_answers(socket: Path, path: str) -> bool:
+    if not socket.exists():
+        return False
+    proc = subprocess.run(
+        [
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--unix-socket",
+            str(socket),
+            f"http://localhost{path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    return proc.stdout == "200"
+
+
+def verifier_env() -> dict[str, str]:
+    identity = read_json(config.IDENTITY_OUTPUTS)
+    return {
+        "ZT_VERIFIER_ISSUER": identity["issuer"],
+        "ZT_VERIFIER_AUDIENCE": identity["api_client_id"],
+        "ZT_VERIFIER_JWKS_URL": identity["jwks_uri"],
+        "ZT_VERIFIER_JWKS_CA_BUNDLE": str(config.SERVER_CA_BUNDLE),
+        "ZT_VERIFIER_CLIENT_CA_CERT": str(config.CLIENT_ISSUING_CA),
+        "ZT_VERIFIER_AUDIT_LOG": str(config.AUDIT_LOG),
+        "ZT_VERIFIER_MAX_TOKEN_LIFETIME_SECONDS": str(
+            max(3600, int(identity["access_token_lifespan_seconds"]))
+        ),
+    }
+
+
+def start_verifier() -> None:
+    if not procs.running(config.VERIFIER):
+        # A token at the verifier's 8 KiB limit plus "Bearer " exceeds gunicorn's
+        # default 8190-byte header field limit; raise it so the verifier (not
+        # gunicorn) refuses oversized tokens with its own reason code.
+        _gunicorn(
+            config.VERIFIER,
+            config.VERIFIER_SOCKET,
+            "verifier.app:create_app()",
+            verifier_env(),
+            "--limit-request-field_size",
+            "16384",
+        )
+    wait_until(
+        "verifier /healthz (JWKS loaded)",
+        lambda: (
+            procs.alive_or_fail(config.VERIFIER)
+            and _socket_answers(config.VERIFIER_SOCKET, "/healthz")
+        ),
+        60,
+        str(config.VERIFIER.log_file),
+    )
+
+
+def start_api() -> None:
+    if not procs.running(config.API):
+        _gunicorn(
+            config.API,
+            config.API_SOCKET,
+            "api.app:create_app()",
+            {"ZT_API_REQUEST_LOG": str(config.API_REQUEST_LOG)},
+        )
+    wait_until(
+        "API /healthz",
+        lambda: procs.alive_or_fail(config.API) and _socket_answers(config.API_SOCKET, "/healthz"),
+        60,
+        str(config.API.log_file),
+    )
+
+
+def refresh_client_crl() -> None:
+    """Fetch the client root + issuing CRLs (PEM) into the file nginx's ssl_crl loads."""
+    mounts = read_json(config.PKI_OUTPUTS)["mounts"]
+    pems = []
+    for mount in (mounts["client_issuing"], mounts["client_root"]):
+        r = requests.get(
+            f"{config.VAULT_ADDR}/v1/{mount}/crl/pem", verify=str(config.VAULT_TLS_CA), timeout=10
+        )
+        if r.status_code != 200 or "BEGIN X509 CRL" not in r.text:
+            raise StepFailed(f"could not fetch the CRL of {mount} from OpenBao ({r.status_code})")
+        pems.append(r.text.strip())
+    write_atomic(config.CLIENT_CRL, "\n".join(pems) + "\n")
+
+
+def render_nginx_conf() -> None:
+    cert, key = config.server_cert_paths("nginx")
+    tmpl = string.Template((config.REPO / "nginx" / "nginx.conf.tmpl").read_text())
+    text = tmpl.substitute(
+        run_dir=config.RUN,
+        log_dir=config.LOGS,
+        tmp_dir=config.NGINX_DIR / "tmp",
+        nginx_dir=config.REPO / "nginx",
+        host=config.HOST,
+        port=config.NGINX_PORT,
+        server_cert=cert,
+        server_key=key,
+        client_ca_bundle=config.CLIENT_CA_BUNDLE,
+        client_crl=config.CLIENT_CRL,
+        verifier_socket=config.VERIFIER_SOCKET,
+        api_socket=config.API_SOCKET,
+    )
+    user = f"user {config.NGINX_WORKER_USER};\n" if os.geteuid() == 0 else ""
+    (config.NGINX_DIR / "tmp").mkdir(parents=True, exist_ok=True)
+    candidate = config.NGINX_DIR / "nginx.conf.new"
+    write_atomic(candidate, user + text)
+    test = subprocess.run(
+        ["nginx", "-t", "-q", "-c", str(candidate)], capture_output=True, text=True
+    )
+    if test.returncode != 0:
+        raise StepFailed(f"nginx -t refused the rendered config ({candidate}):\n{test.stderr}")
+    os.replace(candidate, config.NGINX_CONF)
+
+
+def _gateway_answers() -> bool:
+    # Without a client certificate nginx must answer 400: proves TLS + mTLS are up.
+    try:
+        r = requests.get(config.GATEWAY_URL + "/", verify=str(config.SERVER_CA_BUNDLE), timeout=2)
+    except requests.RequestException:
+        return False
+    return r.status_code == 400
+
+
+def start_nginx() -> None:
+    cert, _ = config.server_cert_paths("nginx")
+    if not cert.exists():
+        certs.issue_server_cert("nginx")
+    refresh_client_crl()
+    render_nginx_conf()
+    if procs.running(config.NGINX):
+        reload_nginx()
+    else:
+        procs.start(config.NGINX, ["nginx", "-c", str(config.NGINX_CONF)])
+    wait_until(
+        f"nginx on {config.GATEWAY_URL}",
+        lambda: procs.alive_or_fail(config.NGINX) and _gateway_answers(),
+        30,
+        str(config.LOGS / "nginx-error.log"),
+    )
+
+
+def reload_nginx() -> None:
+    """Graceful reload: new workers take new connections, old ones finish theirs."""
+    pid = procs.running(config.NGINX)
+    if pid is None:
+        raise StepFailed("nginx is not running; `make up` starts it")
+    render_nginx_conf()
+    os.kill(pid, signal.SIGHUP)
+
+
+def demo_call() -> dict:
+    """The README's demo: token from Keycloak, mTLS call, print the API's answer."""
+    from client.api import GatewayClient, Identity
+    from client.token import TokenSource
+
+    outputs = read_json(config.IDENTITY_OUTPUTS)
+    secret = read_json(config.KEYCLOAK_CLIENT_SECRETS / "python-client.json")["client_secret"]
+    tokens = TokenSource(
+        outputs["token_endpoint"], "python-client", secret, str(config.SERVER_CA_BUNDLE)
+    )
+    cert, key = config.client_cert_paths("python-client")
+    client = GatewayClient(
+        config.GATEWAY_URL, Identity(str(cert), str(key), str(config.SERVER_CA_BUNDLE)), tokens
+    )
+    r = client.request("GET", "/api/resource")
+    if r.status_code != 200:
+        raise StepFailed(
+            f"demo call answered {r.status_code}: {r.text[:200]}; "
+            f"see {config.AUDIT_LOG} and {config.NGINX_ACCESS_LOG}"
+        )
+    body = r.json()
+    say("    " + json.dumps(body, sort_keys=True))
+    return body
