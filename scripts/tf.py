@@ -9,9 +9,10 @@ directory, removed in Terraform 0.15) by always setting ``working_dir``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +35,22 @@ def _tf(root: str) -> Terraform:
     return Terraform(working_dir=str(ROOTS[root]), terraform_bin_path=str(tools.TERRAFORM))
 
 
-def _env(extra: Mapping[str, str]) -> None:
-    # python-terraform passes os.environ to the child; state files hold
-    # secrets (AppRole secret IDs), so everything Terraform writes is 0600.
-    os.umask(0o077)
+@contextlib.contextmanager
+def _env(extra: Mapping[str, str]) -> Iterator[None]:
+    """Run with ``extra`` in os.environ (python-terraform hands os.environ to the
+    child), restoring it afterwards, and with umask 077: state files hold secrets."""
+    saved = {k: os.environ.get(k) for k in extra}
+    old_umask = os.umask(0o077)
     os.environ.update(extra)
+    try:
+        yield
+    finally:
+        os.umask(old_umask)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _check(rc: int | None, out: str | None, err: str | None, what: str) -> None:
@@ -48,12 +60,12 @@ def _check(rc: int | None, out: str | None, err: str | None, what: str) -> None:
 
 
 def init(root: str, env: Mapping[str, str]) -> None:
-    _env(env)
     config.TF_STATE.mkdir(parents=True, exist_ok=True, mode=0o700)
-    rc, out, err = _tf(root).init(
-        backend_config={"path": str(state_path(root))},
-        reconfigure=IsFlagged,
-    )
+    with _env(env):
+        rc, out, err = _tf(root).init(
+            backend_config={"path": str(state_path(root))},
+            reconfigure=IsFlagged,
+        )
     _check(rc, out, err, f"-chdir={ROOTS[root]} init")
 
 
@@ -74,8 +86,8 @@ _SHOWN = (
 
 def apply(root: str, env: Mapping[str, str]) -> None:
     """`terraform apply -auto-approve`; prints resource actions and the summary."""
-    _env(env)
-    rc, out, err = _tf(root).apply(skip_plan=True)
+    with _env(env):
+        rc, out, err = _tf(root).apply(skip_plan=True)
     _check(rc, out, err, f"-chdir={ROOTS[root]} apply")
     for line in (out or "").splitlines():
         if any(marker in line for marker in _SHOWN):
@@ -84,8 +96,8 @@ def apply(root: str, env: Mapping[str, str]) -> None:
 
 def plan_has_changes(root: str, env: Mapping[str, str]) -> tuple[bool, str]:
     """`terraform plan -detailed-exitcode`: (changes pending?, plan text)."""
-    _env(env)
-    rc, out, err = _tf(root).plan(detailed_exitcode=IsFlagged)
+    with _env(env):
+        rc, out, err = _tf(root).plan(detailed_exitcode=IsFlagged)
     if rc not in (0, 2):
         _check(rc, out, err, f"-chdir={ROOTS[root]} plan")
     return rc == 2, out or ""
@@ -93,7 +105,7 @@ def plan_has_changes(root: str, env: Mapping[str, str]) -> tuple[bool, str]:
 
 def outputs(root: str, env: Mapping[str, str]) -> dict[str, Any]:
     """All outputs (sensitive ones included) as plain values."""
-    _env(env)
-    rc, out, err = _tf(root).output_cmd(json=IsFlagged)
+    with _env(env):
+        rc, out, err = _tf(root).output_cmd(json=IsFlagged)
     _check(rc, out, err, f"-chdir={ROOTS[root]} output")
     return {k: v["value"] for k, v in json.loads(out).items()}

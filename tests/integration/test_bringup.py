@@ -140,11 +140,15 @@ def test_down_stops_everything_it_started_and_nothing_else(stack):
 @pytest.mark.parametrize("root", ["pki", "identity"])
 def test_terraform_root_is_formatted_valid_and_has_no_pending_changes(stack, root):
     tf_bin = str(tools.TERRAFORM)
-    fmt = subprocess.run([tf_bin, "fmt", "-check", "-recursive", str(tf.ROOTS[root])],
-                         capture_output=True, text=True)
+    fmt = subprocess.run(
+        [tf_bin, "fmt", "-check", "-recursive", str(tf.ROOTS[root])], capture_output=True, text=True
+    )
     assert fmt.returncode == 0, f"terraform fmt would change: {fmt.stdout}"
-    val = subprocess.run([tf_bin, f"-chdir={tf.ROOTS[root]}", "validate", "-no-color"],
-                         capture_output=True, text=True)
+    val = subprocess.run(
+        [tf_bin, f"-chdir={tf.ROOTS[root]}", "validate", "-no-color"],
+        capture_output=True,
+        text=True,
+    )
     assert val.returncode == 0, val.stdout + val.stderr
     env = zt.pki_env() if root == "pki" else zt.identity_env()
     changes, text = tf.plan_has_changes(root, env)

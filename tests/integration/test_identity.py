@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import ssl
 import subprocess
 import sys
@@ -172,12 +171,10 @@ def test_changing_a_variable_takes_effect_without_restarting_anything(identity):
     pid = procs.running(config.KEYCLOAK)
     env = zt.identity_env()
     try:
-        os.environ["TF_VAR_access_token_lifespan_seconds"] = "600"
-        tf.apply("identity", env)
+        tf.apply("identity", {**env, "TF_VAR_access_token_lifespan_seconds": "600"})
         claims = _verified_claims(identity, _token(identity))
         assert claims["exp"] - claims["iat"] == 600
     finally:
-        os.environ.pop("TF_VAR_access_token_lifespan_seconds", None)
         tf.apply("identity", env)
     claims = _verified_claims(identity, _token(identity))
     assert claims["exp"] - claims["iat"] == 300

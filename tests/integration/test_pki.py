@@ -99,16 +99,23 @@ def test_python_client_role_refuses_any_other_common_name(approle, pki_outputs, 
 def test_python_client_role_refuses_extra_names(approle, pki_outputs):
     c = approle("client-python-client")
     with pytest.raises(hvac.exceptions.InvalidRequest):
-        _issue(c, "python-client", pki_outputs["mounts"]["client_issuing"], "python-client",
-               alt_names="localhost", ip_sans="127.0.0.1")
+        _issue(
+            c,
+            "python-client",
+            pki_outputs["mounts"]["client_issuing"],
+            "python-client",
+            alt_names="localhost",
+            ip_sans="127.0.0.1",
+        )
 
 
 def test_python_client_role_never_issues_past_its_max_ttl(approle, pki_outputs):
     # OpenBao caps (with a warning) rather than rejecting a longer TTL; what
     # matters is that no certificate outlives the role's maximum (24 h).
     c = approle("client-python-client")
-    resp = _issue(c, "python-client", pki_outputs["mounts"]["client_issuing"], "python-client",
-                  ttl="240h")
+    resp = _issue(
+        c, "python-client", pki_outputs["mounts"]["client_issuing"], "python-client", ttl="240h"
+    )
     assert any("maxTTL" in w for w in resp.get("warnings") or [])
     cert = x509.load_pem_x509_certificate(resp["data"]["certificate"].encode())
     lifetime = cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
