@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 ZT := $(PY) -m scripts.zt
 
-.PHONY: help venv up down status clean test test-unit test-integration lint fmt
+.PHONY: help venv up down status clean renew test test-unit test-integration lint fmt
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ down: venv ## stop every process the stack started (state is kept)
 
 clean: venv ## down, then delete the state folder
 	@$(ZT) clean
+
+renew: venv ## rotate certs past 2/3 of their lifetime, refresh the CRL (cron-safe)
+	@$(ZT) renew
 
 test: up ## the whole suite against the real stack
 	@$(PY) -m pytest

@@ -42,8 +42,11 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_call(args: argparse.Namespace) -> int:
-    cert, key = config.client_cert_paths(args.identity)
-    identity = Identity(str(args.cert or cert), str(args.key or key), str(args.server_ca))
+    cert, _ = config.client_cert_paths(args.identity)
+    if args.cert:
+        identity = Identity(args.cert, args.key, str(args.server_ca))
+    else:
+        identity = Identity(str(cert.with_name("bundle.pem")), None, str(args.server_ca))
     client = GatewayClient(args.url, identity, _token_source(args))
     r = client.request(args.method, args.path)
     print(f"HTTP {r.status_code}")
@@ -75,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("path", nargs="?", default="/api/resource")
     c.add_argument("--method", default="GET")
     c.add_argument("--url", default=f"https://localhost:{config.NGINX_PORT}")
-    c.add_argument("--cert", help="client certificate (default: the identity's)")
-    c.add_argument("--key", help="client key (default: the identity's)")
+    c.add_argument("--cert", help="client certificate (default: the identity's bundle.pem)")
+    c.add_argument("--key", help="client key, if not inside --cert")
     c.set_defaults(fn=cmd_call)
     args = p.parse_args(argv)
     try:

@@ -1,10 +1,19 @@
 """Issue leaf certificates from OpenBao with least-privilege AppRoles and write them safely.
 
-A cert/key pair is written so that no reader ever sees a mismatched pair:
-the key is checked against the cert *before* anything is renamed into place,
-the key file is replaced first (0600) and the cert (with chain) second, each
-atomically. Readers that load the pair at a reload (nginx, the client) only
-reload after both renames.
+Each identity's folder holds three files, all replaced atomically:
+
+* ``bundle.pem`` (0600): private key + certificate + chain in ONE file. Software
+  that may read while we rotate (the Python client re-reads it for every new
+  TLS connection) uses this file, so it can never pair a new key with an old
+  cert: one rename switches both.
+* ``key.pem`` (0600) and ``cert.pem`` (chain): the same material split, for
+  humans and tools that want two files (curl, openssl). Services that load
+  them (nginx, OpenBao, Keycloak) only do so on a reload we trigger after all
+  three renames.
+
+Nothing is written unless OpenBao issued a certificate whose public key
+matches the private key it returned, so a failed rotation leaves the current
+files untouched.
 """
 
 from __future__ import annotations
@@ -12,12 +21,31 @@ from __future__ import annotations
 from pathlib import Path
 
 import hvac
+import hvac.exceptions
+import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from scripts import config
 from scripts.files import read_json, write_atomic, write_secret
 from scripts.steps import StepFailed
+
+
+def _vault_failure(e: Exception, action: str) -> StepFailed:
+    """Turn an hvac/requests error into a message naming the cause and the fix."""
+    if isinstance(e, hvac.exceptions.VaultDown):
+        return StepFailed(
+            f"{action}: OpenBao is sealed ({e}). Unseal it (`make up` unseals from the state "
+            "folder); the current certificate files are untouched."
+        )
+    if isinstance(e, requests.ConnectionError):
+        return StepFailed(
+            f"{action}: OpenBao is unreachable at {config.VAULT_ADDR}. Start it with `make up`; "
+            "the current certificate files are untouched."
+        )
+    if isinstance(e, hvac.exceptions.Forbidden):
+        return StepFailed(f"{action}: OpenBao refused (403 permission denied): {e}")
+    return StepFailed(f"{action}: OpenBao answered an error: {e}")
 
 
 def approle_client(name: str) -> hvac.Client:
@@ -27,8 +55,11 @@ def approle_client(name: str) -> hvac.Client:
         creds = read_json(path)
     except FileNotFoundError as e:
         raise StepFailed(f"{path} missing; `make up` writes it after terraform/pki apply") from e
-    c = hvac.Client(url=config.VAULT_ADDR, verify=str(config.VAULT_TLS_CA))
-    c.auth.approle.login(role_id=creds["role_id"], secret_id=creds["secret_id"])
+    c = hvac.Client(url=config.VAULT_ADDR, verify=str(config.VAULT_TLS_CA), timeout=10)
+    try:
+        c.auth.approle.login(role_id=creds["role_id"], secret_id=creds["secret_id"])
+    except (hvac.exceptions.VaultError, requests.RequestException) as e:
+        raise _vault_failure(e, f"AppRole login as {name}") from e
     return c
 
 
@@ -39,9 +70,15 @@ def key_matches_cert(cert_pem: str, key_pem: str) -> bool:
     return cert.public_key().public_bytes(*fmt) == key.public_key().public_bytes(*fmt)
 
 
+def bundle_path(cert_file: Path) -> Path:
+    return cert_file.with_name("bundle.pem")
+
+
 def write_pair(cert_file: Path, key_file: Path, cert_chain_pem: str, key_pem: str) -> None:
+    """Check key/cert match, then replace bundle, key and cert, each atomically."""
     if not key_matches_cert(cert_chain_pem, key_pem):
         raise StepFailed(f"issued key does not match issued cert for {cert_file}; nothing written")
+    write_secret(bundle_path(cert_file), key_pem.strip() + "\n" + cert_chain_pem)
     write_secret(key_file, key_pem)
     write_atomic(cert_file, cert_chain_pem)
 
@@ -59,16 +96,26 @@ def pki_outputs() -> dict:
         raise StepFailed(f"{config.PKI_OUTPUTS} missing; run `make up` first") from e
 
 
+def _issue(approle: str, role: str, mount: str, cn: str, extra: dict | None) -> dict:
+    c = approle_client(approle)
+    try:
+        return c.secrets.pki.generate_certificate(
+            name=role, common_name=cn, extra_params=extra, mount_point=mount
+        )["data"]
+    except (hvac.exceptions.VaultError, requests.RequestException) as e:
+        raise _vault_failure(e, f"issuing a certificate for {cn} from {mount}/{role}") from e
+
+
 def issue_server_cert(name: str) -> x509.Certificate:
     """Serving cert for ``name`` (CN=localhost, SAN 127.0.0.1) from the server CA."""
     out = pki_outputs()
-    c = approle_client("server-certs")
-    data = c.secrets.pki.generate_certificate(
-        name=out["server_role"],
-        common_name="localhost",
-        extra_params={"ip_sans": config.HOST},
-        mount_point=out["mounts"]["server_issuing"],
-    )["data"]
+    data = _issue(
+        "server-certs",
+        out["server_role"],
+        out["mounts"]["server_issuing"],
+        "localhost",
+        {"ip_sans": config.HOST},
+    )
     cert_file, key_file = config.server_cert_paths(name)
     write_pair(cert_file, key_file, _chain(data), data["private_key"])
     return x509.load_pem_x509_certificate(data["certificate"].encode())
@@ -81,10 +128,18 @@ def issue_client_cert(identity: str) -> x509.Certificate:
     if role is None:
         known = ", ".join(sorted(out["client_roles"]))
         raise StepFailed(f"unknown workload identity {identity!r}; known: {known}")
-    c = approle_client(f"client-{identity}")
-    data = c.secrets.pki.generate_certificate(
-        name=role, common_name=identity, mount_point=out["mounts"]["client_issuing"]
-    )["data"]
+    data = _issue(f"client-{identity}", role, out["mounts"]["client_issuing"], identity, None)
     cert_file, key_file = config.client_cert_paths(identity)
     write_pair(cert_file, key_file, _chain(data), data["private_key"])
     return x509.load_pem_x509_certificate(data["certificate"].encode())
+
+
+def load(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+def serial_hex(cert: x509.Certificate) -> str:
+    """Serial as OpenBao prints it: colon-separated lowercase hex pairs."""
+    h = format(cert.serial_number, "x")
+    h = h if len(h) % 2 == 0 else "0" + h
+    return ":".join(h[i : i + 2] for i in range(0, len(h), 2))

@@ -205,13 +205,34 @@ def start_nginx() -> None:
     )
 
 
+def _children(pid: int) -> set[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return set()
+    return {int(c) for c in text.split()}
+
+
 def reload_nginx() -> None:
-    """Graceful reload: new workers take new connections, old ones finish theirs."""
+    """Graceful reload: new workers take new connections, old ones finish theirs.
+
+    Returns once the old workers are gone, so a caller that reloaded for a new
+    certificate or CRL knows every later connection sees it (an old worker
+    may still accept a connection for a moment after SIGHUP).
+    """
     pid = procs.running(config.NGINX)
     if pid is None:
         raise StepFailed("nginx is not running; `make up` starts it")
     render_nginx_conf()
+    old = _children(pid)
     os.kill(pid, signal.SIGHUP)
+    wait_until(
+        "nginx reload (old workers drained)",
+        lambda: not (old & _children(pid)) and len(_children(pid)) >= 1,
+        30,
+        str(config.LOGS / "nginx-error.log"),
+        interval=0.05,
+    )
 
 
 def demo_call() -> dict:
@@ -224,10 +245,9 @@ def demo_call() -> dict:
     tokens = TokenSource(
         outputs["token_endpoint"], "python-client", secret, str(config.SERVER_CA_BUNDLE)
     )
-    cert, key = config.client_cert_paths("python-client")
-    client = GatewayClient(
-        config.GATEWAY_URL, Identity(str(cert), str(key), str(config.SERVER_CA_BUNDLE)), tokens
-    )
+    cert, _ = config.client_cert_paths("python-client")
+    identity = Identity(str(certs.bundle_path(cert)), None, str(config.SERVER_CA_BUNDLE))
+    client = GatewayClient(config.GATEWAY_URL, identity, tokens)
     r = client.request("GET", "/api/resource")
     if r.status_code != 200:
         raise StepFailed(

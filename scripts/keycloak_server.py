@@ -15,9 +15,10 @@ import requests
 
 from scripts import certs, config, procs, tools
 from scripts.files import read_json, write_secret_json
-from scripts.steps import wait_until
+from scripts.steps import StepFailed, wait_until
 
 ADMIN_USERNAME = "zt-bootstrap-admin"
+RELOAD_PERIOD = "30s"  # how often Keycloak re-reads its certificate files
 
 
 def admin_credentials() -> dict[str, str]:
@@ -43,7 +44,10 @@ def ready() -> bool:
 
 
 def argv() -> list[str]:
-    cert, key = config.server_cert_paths("keycloak")
+    cert, _ = config.server_cert_paths("keycloak")
+    # One file for key and chain: Keycloak re-reads it every reload period, and
+    # a single atomic rename can never pair a new key with an old certificate.
+    bundle = certs.bundle_path(cert)
     db = config.KEYCLOAK_DIR / "db" / "keycloakdb"
     return [
         str(tools.KEYCLOAK_HOME / "bin" / "kc.sh"),
@@ -53,8 +57,9 @@ def argv() -> list[str]:
         f"--http-host={config.HOST}",
         "--http-enabled=false",
         f"--https-port={config.KEYCLOAK_PORT}",
-        f"--https-certificate-file={cert}",
-        f"--https-certificate-key-file={key}",
+        f"--https-certificate-file={bundle}",
+        f"--https-certificate-key-file={bundle}",
+        f"--https-certificates-reload-period={RELOAD_PERIOD}",
         "--https-protocols=TLSv1.3,TLSv1.2",
         f"--http-management-port={config.KEYCLOAK_MGMT_PORT}",
         f"--db-url=jdbc:h2:file:{db};NON_KEYWORDS=VALUE",
@@ -69,7 +74,7 @@ def start() -> None:
         return
     procs.require_free_port(config.KEYCLOAK_MGMT_PORT, "keycloak (management)")
     cert, _ = config.server_cert_paths("keycloak")
-    if not cert.exists():
+    if not certs.bundle_path(cert).exists():
         certs.issue_server_cert("keycloak")
     config.KEYCLOAK_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
     admin = admin_credentials()
@@ -87,3 +92,10 @@ def start() -> None:
         str(config.KEYCLOAK.log_file),
         interval=1.0,
     )
+
+
+def reload_certificate() -> None:
+    """Keycloak re-reads its certificate file every RELOAD_PERIOD: nothing to signal,
+    no restart. (The caller waits until the new serial is served.)"""
+    if procs.running(config.KEYCLOAK) is None:
+        raise StepFailed("Keycloak is not running; `make up` starts it")

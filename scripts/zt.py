@@ -5,6 +5,10 @@
     python -m scripts.zt down      stop every process we started (by pid file); keep state
     python -m scripts.zt clean     down, then delete the state folder
     python -m scripts.zt env       print shell exports to use terraform/bao by hand
+    python -m scripts.zt rotate client python-client   new workload cert (its own AppRole)
+    python -m scripts.zt rotate server nginx           new serving cert + graceful reload
+    python -m scripts.zt revoke <serial>               revoke, rebuild CRL, reload nginx
+    python -m scripts.zt renew     rotate what is past 2/3 of its life; refresh the CRL (cron)
 
 `make up`, `make status`, `make down` and `make clean` call these.
 """
@@ -94,7 +98,8 @@ def ensure_client_certs() -> None:
     identities = json.loads(config.PKI_OUTPUTS.read_text())["client_roles"]
     for identity in sorted(identities):
         cert_file, _ = config.client_cert_paths(identity)
-        if cert_file.exists() and _time_left(_load(cert_file)) > dt.timedelta(hours=1):
+        fresh = cert_file.exists() and _time_left(_load(cert_file)) > dt.timedelta(hours=1)
+        if fresh and certs.bundle_path(cert_file).exists():
             say(f"    {identity}: current cert still valid")
             continue
         cert = certs.issue_client_cert(identity)
@@ -144,7 +149,9 @@ def _load(path: Path) -> x509.Certificate:
 
 
 def _serial(cert: x509.Certificate) -> str:
-    return format(cert.serial_number, "x")
+    from scripts import certs
+
+    return certs.serial_hex(cert)
 
 
 def _time_left(cert: x509.Certificate) -> dt.timedelta:
@@ -207,6 +214,35 @@ def cmd_clean(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rotate(args: argparse.Namespace) -> int:
+    from scripts import rotation
+
+    with rotation.locked(), step(f"rotate {args.kind} {args.name}"):
+        if args.kind == "client":
+            result = rotation.rotate_client(args.name)
+        else:
+            result = rotation.rotate_server(args.name)
+        say(f"    {result.report()}")
+    return 0
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    from scripts import rotation
+
+    with rotation.locked(), step(f"revoke {args.serial}"):
+        mount = rotation.revoke(args.serial)
+        say(f"    revoked in {mount}; CRL rebuilt, nginx reloaded")
+    return 0
+
+
+def cmd_renew(_: argparse.Namespace) -> int:
+    from scripts import rotation
+
+    with rotation.locked(), step("renew certificates past 2/3 of their lifetime, and the CRL"):
+        rotation.renew()
+    return 0
+
+
 def cmd_env(_: argparse.Namespace) -> int:
     write_env_file()
     sys.stdout.write(config.ENV_FILE.read_text())
@@ -223,12 +259,31 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, fn, help_ in (
         ("up", cmd_up, "install tools, start the stack, apply Terraform (idempotent)"),
-        ("status", cmd_status, "service health and every issued certificate"),
+        ("status", cmd_status, "service health, every issued certificate, the CRL"),
         ("down", cmd_down, "stop every process we started; keep state"),
         ("clean", cmd_clean, "down, then delete the state folder"),
         ("env", cmd_env, "print shell exports for using terraform/bao by hand"),
+        ("renew", cmd_renew, "rotate certs past 2/3 of their lifetime, refresh the CRL; cron-safe"),
     ):
         sub.add_parser(name, help=help_, description=help_).set_defaults(fn=fn)
+    rot = sub.add_parser(
+        "rotate",
+        help="issue a new certificate from OpenBao and switch to it without downtime",
+        description="Issue a new certificate through the least-privilege AppRole, write it "
+        "atomically (bundle, key 0600, cert), and reload the service gracefully. "
+        "OpenBao sealed/unreachable: exit 1, current files untouched.",
+    )
+    rot.add_argument("kind", choices=["client", "server"], help="workload or serving certificate")
+    rot.add_argument("name", help="workload identity (client) or nginx|keycloak|vault (server)")
+    rot.set_defaults(fn=cmd_rotate)
+    rev = sub.add_parser(
+        "revoke",
+        help="revoke a certificate by serial; nginx refuses it from then on",
+        description="Revoke by serial (hex, colons optional) with the revoker AppRole, "
+        "rebuild the CRL and reload nginx with it.",
+    )
+    rev.add_argument("serial", help="certificate serial, e.g. 70:af:97:... (see `make status`)")
+    rev.set_defaults(fn=cmd_revoke)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)

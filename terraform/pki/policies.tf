@@ -55,5 +55,11 @@ resource "vault_policy" "revoker" {
     path "${module.server_ca.issuing_mount}/crl/rotate" {
       capabilities = ["read"]
     }
+    path "${module.client_ca.root_mount}/crl/rotate" {
+      capabilities = ["read"]
+    }
+    path "${module.server_ca.root_mount}/crl/rotate" {
+      capabilities = ["read"]
+    }
   EOT
 }

@@ -1,0 +1,210 @@
+"""Rotate, revoke and renew certificates through OpenBao, with zero failed requests.
+
+* client identities: a new cert from the identity's own role with its own
+  AppRole; the client re-reads ``bundle.pem`` on every new TLS connection, so
+  nothing restarts. The old cert stays valid until it expires (revoke it if it
+  leaked).
+* serving certs: a new cert from the server role (``server-certs`` AppRole),
+  then a graceful reload: nginx ``nginx -t`` + SIGHUP (old workers finish their
+  connections), OpenBao SIGHUP, Keycloak's periodic certificate reload.
+* revocation: the ``revoker`` AppRole revokes by serial, rebuilds the CRL, and
+  nginx reloads the fresh CRL file; the revoked cert is refused from then on.
+* renew: everything past 2/3 of its lifetime is rotated, and the CRL nginx
+  uses is refreshed once a third of its validity has passed (nginx refuses
+  every client once its CRL expires). Safe to run from cron; idempotent.
+
+All of it runs under one lock file so a cron `renew` and a manual `rotate`
+never interleave. OpenBao sealed or unreachable: a clear error, exit 1, and
+the current files untouched (nothing is written before OpenBao answered).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import hvac.exceptions
+import requests
+from cryptography import x509
+
+from scripts import certs, config, gateway, keycloak_server, procs, vault_server
+from scripts.steps import StepFailed, say, wait_until
+
+LOCK = config.RUN / "rotation.lock"
+RENEW_AT = 2 / 3  # fraction of a certificate's lifetime after which `renew` rotates it
+CRL_REFRESH_AT = 1 / 3  # fraction of the CRL's validity after which `renew` refreshes it
+
+
+@dataclass(frozen=True)
+class Rotation:
+    name: str
+    old_serial: str | None
+    old_not_after: dt.datetime | None
+    new_serial: str
+    new_not_after: dt.datetime
+
+    def report(self) -> str:
+        old = (
+            f"{self.old_serial} (until {self.old_not_after:%F %T}Z)" if self.old_serial else "none"
+        )
+        return f"{self.name}: {old} -> {self.new_serial} (until {self.new_not_after:%F %T}Z)"
+
+
+@contextlib.contextmanager
+def locked() -> Iterator[None]:
+    config.RUN.mkdir(parents=True, exist_ok=True)
+    with open(LOCK, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _current(cert_file: Path) -> x509.Certificate | None:
+    return certs.load(cert_file) if cert_file.exists() else None
+
+
+def _rotation(name: str, old: x509.Certificate | None, new: x509.Certificate) -> Rotation:
+    return Rotation(
+        name,
+        certs.serial_hex(old) if old else None,
+        old.not_valid_after_utc if old else None,
+        certs.serial_hex(new),
+        new.not_valid_after_utc,
+    )
+
+
+def rotate_client(identity: str) -> Rotation:
+    cert_file, _ = config.client_cert_paths(identity)
+    old = _current(cert_file)
+    new = certs.issue_client_cert(identity)
+    return _rotation(f"client/{identity}", old, new)
+
+
+def _served_serial(port: int) -> int | None:
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=str(config.SERVER_CA_BUNDLE))
+    try:
+        import socket
+
+        with (
+            socket.create_connection((config.HOST, port), timeout=3) as sock,
+            ctx.wrap_socket(sock, server_hostname="localhost") as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+    except OSError:
+        return None
+    return x509.load_der_x509_certificate(der).serial_number if der else None
+
+
+RELOADERS = {
+    "nginx": (gateway.reload_nginx, config.NGINX_PORT),
+    "vault": (vault_server.reload_listener, config.VAULT_PORT),
+    "keycloak": (keycloak_server.reload_certificate, config.KEYCLOAK_PORT),
+}
+
+
+def rotate_server(name: str) -> Rotation:
+    if name not in RELOADERS:
+        raise StepFailed(f"unknown server {name!r}; choose one of {', '.join(RELOADERS)}")
+    cert_file, _ = config.server_cert_paths(name)
+    old = _current(cert_file)
+    new = certs.issue_server_cert(name)
+    reload, port = RELOADERS[name]
+    reload()
+    wait_until(
+        f"{name} serving serial {certs.serial_hex(new)}",
+        lambda: _served_serial(port) == new.serial_number,
+        90,
+        f"{config.LOGS}/{name}.log",
+    )
+    return _rotation(f"server/{name}", old, new)
+
+
+def _normalize_serial(serial: str) -> str:
+    h = serial.lower().replace(":", "").replace("-", "")
+    if not h or any(c not in "0123456789abcdef" for c in h):
+        raise StepFailed(f"{serial!r} is not a certificate serial (hex, optionally with colons)")
+    h = h if len(h) % 2 == 0 else "0" + h
+    return ":".join(h[i : i + 2] for i in range(0, len(h), 2))
+
+
+def refresh_crl() -> dt.datetime:
+    """Rebuild the client CRLs in OpenBao, write nginx's CRL file, reload nginx."""
+    mounts = certs.pki_outputs()["mounts"]
+    c = certs.approle_client("revoker")
+    try:
+        for mount in (mounts["client_issuing"], mounts["client_root"]):
+            c.read(f"{mount}/crl/rotate")
+    except (hvac.exceptions.VaultError, requests.RequestException) as e:
+        raise certs._vault_failure(e, "rebuilding the CRL") from e
+    gateway.refresh_client_crl()
+    if procs.running(config.NGINX):
+        gateway.reload_nginx()
+    return crl_next_update()
+
+
+def revoke(serial: str) -> str:
+    """Revoke ``serial`` (client or server CA); returns the mount it belonged to."""
+    sn = _normalize_serial(serial)
+    mounts = certs.pki_outputs()["mounts"]
+    c = certs.approle_client("revoker")
+    for mount in (mounts["client_issuing"], mounts["server_issuing"]):
+        try:
+            c.write_data(f"{mount}/revoke", data={"serial_number": sn})
+        except hvac.exceptions.InvalidRequest:
+            continue  # not issued by this mount
+        except (hvac.exceptions.VaultError, requests.RequestException) as e:
+            raise certs._vault_failure(e, f"revoking {sn}") from e
+        refresh_crl()
+        return mount
+    raise StepFailed(f"no certificate with serial {sn} was issued by our CAs")
+
+
+def load_crls(path: Path) -> list[x509.CertificateRevocationList]:
+    marker = b"-----BEGIN X509 CRL-----"
+    blocks = path.read_bytes().split(marker)[1:]
+    return [x509.load_pem_x509_crl(marker + b) for b in blocks]
+
+
+def crl_next_update() -> dt.datetime:
+    return min(c.next_update_utc for c in load_crls(config.CLIENT_CRL))
+
+
+def crl_due() -> bool:
+    if not config.CLIENT_CRL.exists():
+        return True
+    for crl in load_crls(config.CLIENT_CRL):
+        life = crl.next_update_utc - crl.last_update_utc
+        if dt.datetime.now(dt.UTC) >= crl.last_update_utc + life * CRL_REFRESH_AT:
+            return True
+    return False
+
+
+def due(cert: x509.Certificate, now: dt.datetime | None = None) -> bool:
+    now = now or dt.datetime.now(dt.UTC)
+    life = cert.not_valid_after_utc - cert.not_valid_before_utc
+    return now >= cert.not_valid_before_utc + life * RENEW_AT
+
+
+def renew() -> list[str]:
+    """Rotate what is past 2/3 of its lifetime; refresh the CRL when due."""
+    actions: list[str] = []
+    for cert_file in sorted(config.PKI_DIR.glob("client/*/cert.pem")):
+        if due(certs.load(cert_file)):
+            actions.append(rotate_client(cert_file.parent.name).report())
+    for name in RELOADERS:
+        cert_file, _ = config.server_cert_paths(name)
+        if cert_file.exists() and due(certs.load(cert_file)):
+            actions.append(rotate_server(name).report())
+    if crl_due():
+        actions.append(f"client CRL refreshed, next update {refresh_crl():%F %T}Z")
+    for line in actions or ["nothing due"]:
+        say(f"    {line}")
+    return actions

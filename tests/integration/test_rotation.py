@@ -1,0 +1,227 @@
+"""Certificates rotate and are revoked through OpenBao with zero failed requests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+
+import pytest
+import requests
+from cryptography import x509
+
+from client.api import GatewayClient, Identity
+from client.token import TokenSource
+from scripts import certs, config, rotation, vault_server, zt
+
+LOAD_SECONDS = 15
+LOAD_THREADS = 4
+LOAD_INTERVAL = 0.05  # per thread: ~80 requests/s in total
+
+
+def _client(identity: str = "python-client") -> GatewayClient:
+    outputs = json.loads(config.IDENTITY_OUTPUTS.read_text())
+    secret = json.loads((config.KEYCLOAK_CLIENT_SECRETS / f"{identity}.json").read_text())
+    tokens = TokenSource(
+        outputs["token_endpoint"], identity, secret["client_secret"], str(config.SERVER_CA_BUNDLE)
+    )
+    cert, _ = config.client_cert_paths(identity)
+    ident = Identity(str(certs.bundle_path(cert)), None, str(config.SERVER_CA_BUNDLE))
+    return GatewayClient(config.GATEWAY_URL, ident, tokens)
+
+
+def _served_serial(port: int) -> int:
+    ctx = ssl.create_default_context(cafile=str(config.SERVER_CA_BUNDLE))
+    with (
+        socket.create_connection((config.HOST, port), timeout=5) as sock,
+        ctx.wrap_socket(sock, server_hostname="localhost") as tls,
+    ):
+        return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).serial_number
+
+
+def _int(serial: str) -> int:
+    return int(serial.replace(":", ""), 16)
+
+
+class Load:
+    """A bounded request loop: LOAD_THREADS threads, fixed rate, stops by itself."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.results: Counter[str] = Counter()
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run) for _ in range(LOAD_THREADS)]
+
+    def _run(self) -> None:
+        client = _client()
+        deadline = time.monotonic() + self.seconds
+        while time.monotonic() < deadline:
+            try:
+                r = client.request("GET", "/api/resource", timeout=10)
+                outcome = str(r.status_code)
+                detail = f"{r.status_code} {r.text[:100]}" if r.status_code != 200 else ""
+            except requests.RequestException as e:
+                outcome, detail = "exception", repr(e)[:200]
+            with self._lock:
+                self.results[outcome] += 1
+                if detail:
+                    self.errors.append(detail)
+            time.sleep(LOAD_INTERVAL)
+
+    def __enter__(self) -> Load:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for t in self._threads:
+            t.join(timeout=self.seconds + 30)
+
+    @property
+    def failed(self) -> int:
+        return sum(n for k, n in self.results.items() if k != "200")
+
+
+def _throwaway_client_cert() -> x509.Certificate:
+    """A second, unrelated python-client cert (not the one on disk)."""
+    out = certs.pki_outputs()
+    c = certs.approle_client("client-python-client")
+    data = c.secrets.pki.generate_certificate(
+        name="python-client",
+        common_name="python-client",
+        mount_point=out["mounts"]["client_issuing"],
+    )["data"]
+    return x509.load_pem_x509_certificate(data["certificate"].encode())
+
+
+def test_rotations_and_a_revocation_under_load_fail_no_request(stack):
+    unrelated = _throwaway_client_cert()
+    with Load(LOAD_SECONDS) as load:
+        time.sleep(3)
+        server = rotation.rotate_server("nginx")
+        time.sleep(3)
+        client = rotation.rotate_client("python-client")
+        time.sleep(3)
+        rotation.revoke(certs.serial_hex(unrelated))
+    total = sum(load.results.values())
+    print(f"\nrotation under load: {total} requests, {load.failed} failed, {dict(load.results)}")
+    assert total > LOAD_SECONDS * LOAD_THREADS, load.results
+    assert load.failed == 0, load.errors[:5]
+    # The new serials are the ones presented afterwards.
+    assert _served_serial(config.NGINX_PORT) == _int(server.new_serial)
+    body = _client().request("GET", "/api/resource").json()
+    assert int(body["tls_client_serial"], 16) == _int(client.new_serial)
+
+
+def _nginx_lines_since(offset: int) -> list[dict]:
+    """Lines appended since ``offset``; nginx logs after it answered, so poll briefly."""
+    deadline = time.monotonic() + 5
+    while True:
+        with open(config.NGINX_ACCESS_LOG, "rb") as fh:
+            fh.seek(offset)
+            lines = [json.loads(line) for line in fh.read().splitlines() if line.strip()]
+        if lines or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
+def test_a_revoked_client_cert_is_refused_and_a_freshly_rotated_one_works(stack):
+    cert_file, _ = config.client_cert_paths("python-client")
+    current = certs.load(cert_file)
+    assert _client().request("GET", "/api/resource").status_code == 200
+    offset = config.NGINX_ACCESS_LOG.stat().st_size
+    api_offset = config.API_REQUEST_LOG.stat().st_size
+    rotation.revoke(certs.serial_hex(current))
+    try:
+        r = _client().request("GET", "/api/resource")  # a new client: a new TLS connection
+        assert r.status_code == 400
+        assert r.json() == {"error": "client certificate required"}
+        line = _nginx_lines_since(offset)[-1]
+        assert line["ssl_client_verify"] == "FAILED:certificate revoked"
+        assert config.API_REQUEST_LOG.stat().st_size == api_offset  # the API received nothing
+    finally:
+        rotation.rotate_client("python-client")  # never leave a revoked cert in place
+    assert _client().request("GET", "/api/resource").status_code == 200
+
+
+def _hashes() -> dict[str, str]:
+    files = [p for p in config.PKI_DIR.glob("*/*/*.pem")]
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def test_rotation_with_vault_sealed_fails_clearly_and_touches_nothing(stack):
+    before = _hashes()
+    vault_server.client(vault_server.root_token()).sys.seal()
+    try:
+        assert vault_server.health()["sealed"] is True
+        for args in (["rotate", "client", "python-client"], ["rotate", "server", "nginx"]):
+            r = subprocess.run(
+                [sys.executable, "-m", "scripts.zt", *args],
+                cwd=config.REPO,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert r.returncode == 1
+            assert "OpenBao is sealed" in r.stdout
+            assert "current certificate files are untouched" in r.stdout
+            assert "Traceback" not in r.stdout + r.stderr
+        assert _hashes() == before
+        # Serving continues on the current certificates while OpenBao is sealed.
+        assert _client().request("GET", "/api/resource").status_code == 200
+    finally:
+        assert zt.main(["up"]) == 0  # unseals from the state folder
+    assert vault_server.health()["sealed"] is False
+
+
+def test_revoke_of_an_unknown_or_malformed_serial_is_a_clear_error(stack):
+    for serial, message in (
+        ("zz:zz", "is not a certificate serial"),
+        ("01:02:03:04", "no certificate with serial"),
+    ):
+        r = subprocess.run(
+            [sys.executable, "-m", "scripts.zt", "revoke", serial],
+            cwd=config.REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert r.returncode == 1
+        assert message in r.stdout
+
+
+def test_renew_is_idempotent_and_rotates_nothing_that_is_fresh(stack):
+    r1 = subprocess.run(
+        [sys.executable, "-m", "scripts.zt", "renew"],
+        cwd=config.REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    before = _hashes()
+    r2 = subprocess.run(
+        [sys.executable, "-m", "scripts.zt", "renew"],
+        cwd=config.REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r1.returncode == 0 and r2.returncode == 0
+    assert "nothing due" in r2.stdout
+    assert _hashes() == before
+
+
+@pytest.mark.parametrize("name", ["vault", "keycloak"])
+def test_serving_cert_rotation_of_vault_and_keycloak_is_picked_up_without_restart(stack, name):
+    pid_before = (config.RUN / f"{name}.pid").read_text()
+    result = rotation.rotate_server(name)
+    port = config.VAULT_PORT if name == "vault" else config.KEYCLOAK_PORT
+    assert _served_serial(port) == _int(result.new_serial)
+    assert (config.RUN / f"{name}.pid").read_text() == pid_before
