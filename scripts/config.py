@@ -73,7 +73,10 @@ VAULT_APPROLES = VAULT_DIR / "approle"  # <name>.json: role_id + secret_id, 0600
 PKI_DIR = STATE / "pki"
 SERVER_CA_BUNDLE = PKI_DIR / "server-ca.pem"  # server root + intermediate
 CLIENT_CA_BUNDLE = PKI_DIR / "client-ca.pem"  # client root + intermediate
-CLIENT_ISSUING_CA = PKI_DIR / "client-issuing-ca.pem"
+CLIENT_ISSUING_CA = PKI_DIR / "client-issuing-ca.pem"  # every current generation
+# Client issuing-CA generations (terraform/pki var client_issuing_generations);
+# changed only by `zt rollover-client-ca begin|finish`.
+CLIENT_CA_GENERATIONS = PKI_DIR / "client-ca-generations.json"
 # Non-secret terraform/pki outputs (mount paths, role names, CA serials), so
 # Python reads names from Terraform instead of re-typing them.
 PKI_OUTPUTS = PKI_DIR / "terraform-outputs.json"

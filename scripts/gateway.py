@@ -49,6 +49,9 @@ def _gunicorn(svc: config.Service, socket: Path, app: str, env: dict[str, str], 
             "10",
             "--error-logfile",
             "-",
+            # gunicorn 27's control socket defaults to ~/.gunicorn/gunicorn.ctl,
+            # shared by every gunicorn of this user; we manage ours by pid file.
+            "--no-control-socket",
             *_socket_owner_args(),
             *extra,
             app,
@@ -135,17 +138,45 @@ def start_api() -> None:
     )
 
 
+def reload_verifier() -> None:
+    """Graceful gunicorn reload (HUP): new workers with fresh settings (client CA
+    generations), old ones finish their requests. Returns once they are replaced."""
+    pid = procs.running(config.VERIFIER)
+    if pid is None:
+        raise StepFailed("the verifier is not running; `make up` starts it")
+    old = _children(pid)
+    os.kill(pid, signal.SIGHUP)
+    wait_until(
+        "verifier reload (workers replaced)",
+        lambda: (
+            not (old & _children(pid))
+            and len(_children(pid)) >= config.GUNICORN_WORKERS
+            and _socket_answers(config.VERIFIER_SOCKET, "/healthz")
+        ),
+        30,
+        str(config.VERIFIER.log_file),
+        interval=0.1,
+    )
+
+
 def refresh_client_crl() -> None:
-    """Fetch the client root + issuing CRLs (PEM) into the file nginx's ssl_crl loads."""
+    """Fetch the CRL of every issuer in the client root and issuing mounts (PEM) into
+    the one file nginx's ssl_crl loads. nginx needs a CRL for each CA in a chain, and
+    during a client-CA rollover the issuing mount has two issuers with a CRL each.
+    Both endpoints are unauthenticated in OpenBao (CRLs are public)."""
     mounts = read_json(config.PKI_OUTPUTS)["mounts"]
     pems = []
     for mount in (mounts["client_issuing"], mounts["client_root"]):
-        r = requests.get(
-            f"{config.VAULT_ADDR}/v1/{mount}/crl/pem", verify=str(config.VAULT_TLS_CA), timeout=10
-        )
-        if r.status_code != 200 or "BEGIN X509 CRL" not in r.text:
-            raise StepFailed(f"could not fetch the CRL of {mount} from OpenBao ({r.status_code})")
-        pems.append(r.text.strip())
+        base = f"{config.VAULT_ADDR}/v1/{mount}"
+        verify = str(config.VAULT_TLS_CA)
+        r = requests.request("LIST", f"{base}/issuers", verify=verify, timeout=10)
+        if r.status_code != 200:
+            raise StepFailed(f"could not list the issuers of {mount} in OpenBao ({r.status_code})")
+        for issuer in r.json()["data"]["keys"]:
+            crl = requests.get(f"{base}/issuer/{issuer}/crl/pem", verify=verify, timeout=10)
+            if crl.status_code != 200 or "BEGIN X509 CRL" not in crl.text:
+                raise StepFailed(f"could not fetch the CRL of {mount} issuer {issuer}")
+            pems.append(crl.text.strip())
     write_atomic(config.CLIENT_CRL, "\n".join(pems) + "\n")
 
 

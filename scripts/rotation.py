@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ import requests
 from cryptography import x509
 
 from scripts import certs, config, gateway, keycloak_server, procs, vault_server
+from scripts.files import write_atomic
 from scripts.steps import StepFailed, say, wait_until
 
 LOCK = config.RUN / "rotation.lock"
@@ -208,3 +210,60 @@ def renew() -> list[str]:
     for line in actions or ["nothing due"]:
         say(f"    {line}")
     return actions
+
+
+# --- client-CA rollover ------------------------------------------------------
+
+
+def _generations() -> list[str]:
+    if config.CLIENT_CA_GENERATIONS.exists():
+        return json.loads(config.CLIENT_CA_GENERATIONS.read_text())
+    return ["1"]
+
+
+def _apply_generations(gens: list[str]) -> None:
+    from scripts import tf, zt  # late: zt imports this module's callers
+
+    write_atomic(config.CLIENT_CA_GENERATIONS, json.dumps(gens))
+    tf.apply("pki", zt.pki_env())
+    zt.export_pki_outputs()
+
+
+def _trust_current_generations() -> None:
+    """nginx and the verifier load the client CA bundle / issuing CAs anew."""
+    refresh_crl()  # also renders nginx's config and reloads it with the new bundle
+    gateway.reload_verifier()
+
+
+def rollover_begin() -> None:
+    """Add a client issuing CA; trust old + new; reissue every workload cert from the new one."""
+    gens = _generations()
+    if len(gens) > 1:
+        raise StepFailed(
+            f"a rollover is already in progress (generations {gens}); "
+            "run `rollover-client-ca finish` first"
+        )
+    new = str(int(gens[-1]) + 1)
+    say(f"    terraform/pki: client issuing CA generation {new} (old: {gens[-1]})")
+    _apply_generations([*gens, new])
+    _trust_current_generations()
+    for identity in sorted(certs.pki_outputs()["client_roles"]):
+        say(f"    {rotate_client(identity).report()}")
+
+
+def rollover_finish() -> None:
+    """Drop the old generation(s): Terraform revokes them at the root; reload trust."""
+    gens = _generations()
+    if len(gens) == 1:
+        raise StepFailed("no rollover in progress; run `rollover-client-ca begin` first")
+    latest = certs.pki_outputs()["ca_serials"]["client_issuing"]
+    for cert_file in sorted(config.PKI_DIR.glob("client/*/cert.pem")):
+        chain = x509.load_pem_x509_certificates(cert_file.read_bytes())
+        if len(chain) < 2 or certs.serial_hex(chain[1]) != latest:
+            raise StepFailed(
+                f"{cert_file} was not issued by the new client CA; "
+                f"`rotate client {cert_file.parent.name}` first"
+            )
+    say(f"    terraform/pki: retiring client issuing CA generation(s) {gens[:-1]}")
+    _apply_generations(gens[-1:])
+    _trust_current_generations()

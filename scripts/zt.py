@@ -9,6 +9,7 @@
     python -m scripts.zt rotate server nginx           new serving cert + graceful reload
     python -m scripts.zt revoke <serial>               revoke, rebuild CRL, reload nginx
     python -m scripts.zt renew     rotate what is past 2/3 of its life; refresh the CRL (cron)
+    python -m scripts.zt rollover-client-ca begin|finish   replace the client issuing CA
 
 `make up`, `make status`, `make down` and `make clean` call these.
 """
@@ -31,7 +32,13 @@ from scripts.steps import StepFailed, say, step
 
 def pki_env() -> dict[str, str]:
     """Environment for terraform/pki: the root token (bootstrap only) and Vault's CA."""
+    gens = (
+        config.CLIENT_CA_GENERATIONS.read_text()
+        if config.CLIENT_CA_GENERATIONS.exists()
+        else '["1"]'
+    )
     return {
+        "TF_VAR_client_issuing_generations": gens,
         "VAULT_TOKEN": vault_server.root_token(),
         "TF_VAR_vault_address": config.VAULT_ADDR,
         "TF_VAR_vault_ca_cert_file": str(config.VAULT_TLS_CA),
@@ -84,6 +91,9 @@ def write_env_file() -> None:
         f'export VAULT_CACERT="{config.VAULT_TLS_CA}"\n'
         f'export BAO_CACERT="{config.VAULT_TLS_CA}"\n'
         f'export TF_VAR_vault_ca_cert_file="{config.VAULT_TLS_CA}"\n'
+        "# client issuing-CA generations (changed only by `zt rollover-client-ca`):\n"
+        "export TF_VAR_client_issuing_generations="
+        f"'{pki_env()['TF_VAR_client_issuing_generations']}'\n"
         "# terraform/pki by hand also needs VAULT_TOKEN: the root token (bootstrap only)\n"
         f"# kept in {config.VAULT_INIT} (mode 0600).\n"
     )
@@ -243,6 +253,17 @@ def cmd_renew(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rollover(args: argparse.Namespace) -> int:
+    from scripts import rotation
+
+    with rotation.locked(), step(f"client-CA rollover: {args.phase}"):
+        if args.phase == "begin":
+            rotation.rollover_begin()
+        else:
+            rotation.rollover_finish()
+    return 0
+
+
 def cmd_env(_: argparse.Namespace) -> int:
     write_env_file()
     sys.stdout.write(config.ENV_FILE.read_text())
@@ -284,6 +305,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     rev.add_argument("serial", help="certificate serial, e.g. 70:af:97:... (see `make status`)")
     rev.set_defaults(fn=cmd_revoke)
+    roll = sub.add_parser(
+        "rollover-client-ca",
+        help="introduce a new client issuing CA (begin) / retire the old one (finish)",
+        description="begin: add a client issuing-CA generation with Terraform, trust old+new "
+        "(nginx, verifier), reissue every workload cert from the new one. finish: drop the "
+        "old generation (Terraform revokes it at the root), reload nginx and the verifier; "
+        "certs from the old CA are refused from then on.",
+    )
+    roll.add_argument("phase", choices=["begin", "finish"])
+    roll.set_defaults(fn=cmd_rollover)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)

@@ -26,6 +26,7 @@ module "client_ca" {
   source = "./modules/ca"
 
   name                     = "client"
+  issuing_generations      = var.client_issuing_generations
   organization             = var.organization
   root_ttl_seconds         = var.root_ca_ttl_seconds
   intermediate_ttl_seconds = var.issuing_ca_ttl_seconds

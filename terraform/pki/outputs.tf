@@ -28,6 +28,11 @@ output "ca_serials" {
   }
 }
 
+output "client_issuing_serials" {
+  description = "Serial of each client issuing-CA generation (a rollover revokes the old one at the root)."
+  value       = module.client_ca.issuing_serials
+}
+
 output "mounts" {
   description = "PKI mount paths by role in the hierarchy."
   value = {

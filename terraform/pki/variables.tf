@@ -106,3 +106,9 @@ variable "approle_token_ttl_seconds" {
     error_message = "approle_token_ttl_seconds must be between 1 minute and 1 hour."
   }
 }
+
+variable "client_issuing_generations" {
+  description = "Client issuing-CA generations, oldest first; the last issues new workload certs. `python -m scripts.zt rollover-client-ca begin|finish` edits this through TF_VAR (state folder), see README."
+  type        = list(string)
+  default     = ["1"]
+}

@@ -225,3 +225,38 @@ def test_serving_cert_rotation_of_vault_and_keycloak_is_picked_up_without_restar
     port = config.VAULT_PORT if name == "vault" else config.KEYCLOAK_PORT
     assert _served_serial(port) == _int(result.new_serial)
     assert (config.RUN / f"{name}.pid").read_text() == pid_before
+
+
+def _call_with_bundle(bundle) -> requests.Response:
+    c = _client()
+    c._identity = Identity(str(bundle), None, str(config.SERVER_CA_BUNDLE))
+    return c.request("GET", "/api/resource")
+
+
+def test_client_ca_rollover_under_load_fails_no_request_and_retires_the_old_ca(stack, tmp_path):
+    cert_file, _ = config.client_cert_paths("python-client")
+    old_bundle = tmp_path / "old-bundle.pem"
+    old_bundle.write_bytes(certs.bundle_path(cert_file).read_bytes())
+    old_issuer = certs.load(cert_file).issuer
+    with Load(LOAD_SECONDS) as load:
+        time.sleep(3)
+        rotation.rollover_begin()
+        # Overlap: both generations are trusted.
+        assert certs.load(cert_file).issuer != old_issuer
+        assert _call_with_bundle(old_bundle).status_code == 200
+        assert _call_with_bundle(certs.bundle_path(cert_file)).status_code == 200
+        time.sleep(3)
+        rotation.rollover_finish()
+    total = sum(load.results.values())
+    print(f"\nclient-CA rollover under load: {total} requests, {load.failed} failed")
+    assert total > LOAD_SECONDS * LOAD_THREADS
+    assert load.failed == 0, load.errors[:5]
+    offset = config.NGINX_ACCESS_LOG.stat().st_size
+    r = _call_with_bundle(old_bundle)
+    assert r.status_code == 400
+    assert _nginx_lines_since(offset)[-1]["ssl_client_verify"] == "FAILED:certificate revoked"
+    assert _call_with_bundle(certs.bundle_path(cert_file)).status_code == 200
+    # The retired CA is gone from every trust file.
+    issuers = x509.load_pem_x509_certificates(config.CLIENT_ISSUING_CA.read_bytes())
+    assert [c.subject for c in issuers] == [certs.load(cert_file).issuer]
+    assert json.loads(config.CLIENT_CA_GENERATIONS.read_text()) != ["1"]

@@ -40,11 +40,42 @@ resource "vault_mount" "intermediate" {
   max_lease_ttl_seconds = var.max_leaf_ttl_seconds
 }
 
+# One issuing CA per generation, all in the same mount (OpenBao multi-issuer).
+# A rollover adds a generation (the newest becomes the mount's default issuer,
+# so every new leaf comes from it) and, after clients were reissued, removes
+# the old one. The first generation keeps the historic name so its CN does
+# not change.
+locals {
+  latest = var.issuing_generations[length(var.issuing_generations) - 1]
+  issuing_cn = {
+    for g in var.issuing_generations :
+    g => g == "1" ? "ZeroTrust ${local.title} Issuing CA" : "ZeroTrust ${local.title} Issuing CA G${g}"
+  }
+}
+
+# Upgrade path from the single-intermediate layout (before generations).
+moved {
+  from = vault_pki_secret_backend_intermediate_cert_request.this
+  to   = vault_pki_secret_backend_intermediate_cert_request.this["1"]
+}
+
+moved {
+  from = vault_pki_secret_backend_root_sign_intermediate.this
+  to   = vault_pki_secret_backend_root_sign_intermediate.this["1"]
+}
+
+moved {
+  from = vault_pki_secret_backend_intermediate_set_signed.this
+  to   = vault_pki_secret_backend_intermediate_set_signed.this["1"]
+}
+
 # bao write pki_<name>/intermediate/generate/internal common_name="..." key_type=ec
 resource "vault_pki_secret_backend_intermediate_cert_request" "this" {
+  for_each = local.issuing_cn
+
   backend      = vault_mount.intermediate.path
   type         = "internal"
-  common_name  = "ZeroTrust ${local.title} Issuing CA"
+  common_name  = each.value
   organization = var.organization
   key_type     = "ec"
   key_bits     = 256
@@ -52,20 +83,33 @@ resource "vault_pki_secret_backend_intermediate_cert_request" "this" {
 
 # bao write pki_<name>_root/root/sign-intermediate csr=@csr ttl=<intermediate ttl> max_path_length=0
 resource "vault_pki_secret_backend_root_sign_intermediate" "this" {
+  for_each = local.issuing_cn
+
   backend               = vault_mount.root.path
-  csr                   = vault_pki_secret_backend_intermediate_cert_request.this.csr
-  common_name           = "ZeroTrust ${local.title} Issuing CA"
+  csr                   = vault_pki_secret_backend_intermediate_cert_request.this[each.key].csr
+  common_name           = each.value
   organization          = var.organization
   ttl                   = var.intermediate_ttl_seconds
   max_path_length       = 0
   permitted_dns_domains = length(var.permitted_dns_domains) > 0 ? var.permitted_dns_domains : null
   issuer_ref            = vault_pki_secret_backend_root_cert.this.issuer_id
+  # Dropping a generation (end of a rollover) revokes its issuing CA at the
+  # root, so nginx (which trusts the root) refuses every leaf it ever issued.
+  revoke = true
 }
 
 # bao write pki_<name>/intermediate/set-signed certificate=@signed.pem
 resource "vault_pki_secret_backend_intermediate_set_signed" "this" {
+  for_each = local.issuing_cn
+
   backend     = vault_mount.intermediate.path
-  certificate = vault_pki_secret_backend_root_sign_intermediate.this.certificate
+  certificate = vault_pki_secret_backend_root_sign_intermediate.this[each.key].certificate
+}
+
+# bao write pki_<name>/config/issuers default=<newest generation's issuer>
+resource "vault_pki_secret_backend_config_issuers" "this" {
+  backend = vault_mount.intermediate.path
+  default = vault_pki_secret_backend_intermediate_set_signed.this[local.latest].imported_issuers[0]
 }
 
 # bao write pki_<name>[_root]/config/urls issuing_certificates=... crl_distribution_points=... ocsp_servers=...

@@ -14,13 +14,13 @@ output "root_certificate_pem" {
 }
 
 output "issuing_certificate_pem" {
-  description = "Issuing (intermediate) CA certificate (PEM)."
-  value       = vault_pki_secret_backend_root_sign_intermediate.this.certificate
+  description = "Every current issuing CA certificate (PEM), newest first."
+  value       = join("", [for g in reverse(var.issuing_generations) : "${trimspace(vault_pki_secret_backend_root_sign_intermediate.this[g].certificate)}\n"])
 }
 
 output "ca_bundle_pem" {
-  description = "Intermediate then root (PEM), the bundle relying parties load."
-  value       = "${trimspace(vault_pki_secret_backend_root_sign_intermediate.this.certificate)}\n${trimspace(vault_pki_secret_backend_root_cert.this.certificate)}\n"
+  description = "Current issuing CAs (newest first) then the root (PEM), the bundle relying parties load."
+  value       = join("", concat([for g in reverse(var.issuing_generations) : "${trimspace(vault_pki_secret_backend_root_sign_intermediate.this[g].certificate)}\n"], ["${trimspace(vault_pki_secret_backend_root_cert.this.certificate)}\n"]))
 }
 
 output "root_serial" {
@@ -29,6 +29,11 @@ output "root_serial" {
 }
 
 output "issuing_serial" {
-  description = "Serial number of the issuing CA certificate."
-  value       = vault_pki_secret_backend_root_sign_intermediate.this.serial_number
+  description = "Serial number of the newest issuing CA certificate (the one issuing leaves)."
+  value       = vault_pki_secret_backend_root_sign_intermediate.this[local.latest].serial_number
+}
+
+output "issuing_serials" {
+  description = "Serial number of each issuing CA generation."
+  value       = { for g, c in vault_pki_secret_backend_root_sign_intermediate.this : g => c.serial_number }
 }

@@ -43,3 +43,14 @@ variable "crl_expiry" {
   description = "How long a published CRL stays valid (Vault duration, e.g. \"72h\"). nginx refuses every client once its CRL expires, so the renew command refreshes it well before."
   type        = string
 }
+
+variable "issuing_generations" {
+  description = "Issuing-CA generations, oldest first; the last one issues new leaves. Add one to start a rollover, drop the old one to finish it (see README, client-CA rollover)."
+  type        = list(string)
+  default     = ["1"]
+
+  validation {
+    condition     = length(var.issuing_generations) >= 1 && alltrue([for g in var.issuing_generations : can(regex("^[0-9]+$", g))])
+    error_message = "issuing_generations must be a non-empty list of numbers, e.g. [\"1\", \"2\"]."
+  }
+}

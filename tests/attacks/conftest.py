@@ -1,0 +1,304 @@
+"""Fixtures for the attack suite: the real stack, real tokens, and the three logs.
+
+Every attack is a real request to nginx on :8444. What a test asserts comes from
+the logs the stack writes, never from the client's view alone:
+
+* nginx's access log (``config.NGINX_ACCESS_LOG``): status, ``ssl_client_verify``;
+* the verifier's audit log (``config.AUDIT_LOG``): the decision's reason code;
+* the API's request log (``config.API_REQUEST_LOG``): what really reached the API.
+
+nginx makes up ``$request_id`` itself, so a test cannot choose it. Instead each
+request carries a random marker in its query string (``?attack=<hex>``; the
+verifier strips queries before matching routes). ``log_since()`` remembers the
+size of each log, the marker finds this request's one nginx line, and its
+``request_id`` finds the audit and API lines appended since.
+
+"The API received nothing" is checked strictly, and still works while someone
+else uses the stack: every API line appended during the attack must belong to
+another request that nginx logged. A line carrying our request id, or one no
+logged request explains (a spoofed id, a request that bypassed nginx), counts
+as received; the one exception is the bring-up's own ``/healthz`` probe on the
+API's socket, which carries no request id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from scripts import config, keycloak_server, procs, vault_server, zt
+
+SERVER_CA = str(config.SERVER_CA_BUNDLE)
+MARKER_PARAM = "attack"
+LOG_WAIT_SECONDS = 5.0
+
+
+# --- the stack ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[None]:
+    """The real stack, brought up (idempotently) if any part of it is not running."""
+    h = vault_server.health()
+    down = [s.name for s in config.SERVICES if procs.running(s) is None]
+    if h is None or h.get("sealed") or down or not config.IDENTITY_OUTPUTS.exists():
+        assert zt.main(["up"]) == 0, "`python -m scripts.zt up` failed; see its output above"
+    yield
+
+
+@pytest.fixture(scope="session")
+def identity(stack: None) -> dict[str, Any]:
+    """terraform/identity's non-secret outputs (issuer, token endpoint, audience...)."""
+    return json.loads(config.IDENTITY_OUTPUTS.read_text())
+
+
+# --- credentials -----------------------------------------------------------------
+
+
+def cert_of(workload: str) -> tuple[str, str]:
+    """The (cert, key) files of a workload identity, as ``requests`` wants them."""
+    cert, key = config.client_cert_paths(workload)
+    return str(cert), str(key)
+
+
+def client_secret(client_id: str) -> str:
+    path = config.KEYCLOAK_CLIENT_SECRETS / f"{client_id}.json"
+    return json.loads(path.read_text())["client_secret"]
+
+
+def fetch_token(token_endpoint: str, client_id: str, secret: str) -> str:
+    """A fresh client_credentials access token from Keycloak (no cache)."""
+    r = requests.post(
+        token_endpoint,
+        data={"grant_type": "client_credentials"},
+        auth=(client_id, secret),
+        verify=SERVER_CA,
+        timeout=10,
+    )
+    assert r.status_code == 200, f"Keycloak refused {client_id}: {r.status_code} {r.text[:200]}"
+    return r.json()["access_token"]
+
+
+@pytest.fixture
+def token_for(identity: dict[str, Any]) -> Callable[[str], str]:
+    """``token_for("python-client")``: a real access token of a workload identity."""
+    return lambda client_id: fetch_token(
+        identity["token_endpoint"], client_id, client_secret(client_id)
+    )
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+# --- the logs ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Trail:
+    """What the stack logged about one request."""
+
+    request_id: str
+    nginx: dict[str, Any]  # the one access-log line
+    audit: list[dict[str, Any]]  # the verifier's decisions for it (0 or 1)
+    api: list[dict[str, Any]]  # what the API received (see the module docstring)
+
+    @property
+    def reasons(self) -> list[str]:
+        return [line["reason"] for line in self.audit]
+
+
+def _is_bringup_probe(api_line: Mapping[str, Any]) -> bool:
+    """``scripts.gateway`` polls ``/healthz`` on the API's socket, bypassing nginx.
+
+    Such a line has no request id; anything nginx forwards always has one.
+    """
+    return api_line.get("path") == "/healthz" and api_line.get("request_id") is None
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
+class LogWindow:
+    """The three logs from the moment of creation on, and this request's marker."""
+
+    def __init__(self) -> None:
+        self.marker = secrets.token_hex(8)
+        self._paths = {
+            "nginx": config.NGINX_ACCESS_LOG,
+            "audit": config.AUDIT_LOG,
+            "api": config.API_REQUEST_LOG,
+        }
+        self._offsets = {name: _size(path) for name, path in self._paths.items()}
+
+    def url(self, path: str, *, base: str = config.GATEWAY_URL) -> str:
+        """``base + path`` with this window's marker in the query string."""
+        sep = "&" if "?" in path else "?"
+        return f"{base}{path}{sep}{MARKER_PARAM}={self.marker}"
+
+    def lines(self, log: str) -> list[dict[str, Any]]:
+        """Complete JSON lines appended to ``log`` ("nginx", "audit", "api") since creation."""
+        path = self._paths[log]
+        offset = self._offsets[log] if _size(path) >= self._offsets[log] else 0  # rotated
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            data = fh.read()
+        complete = data[: data.rfind(b"\n") + 1]
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
+
+    def marked_nginx_lines(self) -> list[dict[str, Any]]:
+        return [line for line in self.lines("nginx") if self.marker in line["uri"]]
+
+    def trail(self) -> Trail:
+        """The logs of the one request that carried the marker (waits for nginx's line)."""
+        deadline = time.monotonic() + LOG_WAIT_SECONDS
+        while not (mine := self.marked_nginx_lines()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(mine) == 1, f"expected one nginx line with marker {self.marker}, got {mine}"
+        rid = mine[0]["request_id"]
+        audit = [line for line in self.lines("audit") if line["request_id"] == rid]
+        return Trail(request_id=rid, nginx=mine[0], audit=audit, api=self.api_lines_for(rid))
+
+    def api_lines_for(self, request_id: str) -> list[dict[str, Any]]:
+        """API lines with ``request_id``, plus any API line no other logged request explains."""
+        deadline = time.monotonic() + LOG_WAIT_SECONDS
+        while True:
+            api = self.lines("api")
+            others = {
+                line["request_id"]
+                for line in self.lines("nginx")
+                if self.marker not in line["uri"] and line["request_id"] != request_id
+            }
+            unexplained = [
+                line
+                for line in api
+                if line.get("request_id") != request_id
+                and line.get("request_id") not in others
+                and not _is_bringup_probe(line)
+            ]
+            # nginx logs a request after the API answered it: give others' lines time.
+            if not unexplained or time.monotonic() >= deadline:
+                return [line for line in api if line.get("request_id") == request_id] + unexplained
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def log_since(stack: None) -> Callable[[], LogWindow]:
+    """``window = log_since()`` before a request; ``window.trail()`` after it."""
+    return LogWindow
+
+
+# --- requests through the gateway -------------------------------------------------------
+
+
+def call(
+    window: LogWindow,
+    method: str,
+    path: str,
+    *,
+    cert: tuple[str, str] | None,
+    headers: Mapping[str, str] | None = None,
+    verify: str | bool = SERVER_CA,
+    **kwargs: Any,
+) -> requests.Response:
+    """One request to the gateway with an explicit client cert and trust store."""
+    return requests.request(
+        method,
+        window.url(path),
+        cert=cert,
+        headers=dict(headers or {}),
+        verify=verify,
+        timeout=10,
+        **kwargs,
+    )
+
+
+# --- Keycloak admin (throw-away clients outside Terraform's view) -----------------------
+
+
+class KeycloakAdmin:
+    """The bootstrap admin on the REST API; used only to make throw-away clients."""
+
+    def __init__(self, realm: str, token_endpoint: str) -> None:
+        self._realm = realm
+        self._token_endpoint = token_endpoint
+
+    def _session(self) -> requests.Session:
+        admin = keycloak_server.admin_credentials()
+        r = requests.post(
+            f"{config.KEYCLOAK_URL}/realms/master/protocol/openid-connect/token",
+            data={"grant_type": "password", "client_id": "admin-cli", **admin},
+            verify=SERVER_CA,
+            timeout=10,
+        )
+        r.raise_for_status()
+        s = requests.Session()
+        # Per-request `verify`: REQUESTS_CA_BUNDLE in the env overrides Session.verify.
+        s.request = functools.partial(s.request, verify=SERVER_CA, timeout=10)  # type: ignore[method-assign]
+        s.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+        return s
+
+    @property
+    def _clients(self) -> str:
+        return f"{config.KEYCLOAK_URL}/admin/realms/{self._realm}/clients"
+
+    @contextlib.contextmanager
+    def throwaway_client(
+        self, purpose: str, *, api_audience: bool, lifespan_seconds: int | None = None
+    ) -> Iterator[str]:
+        """A confidential client-credentials client; yields a token of it; deleted after.
+
+        ``api_audience`` adds the same audience mapper Terraform gives workload
+        clients; ``lifespan_seconds`` sets Keycloak's per-client access token lifespan.
+        """
+        client_id = f"attack-{purpose}-{secrets.token_hex(4)}"
+        body: dict[str, Any] = {
+            "clientId": client_id,
+            "protocol": "openid-connect",
+            "publicClient": False,
+            "serviceAccountsEnabled": True,
+            "standardFlowEnabled": False,
+            "directAccessGrantsEnabled": False,
+            "attributes": {},
+            "protocolMappers": [],
+        }
+        if lifespan_seconds is not None:
+            body["attributes"]["access.token.lifespan"] = str(lifespan_seconds)
+        if api_audience:
+            body["protocolMappers"].append(
+                {
+                    "name": "api-audience",
+                    "protocol": "openid-connect",
+                    "protocolMapper": "oidc-audience-mapper",
+                    "config": {
+                        "included.client.audience": "zerotrust-api",
+                        "access.token.claim": "true",
+                        "id.token.claim": "false",
+                    },
+                }
+            )
+        r = self._session().post(self._clients, json=body)
+        assert r.status_code == 201, f"could not create {client_id}: {r.status_code} {r.text}"
+        uuid = r.headers["Location"].rsplit("/", 1)[1]
+        try:
+            s = self._session()
+            secret = s.get(f"{self._clients}/{uuid}/client-secret").json()["value"]
+            yield fetch_token(self._token_endpoint, client_id, secret)
+        finally:
+            self._session().delete(f"{self._clients}/{uuid}").raise_for_status()
+
+
+@pytest.fixture
+def keycloak_admin(identity: dict[str, Any]) -> KeycloakAdmin:
+    return KeycloakAdmin(identity["realm"], identity["token_endpoint"])
