@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 
 from client.api import GatewayClient, Identity
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--cert", help="client certificate (default: the identity's bundle.pem)")
     c.add_argument("--key", help="client key, if not inside --cert")
     c.set_defaults(fn=cmd_call)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `... | head` ends quietly
     args = p.parse_args(argv)
     try:
         return args.fn(args)

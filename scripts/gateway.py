@@ -8,9 +8,11 @@ ingress-nginx's testTemplate(). The client CA's CRLs are fetched from OpenBao
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
+import socket
 import string
 import subprocess
 import sys
@@ -61,26 +63,29 @@ def _gunicorn(svc: config.Service, socket: Path, app: str, env: dict[str, str], 
     )
 
 
-def _socket_answers(socket: Path, path: str) -> bool:
-    if not socket.exists():
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: Path) -> None:
+        super().__init__("localhost", timeout=5)
+        self._path = str(path)
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(5)
+        self.sock.connect(self._path)
+
+
+def _socket_answers(sock_path: Path, path: str) -> bool:
+    """True when the gunicorn app behind ``sock_path`` answers 200 on ``path``."""
+    if not sock_path.exists():
         return False
-    proc = subprocess.run(
-        [
-            "curl",
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--unix-socket",
-            str(socket),
-            f"http://localhost{path}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=10,
-    )
-    return proc.stdout == "200"
+    conn = _UnixHTTPConnection(sock_path)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
 
 
 def verifier_env() -> dict[str, str]:

@@ -1,6 +1,6 @@
 """zt — bring up, inspect and tear down the zero-trust gateway stack.
 
-    python -m scripts.zt up        install tools (cached), start OpenBao, apply terraform/pki
+    python -m scripts.zt up        install tools (cached), start the stack, apply Terraform, demo
     python -m scripts.zt status    health of each service, every issued cert (CA, serial, expiry)
     python -m scripts.zt down      stop every process we started (by pid file); keep state
     python -m scripts.zt clean     down, then delete the state folder
@@ -19,26 +19,28 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import shutil
+import signal
 import sys
 import time
-from pathlib import Path
 
 from cryptography import x509
 
-from scripts import config, gateway, keycloak_server, procs, tf, tools, vault_server
+from scripts import certs, config, gateway, keycloak_server, procs, tf, tools, vault_server
 from scripts.files import write_atomic, write_secret_json
 from scripts.steps import StepFailed, say, step
 
 
+def client_ca_generations() -> str:
+    """JSON list for TF_VAR_client_issuing_generations (see `rollover-client-ca`)."""
+    if config.CLIENT_CA_GENERATIONS.exists():
+        return config.CLIENT_CA_GENERATIONS.read_text()
+    return '["1"]'
+
+
 def pki_env() -> dict[str, str]:
     """Environment for terraform/pki: the root token (bootstrap only) and Vault's CA."""
-    gens = (
-        config.CLIENT_CA_GENERATIONS.read_text()
-        if config.CLIENT_CA_GENERATIONS.exists()
-        else '["1"]'
-    )
     return {
-        "TF_VAR_client_issuing_generations": gens,
+        "TF_VAR_client_issuing_generations": client_ca_generations(),
         "VAULT_TOKEN": vault_server.root_token(),
         "TF_VAR_vault_address": config.VAULT_ADDR,
         "TF_VAR_vault_ca_cert_file": str(config.VAULT_TLS_CA),
@@ -93,7 +95,7 @@ def write_env_file() -> None:
         f'export TF_VAR_vault_ca_cert_file="{config.VAULT_TLS_CA}"\n'
         "# client issuing-CA generations (changed only by `zt rollover-client-ca`):\n"
         "export TF_VAR_client_issuing_generations="
-        f"'{pki_env()['TF_VAR_client_issuing_generations']}'\n"
+        f"'{client_ca_generations()}'\n"
         "# terraform/pki by hand also needs VAULT_TOKEN: the root token (bootstrap only)\n"
         f"# kept in {config.VAULT_INIT} (mode 0600).\n"
     )
@@ -101,14 +103,10 @@ def write_env_file() -> None:
 
 
 def ensure_client_certs() -> None:
-    import json
-
-    from scripts import certs
-
-    identities = json.loads(config.PKI_OUTPUTS.read_text())["client_roles"]
+    identities = certs.pki_outputs()["client_roles"]
     for identity in sorted(identities):
         cert_file, _ = config.client_cert_paths(identity)
-        fresh = cert_file.exists() and _time_left(_load(cert_file)) > dt.timedelta(hours=1)
+        fresh = cert_file.exists() and _time_left(certs.load(cert_file)) > dt.timedelta(hours=1)
         if fresh and certs.bundle_path(cert_file).exists():
             say(f"    {identity}: current cert still valid")
             continue
@@ -154,13 +152,7 @@ def cmd_up(_: argparse.Namespace) -> int:
     return 0
 
 
-def _load(path: Path) -> x509.Certificate:
-    return x509.load_pem_x509_certificate(path.read_bytes())
-
-
 def _serial(cert: x509.Certificate) -> str:
-    from scripts import certs
-
     return certs.serial_hex(cert)
 
 
@@ -189,7 +181,7 @@ def cmd_status(_: argparse.Namespace) -> int:
     if not found:
         say("  none issued yet (run `make up`)")
     for path in found:
-        cert = _load(path)
+        cert = certs.load(path)
         left = _time_left(cert)
         flag = "  EXPIRED" if left.total_seconds() <= 0 else ""
         say(
@@ -315,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     roll.add_argument("phase", choices=["begin", "finish"])
     roll.set_defaults(fn=cmd_rollover)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `... | head` ends quietly
     args = parser.parse_args(argv)
     try:
         return args.fn(args)

@@ -8,6 +8,9 @@ cannot reach its server fails.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import hvac
@@ -39,3 +42,15 @@ def root_client(stack: None) -> hvac.Client:
 def approle(stack: None):
     """Log in as one of the least-privilege AppRoles by name."""
     return certs.approle_client
+
+
+def run_zt(*args: str, env: dict[str, str] | None = None, timeout: int = 600):
+    """Run `python -m scripts.zt ARGS` as a user would; returns the CompletedProcess."""
+    return subprocess.run(
+        [sys.executable, "-m", "scripts.zt", *args],
+        cwd=config.REPO,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -14,19 +14,13 @@ from pathlib import Path
 import pytest
 
 from scripts import config, procs, tf, tools, vault_server, zt
+from tests.integration.conftest import run_zt
 
 REPO = config.REPO
 
 
 def _zt(*args: str, env: dict[str, str] | None = None, timeout: int = 600):
-    return subprocess.run(
-        [sys.executable, "-m", "scripts.zt", *args],
-        cwd=REPO,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_zt(*args, env=env, timeout=timeout)
 
 
 def _ca_serials() -> dict:

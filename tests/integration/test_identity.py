@@ -16,6 +16,7 @@ from requests.exceptions import SSLError
 
 from client.token import TokenSource
 from scripts import config, keycloak_server, procs, tf, zt
+from tests.integration.conftest import run_zt
 
 
 @pytest.fixture(scope="module")
@@ -184,13 +185,7 @@ def test_changing_a_variable_takes_effect_without_restarting_anything(identity):
 def test_keycloak_restart_keeps_the_realm_and_the_signing_key(identity):
     kid_before = jwt.get_unverified_header(_token(identity))["kid"]
     assert procs.stop(config.KEYCLOAK)
-    r = subprocess.run(
-        [sys.executable, "-m", "scripts.zt", "up"],
-        cwd=config.REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    r = run_zt("up")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "No changes." in r.stdout  # realm, clients, roles all persisted
     token = _token(identity)

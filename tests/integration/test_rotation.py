@@ -6,8 +6,6 @@ import hashlib
 import json
 import socket
 import ssl
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -19,6 +17,7 @@ from cryptography import x509
 from client.api import GatewayClient, Identity
 from client.token import TokenSource
 from scripts import certs, config, rotation, vault_server, zt
+from tests.integration.conftest import run_zt
 
 LOAD_SECONDS = 15
 LOAD_THREADS = 4
@@ -162,13 +161,7 @@ def test_rotation_with_vault_sealed_fails_clearly_and_touches_nothing(stack):
     try:
         assert vault_server.health()["sealed"] is True
         for args in (["rotate", "client", "python-client"], ["rotate", "server", "nginx"]):
-            r = subprocess.run(
-                [sys.executable, "-m", "scripts.zt", *args],
-                cwd=config.REPO,
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
+            r = run_zt(*args, timeout=60)
             assert r.returncode == 1
             assert "OpenBao is sealed" in r.stdout
             assert "current certificate files are untouched" in r.stdout
@@ -186,33 +179,15 @@ def test_revoke_of_an_unknown_or_malformed_serial_is_a_clear_error(stack):
         ("zz:zz", "is not a certificate serial"),
         ("01:02:03:04", "no certificate with serial"),
     ):
-        r = subprocess.run(
-            [sys.executable, "-m", "scripts.zt", "revoke", serial],
-            cwd=config.REPO,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        r = run_zt("revoke", serial, timeout=60)
         assert r.returncode == 1
         assert message in r.stdout
 
 
 def test_renew_is_idempotent_and_rotates_nothing_that_is_fresh(stack):
-    r1 = subprocess.run(
-        [sys.executable, "-m", "scripts.zt", "renew"],
-        cwd=config.REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r1 = run_zt("renew", timeout=120)
     before = _hashes()
-    r2 = subprocess.run(
-        [sys.executable, "-m", "scripts.zt", "renew"],
-        cwd=config.REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r2 = run_zt("renew", timeout=120)
     assert r1.returncode == 0 and r2.returncode == 0
     assert "nothing due" in r2.stdout
     assert _hashes() == before
