@@ -41,3 +41,16 @@ lint: venv ## ruff + terraform fmt/validate
 fmt: venv ## format Python and Terraform
 	@$(PY) -m ruff format .
 	@$(HOME)/.cache/zerotrust/bin/terraform fmt -recursive terraform
+
+.PHONY: fuzz test-all
+
+fuzz: venv ## long fuzz of the verifier core (<=100k inputs, <=3 min); 0 unsigned allows
+	@$(PY) -m bench.fuzz
+
+test-all: ## `make test` (includes the short fuzz) + `make fuzz` (the long run)
+	@$(MAKE) --no-print-directory test
+	@$(MAKE) --no-print-directory fuzz
+
+.PHONY: bench
+bench: venv ## cost of zero trust vs its own baseline (needs `make up`; ~2 min; bench/README.md)
+	@$(PY) -m bench

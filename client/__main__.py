@@ -82,7 +82,6 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--cert", help="client certificate (default: the identity's bundle.pem)")
     c.add_argument("--key", help="client key, if not inside --cert")
     c.set_defaults(fn=cmd_call)
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `... | head` ends quietly
     args = p.parse_args(argv)
     try:
         return args.fn(args)
@@ -92,4 +91,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `... | head` ends quietly (CLI only)
     sys.exit(main())

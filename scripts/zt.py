@@ -307,7 +307,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     roll.add_argument("phase", choices=["begin", "finish"])
     roll.set_defaults(fn=cmd_rollover)
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `... | head` ends quietly
     args = parser.parse_args(argv)
     try:
         return args.fn(args)
@@ -320,4 +319,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `... | head` ends quietly (CLI only)
     sys.exit(main())

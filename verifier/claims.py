@@ -105,6 +105,10 @@ def _read_header(token: str) -> dict[str, Any]:
     is the only thing that tells it apart, so it is matched here (and pinned by
     a test). Any other failure is ``token_malformed``.
     """
+    if "=" in token:
+        # RFC 7515 section 2: base64url without padding; "sig==" would otherwise
+        # be a second spelling of the same token.
+        raise TokenMalformed("base64url padding in the token")
     try:
         return jwt.get_unverified_header(token)
     except jwt_errors.DecodeError as e:

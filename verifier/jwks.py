@@ -24,12 +24,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 import requests
 from jwt import PyJWK
 from jwt.exceptions import PyJWTError
+from urllib3.exceptions import HTTPError as Urllib3Error
 
 from verifier.errors import JwksUnavailable, TokenKeyUnknown
 from verifier.settings import Settings
@@ -54,18 +56,22 @@ def fetch_jwks(url: str, ca_bundle: str | None, timeout: float) -> Mapping[str, 
 
     Redirects are not followed (a JWKS URL is configuration, not something to be
     talked out of) and the body is capped, so a hostile endpoint cannot exhaust
-    memory. Every failure is raised as ``JwksUnavailable`` from its cause.
+    memory, and ``timeout`` bounds the whole fetch, not only each socket read
+    (an endpoint trickling a byte at a time must not hold a worker). Every
+    failure is raised as ``JwksUnavailable`` from its cause.
     """
     if not url.startswith("https://"):
         raise JwksUnavailable(f"JWKS URL must be https: {url!r}")
     verify: str | bool = ca_bundle if ca_bundle else True
+    deadline = time.monotonic() + timeout
     try:
         with requests.get(
             url, verify=verify, timeout=timeout, allow_redirects=False, stream=True
         ) as response:
             response.raise_for_status()
-            body = response.raw.read(MAX_JWKS_BYTES + 1, decode_content=True)
-    except (requests.RequestException, OSError) as e:
+            body = _read_body(response.raw, deadline)
+    # urllib3's ProtocolError (connection broken mid-body) is not a RequestException.
+    except (requests.RequestException, Urllib3Error, OSError) as e:
         raise JwksUnavailable(f"fetch {url}: {type(e).__name__}") from e
     if len(body) > MAX_JWKS_BYTES:
         raise JwksUnavailable(f"JWKS larger than {MAX_JWKS_BYTES} bytes")
@@ -76,6 +82,21 @@ def fetch_jwks(url: str, ca_bundle: str | None, timeout: float) -> Mapping[str, 
     if not isinstance(document, Mapping):
         raise JwksUnavailable("JWKS is not a JSON object")
     return document
+
+
+def _read_body(raw: Any, deadline: float) -> bytes:
+    """At most ``MAX_JWKS_BYTES + 1`` bytes of the body, read before ``deadline``."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= MAX_JWKS_BYTES:
+        if time.monotonic() > deadline:
+            raise JwksUnavailable("JWKS fetch exceeded its timeout")
+        chunk = raw.read1(MAX_JWKS_BYTES + 1 - size, decode_content=True)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def parse_jwks(document: Mapping[str, Any]) -> dict[str, PyJWK]:

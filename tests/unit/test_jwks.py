@@ -183,8 +183,9 @@ class FakeResponse:
         if self.status_code >= 400:
             raise requests.HTTPError(f"{self.status_code}")
 
-    def read(self, amount: int, decode_content: bool = False) -> bytes:
-        return self._body[:amount]
+    def read1(self, amount: int, decode_content: bool = False) -> bytes:
+        chunk, self._body = self._body[:amount], self._body[amount:]
+        return chunk
 
 
 def test_fetch_verifies_the_server_ca_with_a_timeout_and_no_redirects(monkeypatch):

@@ -1,0 +1,59 @@
+"""The benchmark's own facts: load tool pin, ports, durations, bounds.
+
+Everything the stack already knows (paths, sockets, certificates, Keycloak
+outputs) is read from ``scripts.config``; only what exists for measuring lives
+here. Every load run is bounded twice: by time (``DURATION_SECONDS``) and by
+count (``MAX_REQUESTS_PER_RUN`` targets, after which vegeta stops).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scripts import config
+
+# --- the load generator (Go module proxy, `go install`, pinned) --------------
+VEGETA_MODULE = "github.com/tsenart/vegeta/v12"
+VEGETA_VERSION = "v12.13.0"
+VEGETA = config.BIN / f"vegeta-{VEGETA_VERSION}"  # versioned: a new pin installs next to it
+VEGETA_LINK = config.BIN / "vegeta"  # for humans after `. .state/env.sh`
+
+# --- where a run writes (git-ignored state folder) ---------------------------
+BENCH_DIR = config.STATE / "bench"
+BENCH_WORK = BENCH_DIR / "work"  # vegeta targets and raw results of the last run
+RESULTS_JSON = BENCH_DIR / "results.json"  # the last run; history/ keeps every run
+RESULTS_MD = BENCH_DIR / "results.md"
+HISTORY = BENCH_DIR / "history"
+
+# --- our own nginx instances (loopback; the shared stack's :8444 is not touched) --
+CEILING_PORT = 8450  # mTLS + static 204
+BASELINE_PORT = 8451  # mTLS -> API, no auth_request
+FULL_CHAIN_PORT = 8452  # nginx/nginx.conf.tmpl rendered verbatim: mTLS -> verifier -> API
+COMPARE_TEMPLATE = Path(__file__).with_name("nginx.conf.tmpl")
+
+# --- what a run does -----------------------------------------------------------
+CLIENT_IDENTITY = "python-client"
+TARGET_PATH = "/api/resource"
+CONCURRENCY = (1, 8, 32)
+DURATION_SECONDS = 5.0
+WARMUP_SECONDS = 1.0
+MAX_REQUESTS_PER_RUN = 100_000
+REQUEST_TIMEOUT_SECONDS = 5.0
+# A token must outlive a whole run (warm-up + measurement); Keycloak's live 300 s.
+TOKEN_REFRESH_MARGIN_SECONDS = 60.0
+RUN_SLACK_SECONDS = 30.0  # a vegeta process is killed this long after its duration
+# Concurrent fault tests restart the shared verifier/Keycloak: a run waits for them,
+# each time at most STACK_WAIT_SECONDS and in all at most TOTAL_WAIT_SECONDS.
+STACK_WAIT_SECONDS = 60.0
+TOTAL_WAIT_SECONDS = 120.0
+
+# --- the core micro-benchmark ---------------------------------------------------
+CORE_SECONDS = 3.0  # decide() loop, like `openssl speed -seconds 3`
+CORE_ROUNDS = 3  # the time is split into rounds; the best round counts
+CORE_LAYER_SECONDS = 1.0  # each lower layer (PyJWT, cryptography)
+CORE_MAX_CALLS = 500_000
+OPENSSL_SECONDS = 3
+PROFILE_CALLS = 3_000
+PROFILE_TOP = 10
+
+MEMORY_SAMPLE_INTERVAL_SECONDS = 0.5

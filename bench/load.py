@@ -1,0 +1,184 @@
+"""One bounded, closed-loop load run with vegeta, and the numbers it produced.
+
+``run`` starts ``vegeta attack`` with N workers that each send a request,
+wait for its answer and send the next (``-rate=0 -workers=N -max-workers=N``),
+so N is the concurrency and requests/s is what the server path sustains at
+that concurrency. The run ends at ``duration`` or when the ``max_requests``
+targets of its lazily read target file are used up, whichever comes first.
+
+The results are decoded from vegeta's CSV encoding and summarised here (not by
+``vegeta report``) so that vegeta's end-of-targets marker results are not
+counted as errors and a wrong status (e.g. a 401 where 200 was expected)
+counts as an error.
+
+The bearer token is passed with ``-header`` and so is visible in the process
+list for the seconds a run lasts; it is a 300-second token on a loopback-only
+benchmark host, and it is never written to disk.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import resource
+import subprocess
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import config as bench_config
+from scripts.steps import StepFailed
+
+# vegeta records this (not a request) for each worker when the targets run out.
+_NO_TARGETS = "no targets to attack"
+
+
+@dataclass(frozen=True)
+class Attack:
+    """What one load run sends, to where, how hard and for how long."""
+
+    url: str
+    concurrency: int
+    duration: float
+    keepalive: bool
+    expected_status: int
+    max_requests: int
+    timeout: float
+    cert_file: Path
+    key_file: Path
+    server_ca_file: Path
+
+
+@dataclass(frozen=True)
+class LoadStats:
+    """The summary of one run: throughput, latency percentiles, failures."""
+
+    requests: int
+    ok: int
+    errors: int
+    seconds: float
+    requests_per_second: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    mean_ms: float
+    status_codes: dict[str, int]
+    error_samples: dict[str, int]
+    client_cpu_seconds: float
+
+    def asdict(self) -> dict[str, object]:
+        return {
+            "requests": self.requests,
+            "ok": self.ok,
+            "errors": self.errors,
+            "seconds": round(self.seconds, 3),
+            "requests_per_second": round(self.requests_per_second, 1),
+            "p50_ms": round(self.p50_ms, 3),
+            "p90_ms": round(self.p90_ms, 3),
+            "p99_ms": round(self.p99_ms, 3),
+            "max_ms": round(self.max_ms, 3),
+            "mean_ms": round(self.mean_ms, 3),
+            "status_codes": self.status_codes,
+            "error_samples": self.error_samples,
+            "client_cpu_seconds": round(self.client_cpu_seconds, 2),
+        }
+
+
+def run(vegeta: Path, attack: Attack, token: str, workdir: Path) -> LoadStats:
+    """Run ``attack`` to completion and summarise it (raises if vegeta fails)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    targets = workdir / "targets.txt"
+    targets.write_text(f"GET {attack.url}\n" * attack.max_requests)
+    results = workdir / "results.bin"
+    argv = [
+        str(vegeta),
+        "attack",
+        f"-targets={targets}",
+        "-lazy",
+        "-rate=0",
+        f"-workers={attack.concurrency}",
+        f"-max-workers={attack.concurrency}",
+        f"-duration={attack.duration}s",
+        f"-timeout={attack.timeout}s",
+        f"-keepalive={str(attack.keepalive).lower()}",
+        "-http2=false",  # the gateway speaks HTTP/1.1 (no http2 on its listener)
+        "-max-body=0",  # bodies are not needed, and not kept
+        f"-cert={attack.cert_file}",
+        f"-key={attack.key_file}",
+        f"-root-certs={attack.server_ca_file}",
+        "-header",
+        f"Authorization: Bearer {token}",
+        f"-output={results}",
+    ]
+    # vegeta is our only child that exits during a run: the change in our
+    # children's rusage is its CPU time (the load generator shares the 2 cores).
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=attack.duration + bench_config.RUN_SLACK_SECONDS,
+        check=False,
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise StepFailed(f"vegeta attack failed (exit {proc.returncode}): {proc.stderr[-800:]}")
+    client_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    encoded = subprocess.run(
+        [str(vegeta), "encode", "-to=csv", str(results)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if encoded.returncode != 0:
+        raise StepFailed(f"vegeta encode failed: {encoded.stderr[-800:]}")
+    return summarise(encoded.stdout, attack.expected_status, client_cpu)
+
+
+def summarise(csv_text: str, expected_status: int, client_cpu_seconds: float = 0.0) -> LoadStats:
+    """Stats of vegeta CSV results (columns: timestamp ns, code, latency ns, ..., error)."""
+    latencies: list[int] = []
+    codes: Counter[str] = Counter()
+    error_samples: Counter[str] = Counter()
+    first_start: int | None = None
+    last_end = 0
+    ok = 0
+    for row in csv.reader(io.StringIO(csv_text)):
+        timestamp, code, latency, error = int(row[0]), row[1], int(row[2]), row[5]
+        if error == _NO_TARGETS:
+            continue
+        latencies.append(latency)
+        codes[code] += 1
+        first_start = timestamp if first_start is None else min(first_start, timestamp)
+        last_end = max(last_end, timestamp + latency)
+        if not error and int(code) == expected_status:
+            ok += 1
+        else:
+            error_samples[(error or f"status {code}")[:120]] += 1
+    if not latencies or first_start is None:
+        raise StepFailed("vegeta recorded no requests")
+    latencies.sort()
+    seconds = (last_end - first_start) / 1e9
+    return LoadStats(
+        requests=len(latencies),
+        ok=ok,
+        errors=len(latencies) - ok,
+        seconds=seconds,
+        requests_per_second=len(latencies) / seconds if seconds > 0 else 0.0,
+        p50_ms=_percentile(latencies, 50) / 1e6,
+        p90_ms=_percentile(latencies, 90) / 1e6,
+        p99_ms=_percentile(latencies, 99) / 1e6,
+        max_ms=latencies[-1] / 1e6,
+        mean_ms=sum(latencies) / len(latencies) / 1e6,
+        status_codes=dict(sorted(codes.items())),
+        error_samples=dict(error_samples.most_common(5)),
+        client_cpu_seconds=client_cpu_seconds,
+    )
+
+
+def _percentile(ordered: list[int], pct: float) -> int:
+    """Nearest-rank percentile of an ascending list (the value at rank ceil(p/100 * n))."""
+    rank = max(1, -(-len(ordered) * pct // 100))
+    return ordered[int(rank) - 1]

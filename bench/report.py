@@ -1,0 +1,186 @@
+"""Results of one run as JSON (every number) and Markdown (the tables people read).
+
+Both go to ``.state/bench/results.{json,md}`` (the last run) and to
+``.state/bench/history/<UTC time>.{json,md}`` (every run, for comparisons over
+time). Ratios are computed here, from runs of the same invocation only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bench import config as bench_config
+from scripts.files import write_atomic
+
+MEMORY_LABELS = {
+    "nginx-bench-full": "nginx (bench, full chain :8452)",
+    "nginx-bench-compare": "nginx (bench, ceiling/baseline)",
+    "nginx": "nginx (shared stack :8444)",
+    "verifier": "verifier (gunicorn)",
+    "api": "API (gunicorn)",
+    "keycloak": "Keycloak (java)",
+    "vault": "OpenBao",
+}
+
+
+def ratios(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Scenario 3 and 4 against scenario 2, at each concurrency level of this run."""
+    by_key = {(r["scenario_number"], r["concurrency"]): r for r in runs}
+    out = []
+    for concurrency in sorted({r["concurrency"] for r in runs}):
+        base = by_key.get((2, concurrency))
+        if base is None:
+            continue
+        row: dict[str, Any] = {"concurrency": concurrency}
+        for number in (3, 4):
+            run = by_key.get((number, concurrency))
+            if run is None:
+                continue
+            for metric in ("requests_per_second", "p50_ms", "p99_ms"):
+                row[f"{metric}_{number}_over_2"] = _ratio(run[metric], base[metric])
+        out.append(row)
+    return out
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 3) if b else None
+
+
+def markdown(results: Mapping[str, Any]) -> str:
+    """The tables ``make bench`` prints."""
+    tool = results["load_tool"]
+    setup = results["settings"]
+    lines = [
+        f"# Benchmark {results['started_at']}",
+        "",
+        f"{results['machine']['cpus']} CPUs (load average at start "
+        f"{results['machine']['loadavg_at_start'][0]:g}), {results['machine']['nginx']}, "
+        f"load from {tool['name']} {tool['version']} on the same machine "
+        f"(closed loop, {setup['duration_seconds']:g} s per run after "
+        f"{setup['warmup_seconds']:g} s warm-up, at most {setup['max_requests_per_run']} "
+        f"requests per run). Total runtime {results['runtime_seconds']:.0f} s.",
+        "",
+        "## Load: GET /api/resource with client certificate + bearer token",
+        "",
+        "| # | scenario | conc | req/s | p50 ms | p90 ms | p99 ms | errors | requests "
+        "| CPU us/req nginx | verifier | API | client |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    notes = set()
+    for r in sorted(results["runs"], key=lambda r: (r["scenario_number"], r["concurrency"])):
+        cpu = r["cpu_us_per_request"]
+        mark = ""
+        if r["attempts"] > 1:
+            mark += " (2nd)"
+            notes.add(_RETRIED)
+        if r["disturbed"]:
+            mark += " (disturbed)"
+            notes.add(_DISTURBED)
+        lines.append(
+            f"| {r['scenario_number']} | {r['scenario']}{mark} | {r['concurrency']} "
+            f"| {r['requests_per_second']:.0f} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} "
+            f"| {r['p99_ms']:.2f} | {r['errors']} | {r['requests']} "
+            f"| {_us(cpu['nginx'])} | {_us(cpu['verifier'])} | {_us(cpu['api'])} "
+            f"| {_us(cpu['client'])} |"
+        )
+    if notes:
+        lines += ["", *sorted(notes)]
+    lines += [
+        "",
+        "## Ratios against the baseline (2), same concurrency",
+        "",
+        "req/s below 1 and latency above 1 are the price of the step; "
+        "3/2 = per-request verifier decision, 4/2 = that plus a TLS handshake per request.",
+        "",
+        "| conc | req/s 3/2 | req/s 4/2 | p50 3/2 | p50 4/2 | p99 3/2 | p99 4/2 |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in results["ratios"]:
+        cells = [
+            _fmt(row.get(f"{metric}_{n}_over_2"))
+            for metric in ("requests_per_second", "p50_ms", "p99_ms")
+            for n in (3, 4)
+        ]
+        lines.append(f"| {row['concurrency']} | " + " | ".join(cells) + " |")
+    core = results.get("core")
+    if core:
+        lines += [
+            "",
+            "## Verifier core, in-process, one core",
+            "",
+            f"`decide()` {core['decisions_per_second']:.0f}/s vs `openssl speed rsa2048` "
+            f"verify {core['openssl_rsa2048_verify_per_second']:.0f}/s: "
+            f"**ratio {core['core_vs_openssl_ratio']:.3f}** (token alg {core['token_alg']}).",
+            "",
+            "| layer | us/call | calls/s |",
+            "|---|---:|---:|",
+        ]
+        for name, layer in sorted(core["layers"].items(), key=lambda i: i[1]["microseconds"]):
+            lines.append(f"| {name} | {layer['microseconds']:.1f} | {layer['per_second']:.0f} |")
+        if core.get("profile"):
+            lines += [
+                "",
+                f"cProfile, {bench_config.PROFILE_CALLS} decisions, top own time:",
+                "",
+                "| own | cumulative | calls/decision | function |",
+                "|---:|---:|---:|---|",
+            ]
+            for p in core["profile"]:
+                lines.append(
+                    f"| {p['own_time_share']:.1%} | {p['cumulative_share']:.1%} "
+                    f"| {p['calls_per_decision']:g} | `{p['function']}` |"
+                )
+    memory = results["memory"]
+    lines += [
+        "",
+        "## Memory (MiB; process trees: master + workers)",
+        "",
+        "Under load = the largest sample during the full-chain runs (3 and 4). "
+        "RSS counts pages shared by forked workers once per process; PSS splits them.",
+        "",
+        "| service | processes | RSS idle | RSS load | PSS idle | PSS load |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, idle in memory["idle"].items():
+        load = memory["under_load"].get(name, idle)
+        lines.append(
+            f"| {MEMORY_LABELS.get(name, name)} | {len(idle['pids'])} "
+            f"| {idle['rss_mib']:.0f} | {load['rss_mib']:.0f} "
+            f"| {idle['pss_mib']:.0f} | {load['pss_mib']:.0f} |"
+        )
+    if results["parity_gaps"]:
+        lines += ["", "**Warning**: bench/nginx.conf.tmpl lacks these production lines:", ""]
+        lines += [f"- `{gap}`" for gap in results["parity_gaps"]]
+    return "\n".join(lines) + "\n"
+
+
+_RETRIED = (
+    "(2nd): the first attempt was disturbed (a shared service restarted or reloaded "
+    "during it) or had errors; it is kept in results.json under `discarded`."
+)
+_DISTURBED = (
+    "(disturbed): a shared service restarted during this run too; its CPU figures are "
+    "dropped (-) and its numbers measure the restart as much as the gateway."
+)
+
+
+def _us(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def write(results: Mapping[str, Any]) -> str:
+    """Write JSON + Markdown (latest and history); return the Markdown."""
+    text = markdown(results)
+    body = json.dumps(results, indent=2, sort_keys=True) + "\n"
+    stamp = results["started_at"].replace(":", "").replace("-", "")
+    write_atomic(bench_config.RESULTS_JSON, body)
+    write_atomic(bench_config.RESULTS_MD, text)
+    write_atomic(bench_config.HISTORY / f"{stamp}.json", body)
+    write_atomic(bench_config.HISTORY / f"{stamp}.md", text)
+    return text

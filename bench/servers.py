@@ -1,0 +1,263 @@
+"""The benchmark's own nginx instances, started and stopped by pid file.
+
+The shared stack's nginx (:8444) is never reloaded or stopped: other engineers
+test against it. A run starts two instances of its own on loopback, each from
+a template rendered into ``.state/bench/<name>/`` and checked with ``nginx -t``
+before it starts (as ``scripts/gateway.py`` does):
+
+* ``compare`` (``bench/nginx.conf.tmpl``): the ceiling and baseline servers;
+* ``full`` (``nginx/nginx.conf.tmpl``, the production template, rendered
+  verbatim on another port): the full chain. Its own instance, not :8444,
+  so a concurrent test's reload cannot cut a run's connections and a run
+  does not flood the shared access log.
+
+Both proxy to the shared verifier and API sockets (read-only use). Each
+instance's pid and kernel start time are recorded, so a later run can stop an
+instance a crashed run left behind, and nothing else (never pkill/killall).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import string
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from bench import config as bench_config
+from scripts import config, procs
+from scripts.files import write_atomic
+from scripts.steps import StepFailed, say, wait_until
+
+PRODUCTION_TEMPLATE = config.REPO / "nginx" / "nginx.conf.tmpl"
+# Lines of the production template the comparison template must repeat, so the
+# scenarios differ only in their `location /` (see bench/nginx.conf.tmpl).
+_PARITY_PREFIXES = (
+    "ssl_",
+    "worker_",
+    "keepalive",
+    "client_",
+    "large_client_",
+    "log_format",
+    "access_log",
+    "error_log",
+    "server_tokens",
+    "uninitialized_variable_warn",
+)
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One nginx master of ours: its template, folder and loopback ports."""
+
+    name: str
+    template: Path
+    ports: tuple[int, ...]
+
+    @property
+    def folder(self) -> Path:
+        return bench_config.BENCH_DIR / self.name
+
+    @property
+    def conf(self) -> Path:
+        return self.folder / "nginx.conf"
+
+    @property
+    def logs(self) -> Path:
+        return self.folder / "logs"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.folder / "nginx.pid"
+
+    @property
+    def start_file(self) -> Path:
+        return self.folder / "nginx.start"
+
+
+COMPARE = Instance(
+    "compare",
+    bench_config.COMPARE_TEMPLATE,
+    (bench_config.CEILING_PORT, bench_config.BASELINE_PORT),
+)
+FULL = Instance("full", PRODUCTION_TEMPLATE, (bench_config.FULL_CHAIN_PORT,))
+INSTANCES = (COMPARE, FULL)
+
+
+def _values(instance: Instance) -> dict[str, object]:
+    """Every placeholder either template uses; the facts come from scripts.config."""
+    cert, key = config.server_cert_paths("nginx")
+    return {
+        "run_dir": instance.folder,
+        "log_dir": instance.logs,
+        "tmp_dir": instance.folder / "tmp",
+        "nginx_dir": config.REPO / "nginx",
+        "host": config.HOST,
+        "port": bench_config.FULL_CHAIN_PORT,
+        "ceiling_port": bench_config.CEILING_PORT,
+        "baseline_port": bench_config.BASELINE_PORT,
+        "server_cert": cert,
+        "server_key": key,
+        "client_ca_bundle": config.CLIENT_CA_BUNDLE,
+        "client_crl": config.CLIENT_CRL,
+        "verifier_socket": config.VERIFIER_SOCKET,
+        "api_socket": config.API_SOCKET,
+    }
+
+
+def render(instance: Instance) -> None:
+    """Render ``instance``'s template and have ``nginx -t`` accept it."""
+    try:
+        text = string.Template(instance.template.read_text()).substitute(_values(instance))
+    except KeyError as e:
+        raise StepFailed(
+            f"{instance.template} uses a placeholder the benchmark does not fill: {e}; "
+            "add it to bench/servers.py:_values"
+        ) from e
+    # nginx workers must reach the sockets (group www-data) when the master is root.
+    user = f"user {config.NGINX_WORKER_USER};\n" if os.geteuid() == 0 else ""
+    (instance.folder / "tmp").mkdir(parents=True, exist_ok=True)
+    instance.logs.mkdir(parents=True, exist_ok=True)
+    candidate = instance.folder / "nginx.conf.new"
+    write_atomic(candidate, user + text)
+    test = subprocess.run(
+        ["nginx", "-t", "-q", "-c", str(candidate)], capture_output=True, text=True
+    )
+    if test.returncode != 0:
+        raise StepFailed(f"nginx -t refused {candidate}:\n{test.stderr}")
+    os.replace(candidate, instance.conf)
+
+
+def parity_gaps() -> list[str]:
+    """Production-template lines (TLS, workers, logging, limits) the comparison lacks.
+
+    An empty list means the ceiling/baseline servers run with the production
+    settings; anything listed makes the 3/2 ratio measure more than the
+    auth_request and is printed with the results.
+    """
+
+    def lines(path: Path) -> set[str]:
+        found = set()
+        for raw in path.read_text().splitlines():
+            line = re.sub(r"\s+", " ", raw.split("#", 1)[0]).strip()
+            if line.startswith(_PARITY_PREFIXES):
+                found.add(line)
+        return found
+
+    return sorted(lines(PRODUCTION_TEMPLATE) - lines(bench_config.COMPARE_TEMPLATE))
+
+
+def _start_time(pid: int) -> str | None:
+    """Kernel start time of ``pid``, None if it is gone or a zombie (see scripts/procs.py)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] == "Z" else fields[19]
+
+
+def running_pid(instance: Instance) -> int | None:
+    """The pid of ``instance`` if its pid file names a live process we started."""
+    try:
+        pid = int(instance.pid_file.read_text().strip())
+        recorded = instance.start_file.read_text().strip()
+    except (OSError, ValueError):
+        return None
+    return pid if _start_time(pid) == recorded else None
+
+
+def start(instance: Instance) -> int:
+    """Render, test and start ``instance``; return once it answers TLS on every port."""
+    stop(instance)  # one a crashed run left behind, identified by pid + start time
+    for port in instance.ports:
+        procs.require_free_port(port, f"the benchmark's nginx ({instance.name})")
+    for old in instance.logs.glob("*.log") if instance.logs.exists() else ():
+        old.unlink()  # each run's logs only; they grow by one line per request
+    render(instance)
+    with open(instance.logs / "nginx.out", "ab") as out:
+        proc = subprocess.Popen(
+            ["nginx", "-c", str(instance.conf)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # ctrl-C reaches the harness, whose finally stops it
+        )
+    write_atomic(instance.pid_file, f"{proc.pid}\n")
+    write_atomic(instance.start_file, f"{_start_time(proc.pid)}\n")
+    for port in instance.ports:
+        wait_until(
+            f"bench nginx {instance.name} on 127.0.0.1:{port}",
+            lambda port=port: _alive_or_fail(instance) and _refuses_without_cert(port),
+            15,
+            str(instance.logs / "nginx-error.log"),
+            interval=0.1,
+        )
+    return proc.pid
+
+
+def _alive_or_fail(instance: Instance) -> bool:
+    if running_pid(instance) is None:
+        log = instance.logs / "nginx-error.log"
+        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        raise StepFailed(f"bench nginx {instance.name} exited at start:\n{tail}")
+    return True
+
+
+def _refuses_without_cert(port: int) -> bool:
+    """Up means: TLS answers and a request without a client certificate gets 400."""
+    try:
+        r = requests.get(
+            f"https://localhost:{port}/", verify=str(config.SERVER_CA_BUNDLE), timeout=2
+        )
+    except requests.RequestException:
+        return False
+    return r.status_code == 400
+
+
+def stop(instance: Instance, timeout: float = 10.0) -> bool:
+    """Graceful stop (SIGQUIT), SIGKILL after ``timeout``; True if it was running."""
+    pid = running_pid(instance)
+    if pid is not None:
+        os.kill(pid, signal.SIGQUIT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.05)
+        if _alive(pid):
+            say(f"    bench nginx {instance.name} (pid {pid}) ignored SIGQUIT; SIGKILL")
+            os.kill(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.05)
+    instance.pid_file.unlink(missing_ok=True)
+    instance.start_file.unlink(missing_ok=True)
+    return pid is not None
+
+
+def _alive(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap it: it is our child
+    return _start_time(pid) is not None
+
+
+@contextlib.contextmanager
+def running(instances: tuple[Instance, ...] = INSTANCES) -> Iterator[dict[str, int]]:
+    """Start ``instances`` for the body of a ``with``; always stop them after."""
+    pids: dict[str, int] = {}
+    try:
+        for instance in instances:
+            pids[instance.name] = start(instance)
+            say(f"    bench nginx {instance.name}: pid {pids[instance.name]}, {instance.conf}")
+        yield pids
+    finally:
+        for instance in reversed(instances):
+            if stop(instance):
+                say(f"    bench nginx {instance.name} stopped")
+            # One line per request (tens of MB a run); the error log is kept.
+            (instance.logs / "nginx-access.log").unlink(missing_ok=True)
