@@ -120,6 +120,7 @@ AUDIT_LOG = LOGS / "audit.log"  # the verifier's decisions, one JSON line each
 API_REQUEST_LOG = LOGS / "api-requests.log"  # every request the API received
 NGINX_WORKER_USER = "www-data"  # Debian's; used only when we run as root
 GUNICORN_WORKERS = 2  # 2 cores
+GUNICORN_THREADS = 4  # per worker; overlaps socket I/O, the GIL bounds the CPU part
 
 # --- Keycloak ---------------------------------------------------------------
 KEYCLOAK_URL = f"https://localhost:{KEYCLOAK_PORT}"  # the hostname tokens name as `iss`

@@ -8,15 +8,30 @@ function of the injected ``now``.
 Order (each failure its own reason): alg in allowlist -> no ``crit`` -> ``kid``
 present -> key by kid -> signature, iss, aud, required claims -> exp -> iat
 -> nbf -> lifetime -> ``typ`` is ``Bearer`` -> ``azp`` is a string.
+
+Verified-token cache (as Envoy's jwt_authn does): parsing and the signature
+check cost most of a decision (PyJWT's strict base64url check alone is over
+half), and a client reuses one token for its whole lifetime. A token that
+passed the steps up to "required claims" is remembered under the SHA-256 of its
+exact text together with the key object and settings it was verified with. A
+later request with the same token is served from the cache only if its ``kid``
+still resolves to *the same key object* (a JWKS refresh or a removed key is a
+miss) under the same settings; exp/iat/nbf/lifetime/typ/azp are checked again
+against ``now`` on every request, so a cached token never outlives its ``exp``.
+Bounded LRU; ``TOKEN_CACHE_SIZE=0`` turns it off.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
 from jwt import exceptions as jwt_errors
 
+from verifier.cache import BoundedLRU
 from verifier.errors import (
     TokenAlgNotAllowed,
     TokenAudienceInvalid,
@@ -58,8 +73,45 @@ _PYJWT_REASONS: tuple[tuple[type[Exception], type[TokenError]], ...] = (
 )
 
 
+@dataclass(frozen=True)
+class _Verified:
+    kid: str
+    key: Any  # the PyJWK object the signature was checked with (compared by identity)
+    settings: Settings
+    claims_json: str  # a fresh dict per hit (json.loads is far cheaper than deepcopy)
+
+
+_caches: dict[int, BoundedLRU[bytes, _Verified]] = {}
+
+
+def _cache_for(settings: Settings) -> BoundedLRU[bytes, _Verified] | None:
+    size = settings.token_cache_size
+    if size <= 0:
+        return None
+    cache = _caches.get(size)
+    if cache is None:
+        cache = _caches.setdefault(size, BoundedLRU(size))
+    return cache
+
+
 def verify_token(token: str, keys: KeySource, settings: Settings, now: float) -> dict[str, Any]:
     """The verified claims of ``token``, or the ``TokenError`` that refuses it."""
+    cache = _cache_for(settings)
+    digest = hashlib.sha256(token.encode()).digest() if cache is not None else b""
+    hit = cache.get(digest) if cache is not None else None
+    if hit is not None and hit.settings is settings and keys.get_key(hit.kid, now) is hit.key:
+        return _validate_time_and_type(json.loads(hit.claims_json), settings, now)
+    claims, kid, key = _verify_signed(token, keys, settings, now)
+    claims = _validate_time_and_type(claims, settings, now)
+    if cache is not None:
+        cache.put(digest, _Verified(kid, key, settings, json.dumps(claims)))
+    return claims
+
+
+def _verify_signed(
+    token: str, keys: KeySource, settings: Settings, now: float
+) -> tuple[dict[str, Any], str, Any]:
+    """Header checks, key lookup and PyJWT's decode (signature, iss, aud, required)."""
     header = _read_header(token)
     alg = header.get("alg")
     if alg not in settings.algorithms:
@@ -87,6 +139,12 @@ def verify_token(token: str, keys: KeySource, settings: Settings, now: float) ->
         )
     except jwt_errors.PyJWTError as e:
         raise _reason_for(e)(str(e)) from e
+    return claims, kid, key
+
+
+def _validate_time_and_type(
+    claims: dict[str, Any], settings: Settings, now: float
+) -> dict[str, Any]:
     leeway = settings.leeway_seconds
     exp = _validate_exp(claims, now, leeway)
     iat = _validate_iat(claims, now, leeway)

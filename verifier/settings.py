@@ -30,6 +30,10 @@ MAX_TOKEN_BYTES             largest accepted token (8192)
 JWKS_COOLDOWN_SECONDS       least time between two JWKS fetch attempts (30)
 JWKS_MAX_AGE_SECONDS        age after which known keys are refreshed too (300)
 JWKS_TIMEOUT_SECONDS        timeout of one JWKS fetch (2)
+TOKEN_CACHE_SIZE            verified-token cache entries; 0 turns the cache off (4096).
+                            See ``verifier.claims``: it skips only the parse and the
+                            signature check of a token already verified with the same
+                            key; every time/type/binding/policy check still runs
 REQUIRE_VERIFY_HEADER       require nginx's ``X-Client-Verify: SUCCESS`` (true). Set false
                             ONLY behind AWS API Gateway mutual TLS, whose events carry
                             no such header because the gateway rejects unverified
@@ -72,6 +76,7 @@ class Settings:
     jwks_max_age_seconds: float = 300.0
     jwks_timeout_seconds: float = 2.0
     require_verify_header: bool = True
+    token_cache_size: int = 4096
 
     def __post_init__(self) -> None:
         """Refuse configurations that would silently weaken the checks."""
@@ -127,6 +132,8 @@ class Settings:
             fields["require_verify_header"] = _flag(config["REQUIRE_VERIFY_HEADER"])
         if config.get("MAX_TOKEN_BYTES") is not None:
             fields["max_token_bytes"] = int(config["MAX_TOKEN_BYTES"])
+        if config.get("TOKEN_CACHE_SIZE") is not None:
+            fields["token_cache_size"] = int(config["TOKEN_CACHE_SIZE"])
         algorithms = config.get("ALGORITHMS")
         if algorithms:
             if isinstance(algorithms, str):

@@ -1,0 +1,85 @@
+"""The verified-token cache skips only parse + signature, never a time or key check."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jwt
+import pytest
+
+from verifier import claims as claims_module
+from verifier.claims import verify_token
+from verifier.errors import TokenExpired, TokenKeyUnknown
+from verifier.jwks import StaticKeySource
+
+
+@pytest.fixture
+def decode_calls(monkeypatch):
+    calls = []
+    real = jwt.decode
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(claims_module.jwt, "decode", counting)
+    monkeypatch.setattr(claims_module, "_caches", {})
+    return calls
+
+
+def test_a_repeated_token_is_verified_cryptographically_once(
+    decode_calls, keys, settings, make_token, now
+):
+    token = make_token()
+    first = verify_token(token, keys, settings, now)
+    second = verify_token(token, keys, settings, now + 1)
+    assert first == second
+    assert len(decode_calls) == 1
+
+
+def test_a_cached_token_is_still_refused_once_it_expires(
+    decode_calls, keys, settings, make_token, now
+):
+    token = make_token(exp=int(now) + 60)
+    verify_token(token, keys, settings, now)
+    with pytest.raises(TokenExpired):
+        verify_token(token, keys, settings, now + 60 + settings.leeway_seconds + 1)
+    assert len(decode_calls) == 1  # refused from the cache entry, by the clock
+
+
+def test_a_cached_token_is_refused_when_its_key_leaves_the_jwks(
+    decode_calls, signing_key, other_signing_key, settings, make_token, now
+):
+    token = make_token()
+    with_key = StaticKeySource.from_jwks({"keys": [signing_key.jwk]})
+    without = StaticKeySource.from_jwks({"keys": [other_signing_key.jwk]})
+    verify_token(token, with_key, settings, now)
+    with pytest.raises(TokenKeyUnknown):
+        verify_token(token, without, settings, now)
+
+
+def test_a_new_key_object_for_the_same_kid_means_verifying_again(
+    decode_calls, signing_key, settings, make_token, now
+):
+    token = make_token()
+    verify_token(
+        token, StaticKeySource.from_jwks({"keys": [signing_key.jwk]}), settings, now
+    )
+    verify_token(
+        token, StaticKeySource.from_jwks({"keys": [signing_key.jwk]}), settings, now
+    )
+    assert len(decode_calls) == 2
+
+
+def test_the_cache_can_be_turned_off(decode_calls, keys, settings, make_token, now):
+    off = dataclasses.replace(settings, token_cache_size=0)
+    token = make_token()
+    verify_token(token, keys, off, now)
+    verify_token(token, keys, off, now)
+    assert len(decode_calls) == 2
+
+
+def test_cached_claims_cannot_be_altered_by_a_caller(decode_calls, keys, settings, make_token, now):
+    token = make_token()
+    verify_token(token, keys, settings, now)["realm_access"]["roles"].append("admin")
+    assert "admin" not in verify_token(token, keys, settings, now)["realm_access"]["roles"]
