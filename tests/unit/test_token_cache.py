@@ -62,12 +62,8 @@ def test_a_new_key_object_for_the_same_kid_means_verifying_again(
     decode_calls, signing_key, settings, make_token, now
 ):
     token = make_token()
-    verify_token(
-        token, StaticKeySource.from_jwks({"keys": [signing_key.jwk]}), settings, now
-    )
-    verify_token(
-        token, StaticKeySource.from_jwks({"keys": [signing_key.jwk]}), settings, now
-    )
+    verify_token(token, StaticKeySource.from_jwks({"keys": [signing_key.jwk]}), settings, now)
+    verify_token(token, StaticKeySource.from_jwks({"keys": [signing_key.jwk]}), settings, now)
     assert len(decode_calls) == 2
 
 
