@@ -87,6 +87,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         keys=injected.get("KEY_SOURCE") or JWKSKeySource.from_settings(settings),
         clock=injected.get("CLOCK") or time.time,
     )
+    if test_config is None:
+        # Each gunicorn worker loads Keycloak's keys as it boots, so no worker
+        # meets its first request cold (nginx keeps connections to one worker
+        # alive; a cold one would answer jwks_unavailable if Keycloak were down).
+        # A failed fetch is only logged: the cooldown and fail-closed rules apply.
+        verifier = app.extensions["verifier"]
+        verifier.keys.refresh_if_stale(verifier.clock())
     app.register_blueprint(bp)
     return app
 
