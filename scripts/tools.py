@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -121,34 +122,65 @@ def mirror_dir(host: str, namespace: str, name: str, version: str) -> Path:
     return config.TF_PLUGIN_MIRROR / host / namespace / name / version / "linux_amd64"
 
 
-def go_install(module: str, version: str, dest: Path, binary: str) -> None:
-    """``go install module@version`` into ``dest/binary``; atomic, resumable.
+_GO_ENV = {"GOFLAGS": "-buildvcs=false", "CGO_ENABLED": "0"}
 
-    The Go module cache keeps downloads, so a re-run after a network failure
-    resumes where it stopped. ``-trimpath`` keeps the binary independent of
-    the machine's paths so the committed ``.terraform.lock.hcl`` hashes hold.
+
+def _go_build_atomically(
+    argv: list[str],
+    built_name: str,
+    target: Path,
+    what: str,
+    fix: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> None:
+    """Run a ``go install``/``go build`` writing into a temp folder of the cache,
+    then rename the one binary ``built_name`` to ``target``.
+
+    An interrupted or failed build leaves nothing half-written (the temp folder
+    is removed), and the Go module cache keeps downloads for the re-run.
+    ``-trimpath`` keeps binaries independent of the machine's paths, so the
+    committed ``.terraform.lock.hcl`` hashes hold.
     """
-    if (dest / binary).exists():
-        say(f"    cached: {dest / binary}")
-        return
     if shutil.which("go") is None:
         raise StepFailed("`go` is not on PATH; install Go (>= 1.23) and re-run `make up`")
     config.CACHE.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=config.CACHE, prefix=".build-"))
     try:
-        say(f"    go install {module}@{version} (first run only; several minutes on 2 cores)")
-        _run(
-            ["go", "install", "-trimpath", f"{module}@{version}"],
-            what=f"go install {module}@{version} from the Go module proxy",
-            fix="check network access to the Go module proxy (GOPROXY) and re-run `make up`; "
-            "downloads already made are kept in the Go module cache",
-            env={"GOBIN": str(tmp), "GOFLAGS": "-buildvcs=false", "CGO_ENABLED": "0"},
+        full_argv = [a.replace("{tmp}", str(tmp)) for a in argv]
+        proc = subprocess.run(
+            full_argv,
+            cwd=cwd,
+            env={**os.environ, **_GO_ENV, "GOBIN": str(tmp), **(env or {})},
+            capture_output=True,
+            text=True,
         )
-        built = tmp / module.rsplit("/", 1)[-1]
-        dest.mkdir(parents=True, exist_ok=True)
-        os.replace(built, dest / binary)
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+            raise StepFailed(f"{what} failed (exit {proc.returncode}).\n{tail}\nFix: {fix}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp / built_name, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def go_install(module: str, version: str, dest: Path, binary: str) -> None:
+    """``go install module@version`` into ``dest/binary`` (cached, atomic, resumable)."""
+    if (dest / binary).exists():
+        say(f"    cached: {dest / binary}")
+        return
+    say(f"    go install {module}@{version} (first run only; minutes on 2 cores)")
+    parts = module.split("/")
+    # A major-version module (".../vegeta/v12") installs under its base name.
+    built = parts[-2] if len(parts) > 1 and re.fullmatch(r"v[0-9]+", parts[-1]) else parts[-1]
+    _go_build_atomically(
+        ["go", "install", "-trimpath", f"{module}@{version}"],
+        built,
+        dest / binary,
+        what=f"go install {module}@{version} from the Go module proxy",
+        fix="check network access to the Go module proxy (GOPROXY) and re-run; "
+        "downloads already made are kept in the Go module cache",
+    )
 
 
 def install_vault_provider() -> None:
@@ -184,32 +216,18 @@ def install_keycloak_provider() -> None:
     if binary.exists() and marker.exists():
         say(f"    cached: {binary}")
         return
-    if shutil.which("go") is None:
-        raise StepFailed("`go` is not on PATH; install Go (>= 1.23) and re-run `make up`")
-    config.CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=config.CACHE, prefix=".build-"))
-    try:
-        say("    go build ./terraform/providers/keycloak (deps from the Go module proxy)")
-        proc = subprocess.run(
-            ["go", "build", "-trimpath", "-o", str(tmp / binary.name), "."],
-            cwd=src,
-            env={**os.environ, "GOFLAGS": "-buildvcs=false", "CGO_ENABLED": "0"},
-            capture_output=True,
-            text=True,
-        )
-        if proc.returncode != 0:
-            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-            raise StepFailed(
-                f"go build of terraform/providers/keycloak failed (dependencies come from the "
-                f"Go module proxy):\n{tail}\nFix: check access to the Go module proxy, re-run"
-            )
-        dest.mkdir(parents=True, exist_ok=True)
-        for old in dest.parent.glob(".source-*"):
-            old.unlink()
-        os.replace(tmp / binary.name, binary)
-        marker.touch()
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    say("    go build ./terraform/providers/keycloak (deps from the Go module proxy)")
+    _go_build_atomically(
+        ["go", "build", "-trimpath", "-o", f"{{tmp}}/{binary.name}", "."],
+        binary.name,
+        binary,
+        what="go build of terraform/providers/keycloak (dependencies from the Go module proxy)",
+        fix="check access to the Go module proxy and re-run `make up`",
+        cwd=src,
+    )
+    for old in dest.parent.glob(".source-*"):
+        old.unlink()
+    marker.touch()
 
 
 # --- Keycloak (Maven Central) ----------------------------------------------
