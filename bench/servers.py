@@ -19,12 +19,9 @@ instance a crashed run left behind, and nothing else (never pkill/killall).
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import signal
 import string
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +29,7 @@ from pathlib import Path
 import requests
 
 from bench import config as bench_config
-from scripts import config, procs
-from scripts.files import write_atomic
+from scripts import config, gateway, procs
 from scripts.steps import StepFailed, say, wait_until
 
 PRODUCTION_TEMPLATE = config.REPO / "nginx" / "nginx.conf.tmpl"
@@ -74,12 +70,9 @@ class Instance:
         return self.folder / "logs"
 
     @property
-    def pid_file(self) -> Path:
-        return self.folder / "nginx.pid"
-
-    @property
-    def start_file(self) -> Path:
-        return self.folder / "nginx.start"
+    def service(self) -> config.Service:
+        """Tracked like the stack's own processes (pid + start time), in our folder."""
+        return config.Service("nginx", None, run_dir=self.folder, log_dir=self.logs)
 
 
 COMPARE = Instance(
@@ -121,18 +114,9 @@ def render(instance: Instance) -> None:
             f"{instance.template} uses a placeholder the benchmark does not fill: {e}; "
             "add it to bench/servers.py:_values"
         ) from e
-    # nginx workers must reach the sockets (group www-data) when the master is root.
-    user = f"user {config.NGINX_WORKER_USER};\n" if os.geteuid() == 0 else ""
     (instance.folder / "tmp").mkdir(parents=True, exist_ok=True)
     instance.logs.mkdir(parents=True, exist_ok=True)
-    candidate = instance.folder / "nginx.conf.new"
-    write_atomic(candidate, user + text)
-    test = subprocess.run(
-        ["nginx", "-t", "-q", "-c", str(candidate)], capture_output=True, text=True
-    )
-    if test.returncode != 0:
-        raise StepFailed(f"nginx -t refused {candidate}:\n{test.stderr}")
-    os.replace(candidate, instance.conf)
+    gateway.install_nginx_conf(text, instance.conf)
 
 
 def parity_gaps() -> list[str]:
@@ -154,26 +138,6 @@ def parity_gaps() -> list[str]:
     return sorted(lines(PRODUCTION_TEMPLATE) - lines(bench_config.COMPARE_TEMPLATE))
 
 
-def _start_time(pid: int) -> str | None:
-    """Kernel start time of ``pid``, None if it is gone or a zombie (see scripts/procs.py)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return None if fields[0] == "Z" else fields[19]
-
-
-def running_pid(instance: Instance) -> int | None:
-    """The pid of ``instance`` if its pid file names a live process we started."""
-    try:
-        pid = int(instance.pid_file.read_text().strip())
-        recorded = instance.start_file.read_text().strip()
-    except (OSError, ValueError):
-        return None
-    return pid if _start_time(pid) == recorded else None
-
-
 def start(instance: Instance) -> int:
     """Render, test and start ``instance``; return once it answers TLS on every port."""
     stop(instance)  # one a crashed run left behind, identified by pid + start time
@@ -182,33 +146,17 @@ def start(instance: Instance) -> int:
     for old in instance.logs.glob("*.log") if instance.logs.exists() else ():
         old.unlink()  # each run's logs only; they grow by one line per request
     render(instance)
-    with open(instance.logs / "nginx.out", "ab") as out:
-        proc = subprocess.Popen(
-            ["nginx", "-c", str(instance.conf)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # ctrl-C reaches the harness, whose finally stops it
-        )
-    write_atomic(instance.pid_file, f"{proc.pid}\n")
-    write_atomic(instance.start_file, f"{_start_time(proc.pid)}\n")
+    # Own session (procs.start): ctrl-C reaches the harness, whose finally stops it.
+    pid = procs.start(instance.service, ["nginx", "-c", str(instance.conf)])
     for port in instance.ports:
         wait_until(
             f"bench nginx {instance.name} on 127.0.0.1:{port}",
-            lambda port=port: _alive_or_fail(instance) and _refuses_without_cert(port),
+            lambda port=port: procs.alive_or_fail(instance.service) and _refuses_without_cert(port),
             15,
             str(instance.logs / "nginx-error.log"),
             interval=0.1,
         )
-    return proc.pid
-
-
-def _alive_or_fail(instance: Instance) -> bool:
-    if running_pid(instance) is None:
-        log = instance.logs / "nginx-error.log"
-        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-        raise StepFailed(f"bench nginx {instance.name} exited at start:\n{tail}")
-    return True
+    return pid
 
 
 def _refuses_without_cert(port: int) -> bool:
@@ -223,27 +171,8 @@ def _refuses_without_cert(port: int) -> bool:
 
 
 def stop(instance: Instance, timeout: float = 10.0) -> bool:
-    """Graceful stop (SIGQUIT), SIGKILL after ``timeout``; True if it was running."""
-    pid = running_pid(instance)
-    if pid is not None:
-        os.kill(pid, signal.SIGQUIT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _alive(pid):
-            time.sleep(0.05)
-        if _alive(pid):
-            say(f"    bench nginx {instance.name} (pid {pid}) ignored SIGQUIT; SIGKILL")
-            os.kill(pid, signal.SIGKILL)
-            while _alive(pid):
-                time.sleep(0.05)
-    instance.pid_file.unlink(missing_ok=True)
-    instance.start_file.unlink(missing_ok=True)
-    return pid is not None
-
-
-def _alive(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)  # reap it: it is our child
-    return _start_time(pid) is not None
+    """Graceful stop (SIGQUIT: workers finish their requests), SIGKILL after ``timeout``."""
+    return procs.stop(instance.service, timeout, sig=signal.SIGQUIT)
 
 
 @contextlib.contextmanager

@@ -87,18 +87,20 @@ SERVER_NAMES = ("vault", "keycloak", "nginx")  # serving certs, all "localhost"
 
 @dataclass(frozen=True)
 class Service:
-    """A process the stack starts and stops by pid file."""
+    """A process we start and stop by pid file (the stack's own, or a benchmark's)."""
 
     name: str
     port: int | None
+    run_dir: Path = RUN
+    log_dir: Path = LOGS
 
     @property
     def pid_file(self) -> Path:
-        return RUN / f"{self.name}.pid"
+        return self.run_dir / f"{self.name}.pid"
 
     @property
     def log_file(self) -> Path:
-        return LOGS / f"{self.name}.log"
+        return self.log_dir / f"{self.name}.log"
 
 
 VAULT = Service("vault", VAULT_PORT)

@@ -210,16 +210,25 @@ def render_nginx_conf() -> None:
         verifier_socket=config.VERIFIER_SOCKET,
         api_socket=config.API_SOCKET,
     )
-    user = f"user {config.NGINX_WORKER_USER};\n" if os.geteuid() == 0 else ""
     (config.NGINX_DIR / "tmp").mkdir(parents=True, exist_ok=True)
-    candidate = config.NGINX_DIR / "nginx.conf.new"
+    install_nginx_conf(text, config.NGINX_CONF)
+
+
+def install_nginx_conf(text: str, conf: Path) -> None:
+    """Write a rendered config next to ``conf``, have ``nginx -t`` accept it, then
+    rename it into place (a refused config never replaces a working one).
+
+    When the master runs as root, its workers run as Debian's www-data, the
+    group our unix sockets are shared with."""
+    user = f"user {config.NGINX_WORKER_USER};\n" if os.geteuid() == 0 else ""
+    candidate = conf.with_name(conf.name + ".new")
     write_atomic(candidate, user + text)
     test = subprocess.run(
         ["nginx", "-t", "-q", "-c", str(candidate)], capture_output=True, text=True
     )
     if test.returncode != 0:
         raise StepFailed(f"nginx -t refused the rendered config ({candidate}):\n{test.stderr}")
-    os.replace(candidate, config.NGINX_CONF)
+    os.replace(candidate, conf)
 
 
 def _gateway_answers() -> bool:

@@ -83,8 +83,8 @@ def start(
     cwd: Path | None = None,
 ) -> int:
     """Start ``argv`` detached, logging to the service's log file; record its pid."""
-    config.RUN.mkdir(parents=True, exist_ok=True)
-    config.LOGS.mkdir(parents=True, exist_ok=True)
+    svc.run_dir.mkdir(parents=True, exist_ok=True)
+    svc.log_dir.mkdir(parents=True, exist_ok=True)
     if svc.port is not None:
         require_free_port(svc.port, svc.name)
     with open(svc.log_file, "ab") as log:
@@ -111,8 +111,8 @@ def alive_or_fail(svc: config.Service) -> bool:
     return True
 
 
-def stop(svc: config.Service, timeout: float = 30.0) -> bool:
-    """SIGTERM the recorded process group, SIGKILL after ``timeout``. True if it was running.
+def stop(svc: config.Service, timeout: float = 30.0, sig: int = signal.SIGTERM) -> bool:
+    """``sig`` to the recorded process group, SIGKILL after ``timeout``. True if it was running.
 
     We started it with its own session, so its pid is its process group id:
     signalling the group also reaches children (kc.sh -> java).
@@ -121,12 +121,13 @@ def stop(svc: config.Service, timeout: float = 30.0) -> bool:
     if pid is None:
         svc.pid_file.unlink(missing_ok=True)
         return False
-    os.killpg(pid, signal.SIGTERM)
+    os.killpg(pid, sig)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and _alive(pid):
         time.sleep(0.1)
     if _alive(pid):
-        say(f"    {svc.name} (pid {pid}) ignored SIGTERM for {timeout:.0f}s; sending SIGKILL")
+        name = signal.Signals(sig).name
+        say(f"    {svc.name} (pid {pid}) ignored {name} for {timeout:.0f}s; sending SIGKILL")
         os.killpg(pid, signal.SIGKILL)
     svc.pid_file.unlink(missing_ok=True)
     svc.pid_file.with_suffix(".start").unlink(missing_ok=True)
