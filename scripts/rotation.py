@@ -24,6 +24,8 @@ import contextlib
 import datetime as dt
 import fcntl
 import json
+import socket
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,13 +90,11 @@ def rotate_client(identity: str) -> Rotation:
     return _rotation(f"client/{identity}", old, new)
 
 
-def _served_serial(port: int) -> int | None:
-    import ssl
-
+def served_serial(port: int) -> int | None:
+    """Serial of the certificate a loopback TLS server presents (verified against
+    the server CA), or None if the handshake fails."""
     ctx = ssl.create_default_context(cafile=str(config.SERVER_CA_BUNDLE))
     try:
-        import socket
-
         with (
             socket.create_connection((config.HOST, port), timeout=3) as sock,
             ctx.wrap_socket(sock, server_hostname="localhost") as tls,
@@ -122,7 +122,7 @@ def rotate_server(name: str) -> Rotation:
     reload()
     wait_until(
         f"{name} serving serial {certs.serial_hex(new)}",
-        lambda: _served_serial(port) == new.serial_number,
+        lambda: served_serial(port) == new.serial_number,
         90,
         f"{config.LOGS}/{name}.log",
     )

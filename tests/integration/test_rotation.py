@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
-import ssl
 import threading
 import time
 from collections import Counter
@@ -33,15 +31,6 @@ def _client(identity: str = "python-client") -> GatewayClient:
     cert, _ = config.client_cert_paths(identity)
     ident = Identity(str(certs.bundle_path(cert)), None, str(config.SERVER_CA_BUNDLE))
     return GatewayClient(config.GATEWAY_URL, ident, tokens)
-
-
-def _served_serial(port: int) -> int:
-    ctx = ssl.create_default_context(cafile=str(config.SERVER_CA_BUNDLE))
-    with (
-        socket.create_connection((config.HOST, port), timeout=5) as sock,
-        ctx.wrap_socket(sock, server_hostname="localhost") as tls,
-    ):
-        return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).serial_number
 
 
 def _int(serial: str) -> int:
@@ -114,7 +103,7 @@ def test_rotations_and_a_revocation_under_load_fail_no_request(stack):
     assert total > LOAD_SECONDS * LOAD_THREADS, load.results
     assert load.failed == 0, load.errors[:5]
     # The new serials are the ones presented afterwards.
-    assert _served_serial(config.NGINX_PORT) == _int(server.new_serial)
+    assert rotation.served_serial(config.NGINX_PORT) == _int(server.new_serial)
     body = _client().request("GET", "/api/resource").json()
     assert int(body["tls_client_serial"], 16) == _int(client.new_serial)
 
@@ -198,7 +187,7 @@ def test_serving_cert_rotation_of_vault_and_keycloak_is_picked_up_without_restar
     pid_before = (config.RUN / f"{name}.pid").read_text()
     result = rotation.rotate_server(name)
     port = config.VAULT_PORT if name == "vault" else config.KEYCLOAK_PORT
-    assert _served_serial(port) == _int(result.new_serial)
+    assert rotation.served_serial(port) == _int(result.new_serial)
     assert (config.RUN / f"{name}.pid").read_text() == pid_before
 
 
