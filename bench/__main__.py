@@ -3,15 +3,18 @@
 One invocation measures everything it compares, on this machine, now:
 
 1. installs the pinned load generator (vegeta) into the tool cache if missing;
-2. starts the benchmark's own nginx instances on 127.0.0.1:8450-8452
+2. starts the benchmark's own nginx instances on 127.0.0.1:8450-8453
    (``bench.servers``; the shared stack's nginx is never touched);
 3. runs every scenario (``bench.scenarios``) at each concurrency level
    (``bench.runner``: concurrency-major so the runs compared in a ratio are
    seconds apart; CPU and memory of every process tree around each run; a run
-   the shared stack's restarts disturbed is repeated once);
+   the shared stack's restarts disturbed is repeated once), then baseline,
+   full chain and cached full chain at one fixed rate (half the full chain's
+   maximum) to compare latency;
 4. stops its nginx instances, then times the verifier core alone
    (``bench.core``) against ``openssl speed rsa2048``;
-5. writes JSON + Markdown under ``.state/bench/`` and prints the Markdown.
+5. writes JSON + Markdown under ``.state/bench/`` (with issue 8's targets,
+   each met or not, with its figure) and prints the Markdown.
 
 Needs the stack up (``make up``). Speed is measured here only, never asserted
 in tests.
@@ -142,9 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         "parity_gaps": servers.parity_gaps(),
         "runs": loaded.runs,
         "ratios": report.ratios(loaded.runs),
+        "latency_runs": loaded.latency_runs,
         "core": core_result,
         "memory": loaded.memory(),
     }
+    results["targets"] = report.targets(results)
     text = report.write(results)
     say("")
     say(text)

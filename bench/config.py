@@ -29,6 +29,7 @@ HISTORY = BENCH_DIR / "history"
 CEILING_PORT = 8450  # mTLS + static 204
 BASELINE_PORT = 8451  # mTLS -> API, no auth_request
 FULL_CHAIN_PORT = 8452  # nginx/nginx.conf.tmpl rendered verbatim: mTLS -> verifier -> API
+FULL_CHAIN_CACHED_PORT = 8453  # the same with nginx's decision cache on
 COMPARE_TEMPLATE = Path(__file__).with_name("nginx.conf.tmpl")
 
 # --- what a run does -----------------------------------------------------------
@@ -39,6 +40,7 @@ DURATION_SECONDS = 5.0
 WARMUP_SECONDS = 1.0
 MAX_REQUESTS_PER_RUN = 100_000
 REQUEST_TIMEOUT_SECONDS = 5.0
+LATENCY_MAX_IN_FLIGHT = 64  # open-loop runs: vegeta's cap on concurrent requests
 # A token must outlive a whole run (warm-up + measurement); Keycloak's live 300 s.
 TOKEN_REFRESH_MARGIN_SECONDS = 60.0
 RUN_SLACK_SECONDS = 30.0  # a vegeta process is killed this long after its duration

@@ -3,25 +3,29 @@
 ``run`` starts ``vegeta attack`` with N workers that each send a request,
 wait for its answer and send the next (``-rate=0 -workers=N -max-workers=N``),
 so N is the concurrency and requests/s is what the server path sustains at
-that concurrency. The run ends at ``duration`` or when the ``max_requests``
-targets of its lazily read target file are used up, whichever comes first.
+that concurrency. With ``rate`` set it is an open loop instead: that many
+requests per second whatever the answers take (up to N in flight), which is
+how latency is compared at a fixed load. The run ends at ``duration`` or when
+the ``max_requests`` targets fed to it are used up, whichever comes first.
 
 The results are decoded from vegeta's CSV encoding and summarised here (not by
 ``vegeta report``) so that vegeta's end-of-targets marker results are not
 counted as errors and a wrong status (e.g. a 401 where 200 was expected)
 counts as an error.
 
-The bearer token is passed with ``-header`` and so is visible in the process
-list for the seconds a run lasts; it is a 300-second token on a loopback-only
-benchmark host, and it is never written to disk.
+The targets, each with its ``Authorization: Bearer`` header, are written to
+vegeta's stdin (``-lazy``) by a thread of ours, so the token is never on a
+command line (``ps``) nor on disk.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import resource
 import subprocess
+import threading
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +51,7 @@ class Attack:
     cert_file: Path
     key_file: Path
     server_ca_file: Path
+    rate: float = 0.0  # requests/s (open loop); 0 = closed loop at `concurrency`
 
 
 @dataclass(frozen=True)
@@ -88,16 +93,17 @@ class LoadStats:
 def run(vegeta: Path, attack: Attack, token: str, workdir: Path) -> LoadStats:
     """Run ``attack`` to completion and summarise it (raises if vegeta fails)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    targets = workdir / "targets.txt"
-    targets.write_text(f"GET {attack.url}\n" * attack.max_requests)
     results = workdir / "results.bin"
+    pacing = (
+        [f"-rate={attack.rate:g}/s", "-workers=4"]
+        if attack.rate > 0
+        else ["-rate=0", f"-workers={attack.concurrency}"]
+    )
     argv = [
         str(vegeta),
         "attack",
-        f"-targets={targets}",
-        "-lazy",
-        "-rate=0",
-        f"-workers={attack.concurrency}",
+        "-lazy",  # targets from stdin, read as needed
+        *pacing,
         f"-max-workers={attack.concurrency}",
         f"-duration={attack.duration}s",
         f"-timeout={attack.timeout}s",
@@ -107,23 +113,29 @@ def run(vegeta: Path, attack: Attack, token: str, workdir: Path) -> LoadStats:
         f"-cert={attack.cert_file}",
         f"-key={attack.key_file}",
         f"-root-certs={attack.server_ca_file}",
-        "-header",
-        f"Authorization: Bearer {token}",
         f"-output={results}",
     ]
     # vegeta is our only child that exits during a run: the change in our
     # children's rusage is its CPU time (the load generator shares the 2 cores).
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run(
-        argv,
-        capture_output=True,
-        text=True,
-        timeout=attack.duration + bench_config.RUN_SLACK_SECONDS,
-        check=False,
-    )
+    with (workdir / "vegeta.stderr").open("w+") as stderr:
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stderr=stderr)
+        feeder = threading.Thread(
+            target=_feed, args=(proc, attack.url, token, attack.max_requests), daemon=True
+        )
+        feeder.start()
+        try:
+            returncode = proc.wait(timeout=attack.duration + bench_config.RUN_SLACK_SECONDS)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise StepFailed(f"vegeta ran past {attack.duration:g} s + slack; killed") from None
+        feeder.join(timeout=5)
+        stderr.seek(0)
+        errors = stderr.read()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise StepFailed(f"vegeta attack failed (exit {proc.returncode}): {proc.stderr[-800:]}")
+    if returncode != 0:
+        raise StepFailed(f"vegeta attack failed (exit {returncode}): {errors[-800:]}")
     client_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     encoded = subprocess.run(
         [str(vegeta), "encode", "-to=csv", str(results)],
@@ -135,6 +147,29 @@ def run(vegeta: Path, attack: Attack, token: str, workdir: Path) -> LoadStats:
     if encoded.returncode != 0:
         raise StepFailed(f"vegeta encode failed: {encoded.stderr[-800:]}")
     return summarise(encoded.stdout, attack.expected_status, client_cpu)
+
+
+_FEED_BATCH = 256  # targets per write
+
+
+def _feed(proc: subprocess.Popen[bytes], url: str, token: str, count: int) -> None:
+    """Write ``count`` targets to vegeta's stdin, then close it (vegeta stops at the end).
+
+    The pipe blocks us while vegeta is busy; when vegeta stops at its duration
+    the write fails with a broken pipe, which ends the feed.
+    """
+    target = f"GET {url}\nAuthorization: Bearer {token}\n\n".encode()
+    stdin = proc.stdin
+    assert stdin is not None  # Popen(stdin=PIPE)
+    with contextlib.suppress(BrokenPipeError, OSError, ValueError):
+        # a failure means vegeta has stopped reading (its duration is over)
+        left = count
+        while left > 0:
+            batch = min(left, _FEED_BATCH)
+            stdin.write(target * batch)
+            left -= batch
+    with contextlib.suppress(BrokenPipeError, OSError, ValueError):
+        stdin.close()
 
 
 def summarise(csv_text: str, expected_status: int, client_cpu_seconds: float = 0.0) -> LoadStats:

@@ -16,6 +16,7 @@ from scripts.files import write_atomic
 
 MEMORY_LABELS = {
     "nginx-bench-full": "nginx (bench, full chain :8452)",
+    "nginx-bench-full-cached": "nginx (bench, decision cache :8453)",
     "nginx-bench-compare": "nginx (bench, ceiling/baseline)",
     "nginx": "nginx (shared stack :8444)",
     "verifier": "verifier (gunicorn)",
@@ -26,7 +27,7 @@ MEMORY_LABELS = {
 
 
 def ratios(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Scenario 3 and 4 against scenario 2, at each concurrency level of this run."""
+    """Scenarios 3, 4 and 5 against scenario 2, at each concurrency level of this run."""
     by_key = {(r["scenario_number"], r["concurrency"]): r for r in runs}
     out = []
     for concurrency in sorted({r["concurrency"] for r in runs}):
@@ -34,7 +35,7 @@ def ratios(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         if base is None:
             continue
         row: dict[str, Any] = {"concurrency": concurrency}
-        for number in (3, 4):
+        for number in (3, 4, 5):
             run = by_key.get((number, concurrency))
             if run is None:
                 continue
@@ -42,6 +43,53 @@ def ratios(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 row[f"{metric}_{number}_over_2"] = _ratio(run[metric], base[metric])
         out.append(row)
     return out
+
+
+# Issue 8's targets: (key, what, comparison, goal).
+TARGETS = (
+    ("uncached_throughput", "full chain >= 0.5x baseline req/s, no decision cache (3/2)", 0.5),
+    ("cached_throughput", "full chain >= 0.8x baseline req/s, decision cache on (5/2)", 0.8),
+    ("added_p99_ms", "auth hop adds <= 2 ms p99 at half the full chain's max rate (3-2)", 2.0),
+    ("core_ratio", "verifier core >= 0.5x openssl rsa2048 verify/s (one core)", 0.5),
+)
+
+
+def targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each target with the figure this run measured and whether it is met.
+
+    Throughput ratios count at their WORST concurrency level; latency compares
+    the fixed-rate runs; the core ratio is the steady state (token signature
+    memo warm, as for a client reusing its token).
+    """
+    figures: dict[str, float | None] = {
+        "uncached_throughput": _worst(results["ratios"], "requests_per_second_3_over_2"),
+        "cached_throughput": _worst(results["ratios"], "requests_per_second_5_over_2"),
+        "added_p99_ms": _added_p99(results.get("latency_runs", []), 3),
+        "core_ratio": (results.get("core") or {}).get("core_vs_openssl_ratio"),
+    }
+    out = []
+    for key, text, goal in TARGETS:
+        value = figures[key]
+        if value is None:
+            met = None
+        elif key == "added_p99_ms":
+            met = value <= goal
+        else:
+            met = value >= goal
+        out.append({"target": key, "text": text, "goal": goal, "measured": value, "met": met})
+    return out
+
+
+def _worst(rows: Sequence[Mapping[str, Any]], key: str) -> float | None:
+    values = [row[key] for row in rows if row.get(key) is not None]
+    return min(values) if values else None
+
+
+def _added_p99(runs: Sequence[Mapping[str, Any]], number: int) -> float | None:
+    by_number = {r["scenario_number"]: r for r in runs}
+    if 2 not in by_number or number not in by_number:
+        return None
+    return round(by_number[number]["p99_ms"] - by_number[2]["p99_ms"], 3)
 
 
 def _ratio(a: float, b: float) -> float | None:
@@ -92,18 +140,43 @@ def markdown(results: Mapping[str, Any]) -> str:
         "## Ratios against the baseline (2), same concurrency",
         "",
         "req/s below 1 and latency above 1 are the price of the step; "
-        "3/2 = per-request verifier decision, 4/2 = that plus a TLS handshake per request.",
+        "3/2 = per-request verifier decision, 4/2 = that plus a TLS handshake per request, "
+        "5/2 = decision cache on.",
         "",
-        "| conc | req/s 3/2 | req/s 4/2 | p50 3/2 | p50 4/2 | p99 3/2 | p99 4/2 |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| conc | req/s 3/2 | req/s 4/2 | req/s 5/2 | p50 3/2 | p50 4/2 | p50 5/2 "
+        "| p99 3/2 | p99 4/2 | p99 5/2 |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in results["ratios"]:
         cells = [
             _fmt(row.get(f"{metric}_{n}_over_2"))
             for metric in ("requests_per_second", "p50_ms", "p99_ms")
-            for n in (3, 4)
+            for n in (3, 4, 5)
         ]
         lines.append(f"| {row['concurrency']} | " + " | ".join(cells) + " |")
+    latency = results.get("latency_runs") or []
+    if latency:
+        base = next((r for r in latency if r["scenario_number"] == 2), None)
+        lines += [
+            "",
+            f"## Latency at a fixed {latency[0]['target_rate']:.0f} req/s "
+            "(half the full chain's maximum; open loop)",
+            "",
+            "| # | scenario | req/s | p50 ms | p90 ms | p99 ms | added p99 ms | errors |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in latency:
+            added = r["p99_ms"] - base["p99_ms"] if base and r is not base else None
+            lines.append(
+                f"| {r['scenario_number']} | {r['scenario']} | {r['requests_per_second']:.0f} "
+                f"| {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} "
+                f"| {_fmt(added)} | {r['errors']} |"
+            )
+    if results.get("targets"):
+        lines += ["", "## Targets (issue 8)", "", "| target | measured | met |", "|---|---:|---|"]
+        for t in results["targets"]:
+            met = {True: "yes", False: "**no**", None: "-"}[t["met"]]
+            lines.append(f"| {t['text']} | {_fmt(t['measured'])} | {met} |")
     core = results.get("core")
     if core:
         lines += [
@@ -137,7 +210,7 @@ def markdown(results: Mapping[str, Any]) -> str:
         "",
         "## Memory (MiB; process trees: master + workers)",
         "",
-        "Under load = the largest sample during the full-chain runs (3 and 4). "
+        "Under load = the largest sample during the full-chain runs (3, 4 and 5). "
         "RSS counts pages shared by forked workers once per process; PSS splits them.",
         "",
         "| service | processes | RSS idle | RSS load | PSS idle | PSS load |",

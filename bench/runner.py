@@ -31,9 +31,12 @@ from scripts.steps import say
 MAX_ATTEMPTS = 2
 
 
-def _attack(scenario: scenarios.Scenario, concurrency: int, duration: float) -> load.Attack:
+def _attack(
+    scenario: scenarios.Scenario, concurrency: int, duration: float, rate: float = 0.0
+) -> load.Attack:
     cert, key = config.client_cert_paths(bench_config.CLIENT_IDENTITY)
     return load.Attack(
+        rate=rate,
         url=scenario.url,
         concurrency=concurrency,
         duration=duration,
@@ -52,6 +55,7 @@ class LoadResults:
     """What the load phase produced: one record per run, and memory samples."""
 
     runs: list[dict[str, Any]] = field(default_factory=list)
+    latency_runs: list[dict[str, Any]] = field(default_factory=list)
     idle: dict[str, usage.TreeUsage] = field(default_factory=dict)
     loaded: dict[str, usage.TreeUsage] = field(default_factory=dict)
 
@@ -84,10 +88,9 @@ def run_all(
         results.idle = usage.measure(_memory_roots(bench_pids))
         for concurrency in levels:  # concurrency-major: a ratio's runs are seconds apart
             for scenario in scenarios.SCENARIOS:
-                record, peaks = _guarded_run(
-                    vegeta, tokens, scenario, (concurrency, duration, warmup), bench_pids, budget
-                )
-                if scenario.number in (3, 4) and not record["disturbed"]:
+                level = (concurrency, duration, warmup, 0.0)  # closed loop
+                record, peaks = _guarded_run(vegeta, tokens, scenario, level, bench_pids, budget)
+                if scenario.number in (3, 4, 5) and not record["disturbed"]:
                     results.keep_peaks(peaks)
                 results.runs.append(record)
                 marks = f"  (attempt {record['attempts']})" if record["attempts"] > 1 else ""
@@ -96,13 +99,31 @@ def run_all(
                     f"{record['requests_per_second']:8.0f} req/s  p50 {record['p50_ms']:7.2f} ms"
                     f"  p99 {record['p99_ms']:7.2f} ms  errors {record['errors']}{marks}"
                 )
+        rate = half_of_full_chain_maximum(results.runs)
+        say(f"    latency at a fixed {rate:.0f} req/s (half the full chain's maximum):")
+        for scenario in scenarios.LATENCY_SCENARIOS:
+            level = (bench_config.LATENCY_MAX_IN_FLIGHT, duration, warmup, rate)
+            record, _ = _guarded_run(vegeta, tokens, scenario, level, bench_pids, budget)
+            results.latency_runs.append(record)
+            say(
+                f"    {scenario.number} {scenario.name:24} {record['requests_per_second']:8.0f} "
+                f"req/s  p50 {record['p50_ms']:7.2f} ms  p99 {record['p99_ms']:7.2f} ms  "
+                f"errors {record['errors']}"
+            )
     return results
+
+
+def half_of_full_chain_maximum(runs: list[dict[str, Any]]) -> float:
+    """Half the best closed-loop req/s of scenario 3 (no decision cache), at least 1."""
+    best = max((r["requests_per_second"] for r in runs if r["scenario_number"] == 3), default=2.0)
+    return max(1.0, round(best / 2))
 
 
 def _memory_roots(bench_pids: dict[str, int]) -> dict[str, int]:
     """Our nginx instances and whichever shared services run right now."""
     return {
         "nginx-bench-full": bench_pids["full"],
+        "nginx-bench-full-cached": bench_pids["full-cached"],
         "nginx-bench-compare": bench_pids["compare"],
         **running_pids(),
     }
@@ -112,26 +133,29 @@ def _guarded_run(
     vegeta: Path,
     tokens: TokenSource,
     scenario: scenarios.Scenario,
-    level: tuple[int, float, float],
+    level: tuple[int, float, float, float],
     bench_pids: dict[str, int],
     budget: WaitBudget,
 ) -> tuple[dict[str, Any], dict[str, usage.TreeUsage]]:
-    """One measured run (concurrency, duration, warm-up), repeated once if disturbed or failing.
+    """One measured run (concurrency, duration, warm-up, rate), repeated once if disturbed
+    or failing. Rate 0 is a closed loop at that concurrency; above 0 an open loop with at
+    most that many requests in flight.
 
     Returns the run's record and its memory peaks (the caller keeps those of
     undisturbed full-chain runs as "under load").
     """
-    concurrency, duration, warmup = level
+    concurrency, duration, warmup, rate = level
     discarded: list[dict[str, Any]] = []
     workdir = bench_config.BENCH_WORK
     for attempt in range(1, MAX_ATTEMPTS + 1):
         wait_for_stack(scenario, tokens, budget)
         if warmup > 0:
-            load.run(vegeta, _attack(scenario, concurrency, warmup), tokens.get(), workdir)
+            load.run(vegeta, _attack(scenario, concurrency, warmup, rate), tokens.get(), workdir)
         shared = running_pids()
         cpu_roots = {  # -1: stopped right now (an empty tree counts as disturbed)
             "nginx-compare": bench_pids["compare"],
             "nginx-full": bench_pids["full"],
+            "nginx-full-cached": bench_pids["full-cached"],
             "verifier": shared.get("verifier", -1),
             "api": shared.get("api", -1),
         }
@@ -140,7 +164,7 @@ def _guarded_run(
         with usage.PeakSampler(
             _memory_roots(bench_pids), bench_config.MEMORY_SAMPLE_INTERVAL_SECONDS
         ) as sampler:
-            stats = load.run(vegeta, _attack(scenario, concurrency, duration), token, workdir)
+            stats = load.run(vegeta, _attack(scenario, concurrency, duration, rate), token, workdir)
         after = usage.cpu_snapshot(cpu_roots)
         disturbed = sorted(
             name
@@ -148,6 +172,7 @@ def _guarded_run(
             if not before[name].pids or before[name].pids != after[name].pids
         )
         record = _record(scenario, concurrency, stats, before, after, disturbed)
+        record["target_rate"] = rate
         record["attempts"] = attempt
         if (disturbed or stats.errors) and attempt < MAX_ATTEMPTS:
             why = f"disturbed ({', '.join(disturbed)} restarted)" if disturbed else "errors"
@@ -189,7 +214,7 @@ def _record(
         **stats.asdict(),
         "disturbed": disturbed,
         "cpu_us_per_request": {
-            "nginx": cpu("nginx-compare", "nginx-full"),
+            "nginx": cpu("nginx-compare", "nginx-full", "nginx-full-cached"),
             "verifier": cpu("verifier"),
             "api": cpu("api"),
             "client": round(stats.client_cpu_seconds * per_request, 1),

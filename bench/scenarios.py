@@ -9,10 +9,15 @@ path, not in the client's work:
 2. ``baseline``     + proxy to the API (gunicorn, unix socket), no auth_request;
 3. ``full_chain``   + auth_request to the verifier: the production config;
 4. ``full_chain_no_keepalive``  the same, but every request is a new TCP
-                    connection and a full TLS handshake with the client cert.
+                    connection and a full TLS handshake with the client cert;
+5. ``full_chain_cached``  scenario 3 with nginx's decision cache on: after the
+                    first request of a (token, cert, method, URI) the verifier
+                    is not asked again until the cached allow expires.
 
-3/2 is the cost of zero trust's per-request decision; 4/2 adds the cost of
-per-request transport authentication (a client that does not reuse connections).
+3/2 is the cost of zero trust's per-request decision (no decision cache; the
+verifier's own memo of verified token signatures is on, as in production);
+4/2 adds the cost of per-request transport authentication (a client that does
+not reuse connections); 5/2 is what a client reusing its token costs.
 """
 
 from __future__ import annotations
@@ -55,4 +60,14 @@ FULL_CHAIN_NO_KEEPALIVE = Scenario(
     False,
     200,
 )
-SCENARIOS = (CEILING, BASELINE, FULL_CHAIN, FULL_CHAIN_NO_KEEPALIVE)
+FULL_CHAIN_CACHED = Scenario(
+    5,
+    "full_chain_cached",
+    "same as 3, nginx decision cache on",
+    bench_config.FULL_CHAIN_CACHED_PORT,
+    True,
+    200,
+)
+SCENARIOS = (CEILING, BASELINE, FULL_CHAIN, FULL_CHAIN_NO_KEEPALIVE, FULL_CHAIN_CACHED)
+# Compared at a fixed request rate (half the full chain's maximum): the auth hop's latency.
+LATENCY_SCENARIOS = (BASELINE, FULL_CHAIN, FULL_CHAIN_CACHED)

@@ -7,9 +7,11 @@ before it starts (as ``scripts/gateway.py`` does):
 
 * ``compare`` (``bench/nginx.conf.tmpl``): the ceiling and baseline servers;
 * ``full`` (``nginx/nginx.conf.tmpl``, the production template, rendered
-  verbatim on another port): the full chain. Its own instance, not :8444,
-  so a concurrent test's reload cannot cut a run's connections and a run
-  does not flood the shared access log.
+  verbatim on another port) with the decision cache OFF: the full chain.
+  Its own instance, not :8444, so a concurrent test's reload cannot cut a
+  run's connections and a run does not flood the shared access log;
+* ``full-cached``: the same template with the decision cache ON (its own
+  cache folder and key snippet under ``.state/bench/full-cached``).
 
 Both proxy to the shared verifier and API sockets (read-only use). Each
 instance's pid and kernel start time are recorded, so a later run can stop an
@@ -56,6 +58,7 @@ class Instance:
     name: str
     template: Path
     ports: tuple[int, ...]
+    authz_cache: bool = False
 
     @property
     def folder(self) -> Path:
@@ -81,7 +84,10 @@ COMPARE = Instance(
     (bench_config.CEILING_PORT, bench_config.BASELINE_PORT),
 )
 FULL = Instance("full", PRODUCTION_TEMPLATE, (bench_config.FULL_CHAIN_PORT,))
-INSTANCES = (COMPARE, FULL)
+FULL_CACHED = Instance(
+    "full-cached", PRODUCTION_TEMPLATE, (bench_config.FULL_CHAIN_CACHED_PORT,), authz_cache=True
+)
+INSTANCES = (COMPARE, FULL, FULL_CACHED)
 
 
 def _values(instance: Instance) -> dict[str, object]:
@@ -93,7 +99,7 @@ def _values(instance: Instance) -> dict[str, object]:
         "tmp_dir": instance.folder / "tmp",
         "nginx_dir": config.REPO / "nginx",
         "host": config.HOST,
-        "port": bench_config.FULL_CHAIN_PORT,
+        "port": instance.ports[0],  # the production template's one listener
         "ceiling_port": bench_config.CEILING_PORT,
         "baseline_port": bench_config.BASELINE_PORT,
         "server_cert": cert,
@@ -102,6 +108,9 @@ def _values(instance: Instance) -> dict[str, object]:
         "client_crl": config.CLIENT_CRL,
         "verifier_socket": config.VERIFIER_SOCKET,
         "api_socket": config.API_SOCKET,
+        **gateway.authz_cache_values(
+            instance.authz_cache, instance.folder / "cache", instance.folder / "authz-cache.conf"
+        ),
     }
 
 

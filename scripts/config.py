@@ -118,11 +118,30 @@ NGINX_DIR = STATE / "nginx"
 NGINX_CONF = NGINX_DIR / "nginx.conf"
 CLIENT_CRL = NGINX_DIR / "client-ca.crl.pem"  # client root + issuing CRLs, for ssl_crl
 NGINX_ACCESS_LOG = LOGS / "nginx-access.log"
+VERIFIER_POLICY = REPO / "verifier" / "policy.json"
 AUDIT_LOG = LOGS / "audit.log"  # the verifier's decisions, one JSON line each
 API_REQUEST_LOG = LOGS / "api-requests.log"  # every request the API received
 NGINX_WORKER_USER = "www-data"  # Debian's; used only when we run as root
+# Debian's set-misc module (needs NDK, loaded first): set_hmac_sha256 for the
+# decision cache's key. Loaded by path from nginx.conf (load_module).
+NGINX_SET_MISC_PACKAGE = "libnginx-mod-http-set-misc"
+NGINX_DYNAMIC_MODULES = (
+    Path("/usr/lib/nginx/modules/ndk_http_module.so"),
+    Path("/usr/lib/nginx/modules/ngx_http_set_misc_module.so"),
+)
 GUNICORN_WORKERS = 2  # 2 cores
 GUNICORN_THREADS = 4  # per worker; overlaps socket I/O, the GIL bounds the CPU part
+
+# --- the decision cache: nginx proxy_cache on the auth subrequest ------------
+# A cached ALLOW is reused for GET/HEAD with the same token, client certificate,
+# method and URI, for at most AUTHZ_CACHE_MAX_SECONDS and never past the token's
+# exp or the certificate's notAfter (the verifier's X-Accel-Expires). On by
+# default; `zt authz-cache off` (kept in AUTHZ_CACHE_SETTING) turns it off.
+AUTHZ_CACHE_MAX_SECONDS = 30
+AUTHZ_CACHE_SETTING = NGINX_DIR / "authz-cache.json"  # {"enabled": true|false}
+AUTHZ_CACHE_DIR = STATE / "cache" / "authz"  # nginx creates it 0700 for its workers
+AUTHZ_CACHE_HMAC_KEY = NGINX_DIR / "authz-cache.key"  # 0600, generated at first start
+AUTHZ_CACHE_CONF = NGINX_DIR / "authz-cache.conf"  # rendered include (holds the key), 0600
 
 # --- Keycloak ---------------------------------------------------------------
 KEYCLOAK_URL = f"https://localhost:{KEYCLOAK_PORT}"  # the hostname tokens name as `iss`

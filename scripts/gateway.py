@@ -8,9 +8,11 @@ ingress-nginx's testTemplate(). The client CA's CRLs are fetched from OpenBao
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import os
+import secrets
 import signal
 import socket
 import string
@@ -21,7 +23,7 @@ from pathlib import Path
 import requests
 
 from scripts import certs, config, procs
-from scripts.files import read_json, write_atomic
+from scripts.files import read_json, write_atomic, write_secret, write_secret_json
 from scripts.steps import StepFailed, say, wait_until
 
 GUNICORN = Path(sys.prefix) / "bin" / "gunicorn"
@@ -105,6 +107,10 @@ def verifier_env() -> dict[str, str]:
         "ZT_VERIFIER_JWKS_CA_BUNDLE": str(config.SERVER_CA_BUNDLE),
         "ZT_VERIFIER_CLIENT_CA_CERT": str(config.CLIENT_ISSUING_CA),
         "ZT_VERIFIER_AUDIT_LOG": str(config.AUDIT_LOG),
+        "ZT_VERIFIER_POLICY_PATH": str(config.VERIFIER_POLICY),
+        # How long nginx's decision cache may keep an allow (X-Accel-Expires);
+        # whether nginx caches at all is `zt authz-cache on|off`.
+        "ZT_VERIFIER_DECISION_CACHE_SECONDS": str(config.AUTHZ_CACHE_MAX_SECONDS),
         "ZT_VERIFIER_MAX_TOKEN_LIFETIME_SECONDS": str(
             max(3600, int(identity["access_token_lifespan_seconds"]))
         ),
@@ -209,9 +215,73 @@ def render_nginx_conf() -> None:
         client_crl=config.CLIENT_CRL,
         verifier_socket=config.VERIFIER_SOCKET,
         api_socket=config.API_SOCKET,
+        **authz_cache_values(
+            authz_cache_enabled(), config.AUTHZ_CACHE_DIR, config.AUTHZ_CACHE_CONF
+        ),
     )
     (config.NGINX_DIR / "tmp").mkdir(parents=True, exist_ok=True)
     install_nginx_conf(text, config.NGINX_CONF)
+
+
+# --- the decision cache (nginx proxy_cache on /_authz) -----------------------
+
+
+def authz_cache_enabled() -> bool:
+    """The saved `zt authz-cache on|off` choice; on when never set."""
+    if not config.AUTHZ_CACHE_SETTING.exists():
+        return True
+    return bool(read_json(config.AUTHZ_CACHE_SETTING).get("enabled", True))
+
+
+def set_authz_cache(enabled: bool) -> None:
+    """Save the choice; a running nginx is reloaded with it (and drained)."""
+    config.AUTHZ_CACHE_SETTING.parent.mkdir(parents=True, exist_ok=True)
+    write_secret_json(config.AUTHZ_CACHE_SETTING, {"enabled": enabled})
+    if procs.running(config.NGINX):
+        reload_nginx()
+
+
+def authz_cache_values(enabled: bool, cache_dir: Path, snippet: Path) -> dict[str, object]:
+    """The nginx.conf.tmpl placeholders of the decision cache (and the modules it needs).
+
+    On: render nginx/snippets/authz-cache.conf.tmpl into ``snippet`` (0600: it
+    holds the HMAC key) and include it. Off: include the static `proxy_cache off`.
+    ``cache_dir``'s parent is created here; nginx creates the folder itself,
+    owned by its workers.
+    """
+    cache_dir.parent.mkdir(parents=True, exist_ok=True)
+    include = config.REPO / "nginx" / "snippets" / "authz-cache-off.conf"
+    if enabled:
+        tmpl = config.REPO / "nginx" / "snippets" / "authz-cache.conf.tmpl"
+        text = string.Template(tmpl.read_text()).substitute(
+            hmac_key=_authz_cache_hmac_key(), generation=authz_cache_generation()
+        )
+        write_secret(snippet, text)
+        include = snippet
+    ndk, set_misc = config.NGINX_DYNAMIC_MODULES
+    return {
+        "authz_cache_dir": cache_dir,
+        "authz_cache_conf": include,
+        "ndk_module": ndk,
+        "set_misc_module": set_misc,
+    }
+
+
+def _authz_cache_hmac_key() -> str:
+    """The cache key's HMAC key: generated at first start, 0600, never logged."""
+    path = config.AUTHZ_CACHE_HMAC_KEY
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_secret(path, secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def authz_cache_generation() -> str:
+    """Part of every cache key: changes when the policy or the client CAs change."""
+    digest = hashlib.sha256()
+    for path in (config.VERIFIER_POLICY, config.CLIENT_ISSUING_CA):
+        digest.update(path.read_bytes() if path.exists() else b"")
+    return digest.hexdigest()[:16]
 
 
 def install_nginx_conf(text: str, conf: Path) -> None:

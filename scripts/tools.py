@@ -287,20 +287,36 @@ def install_keycloak() -> None:
 
 
 def install_nginx() -> None:
-    """Install Debian's nginx if missing and check the modules we rely on."""
-    if shutil.which("nginx") is None:
+    """Install Debian's nginx (+ set-misc for the decision cache's HMAC keys) if missing,
+    and check the modules we rely on."""
+    packages = [] if shutil.which("nginx") else ["nginx"]
+    if not all(module.exists() for module in config.NGINX_DYNAMIC_MODULES):
+        packages.append(config.NGINX_SET_MISC_PACKAGE)
+    if packages:
         if os.geteuid() != 0:
-            raise StepFailed("nginx is missing; run `sudo apt-get install nginx` and re-run")
-        say("    apt-get update && apt-get install nginx (Debian)")
+            raise StepFailed(
+                f"missing Debian packages; run `sudo apt-get install {' '.join(packages)}` "
+                "and re-run"
+            )
+        say(f"    apt-get update && apt-get install {' '.join(packages)} (Debian)")
         env = {"DEBIAN_FRONTEND": "noninteractive"}
         fix = "check access to Debian's package mirrors and re-run `make up`"
         _run(["apt-get", "update", "-qq"], "apt-get update", fix, env)
-        _run(["apt-get", "install", "-y", "-qq", "nginx"], "apt-get install nginx", fix, env)
+        _run(
+            ["apt-get", "install", "-y", "-qq", *packages],
+            f"apt-get install {' '.join(packages)}",
+            fix,
+            env,
+        )
     out = subprocess.run(["nginx", "-V"], capture_output=True, text=True).stderr
     missing = [m for m in ("http_ssl_module", "http_auth_request_module") if m not in out]
+    missing += [str(m) for m in config.NGINX_DYNAMIC_MODULES if not m.exists()]
     if missing:
-        raise StepFailed(f"nginx lacks {', '.join(missing)}; install Debian's `nginx` package")
-    say(f"    {out.splitlines()[0]} with http_ssl_module, http_auth_request_module")
+        raise StepFailed(
+            f"nginx lacks {', '.join(missing)}; install Debian's `nginx` and "
+            f"`{config.NGINX_SET_MISC_PACKAGE}` packages"
+        )
+    say(f"    {out.splitlines()[0]} with http_ssl_module, http_auth_request_module, set_misc (ndk)")
 
 
 def install_all() -> None:

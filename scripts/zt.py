@@ -10,6 +10,7 @@
     python -m scripts.zt revoke <serial>               revoke, rebuild CRL, reload nginx
     python -m scripts.zt renew     rotate what is past 2/3 of its life; refresh the CRL (cron)
     python -m scripts.zt rollover-client-ca begin|finish   replace the client issuing CA
+    python -m scripts.zt authz-cache on|off|status     nginx's decision cache (default on)
 
 `make up`, `make status`, `make down` and `make clean` call these.
 """
@@ -256,6 +257,20 @@ def cmd_rollover(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_authz_cache(args: argparse.Namespace) -> int:
+    if args.state != "status":
+        with step(f"decision cache {args.state}"):
+            gateway.set_authz_cache(args.state == "on")
+            running = procs.running(config.NGINX) is not None
+            say(f"    saved; {'nginx reloaded' if running else 'applies at the next `make up`'}")
+    enabled = gateway.authz_cache_enabled()
+    say(
+        f"decision cache: {'on' if enabled else 'off'} (allows for GET/HEAD, at most "
+        f"{config.AUTHZ_CACHE_MAX_SECONDS} s, never past the token's exp or the cert's notAfter)"
+    )
+    return 0
+
+
 def cmd_env(_: argparse.Namespace) -> int:
     write_env_file()
     sys.stdout.write(config.ENV_FILE.read_text())
@@ -307,6 +322,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     roll.add_argument("phase", choices=["begin", "finish"])
     roll.set_defaults(fn=cmd_rollover)
+    cache = sub.add_parser(
+        "authz-cache",
+        help="turn nginx's decision cache on or off, or show it",
+        description="nginx may reuse the verifier's ALLOW for a GET/HEAD with the same token, "
+        "client certificate, method and URI, for at most "
+        f"{config.AUTHZ_CACHE_MAX_SECONDS} s and never past the token's exp or the "
+        "certificate's notAfter. Denies are never cached. The choice is saved in the state "
+        "folder and a running nginx is reloaded with it.",
+    )
+    cache.add_argument("state", choices=["on", "off", "status"])
+    cache.set_defaults(fn=cmd_authz_cache)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)

@@ -10,7 +10,9 @@ Routes
                             401 ``{"error":"unauthorized"}``, 403 ``{"error":"forbidden"}``
                             or 503 ``{"error":"unavailable"}`` when denied. Every answer
                             carries ``X-Auth-Reason`` (for nginx's log; never
-                            forwarded to clients).
+                            forwarded to clients) and ``X-Accel-Expires``:
+                            how many seconds nginx's decision cache may
+                            keep it (0 for every deny; see ``cacheable_seconds``).
   ``GET /healthz``          200 ``{"status":"ok","jwks_keys":N}``; fetches the JWKS if
                             it is stale (within the cooldown), so N > 0 proves
                             Keycloak's keys are loaded.
@@ -126,7 +128,23 @@ def authz() -> Response:
         )
         # The only trail left: the record (no token in it) on gunicorn's error log.
         log.error("audit write failed (%s); denying: %s", e.detail, json.dumps(record))
-    return _answer(response)
+    answer = _answer(response)
+    answer.headers["X-Accel-Expires"] = str(
+        cacheable_seconds(response, verifier.settings.decision_cache_seconds, now)
+    )
+    return answer
+
+
+def cacheable_seconds(response: AuthorizerResponse, limit: float, now: float) -> int:
+    """Whole seconds nginx's decision cache may reuse this answer; 0 = never cache it.
+
+    Only an allow (a deny is always decided afresh and audited), at most
+    ``limit``, and ending a second before ``valid_until`` (token ``exp`` or cert
+    ``notAfter``): nginx adds these seconds to its own once-per-event-loop clock.
+    """
+    if not response.allowed or limit <= 0:
+        return 0
+    return max(0, int(min(limit, response.valid_until - now - 1)))
 
 
 @bp.get("/healthz")

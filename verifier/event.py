@@ -53,6 +53,7 @@ class AuthorizerEvent:
         self.raw = raw if isinstance(raw, Mapping) else {}
         self._context = _mapping(self.raw.get("requestContext"))
         self._identity = _mapping(self._context.get("identity"))
+        self._headers: dict[str, list[str]] | None = None
 
     @property
     def method_arn(self) -> str:
@@ -92,15 +93,24 @@ class AuthorizerEvent:
         repeated headers (Authorization) needs to see all of them.
         """
         wanted = name.lower()
-        multi = _mapping(self.raw.get("multiValueHeaders"))
-        found: list[str] = []
-        for key, values in multi.items():
-            if isinstance(key, str) and key.lower() == wanted and isinstance(values, list):
-                found.extend(v for v in values if isinstance(v, str))
+        found = self._header_index().get(wanted)
         if found:
-            return found
+            return list(found)
         single = _mapping(self.raw.get("headers"))
-        for key, value in single.items():
-            if isinstance(key, str) and key.lower() == wanted and isinstance(value, str):
-                found.append(value)
-        return found
+        return [
+            value
+            for key, value in single.items()
+            if isinstance(key, str) and key.lower() == wanted and isinstance(value, str)
+        ]
+
+    def _header_index(self) -> dict[str, list[str]]:
+        """``multiValueHeaders`` by lower-cased name, string values only; built once per event."""
+        if self._headers is None:
+            index: dict[str, list[str]] = {}
+            for key, values in _mapping(self.raw.get("multiValueHeaders")).items():
+                if isinstance(key, str) and isinstance(values, list):
+                    index.setdefault(key.lower(), []).extend(
+                        v for v in values if isinstance(v, str)
+                    )
+            self._headers = index
+        return self._headers

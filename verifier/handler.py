@@ -78,6 +78,7 @@ def decide(
         reason="ok",
         identity=_identity(proven, settings.audience),
         method_arn=view.method_arn,
+        valid_until=_valid_until(proven),
     )
 
 
@@ -100,6 +101,18 @@ def _run_checks(
 
     path = canonical_path(view.path)
     policy.authorize(view.http_method, path, proven.claims, settings.audience)
+
+
+def _valid_until(proven: _Proven) -> float:
+    """When the allow's inputs stop being valid: the earlier of token exp and cert notAfter.
+
+    The token's raw ``exp`` (no leeway): a decision cache must never stretch a
+    token's life the way the clock-skew leeway does for one live check.
+    """
+    cert_end = proven.cert.not_after if proven.cert else 0.0
+    exp = proven.claims.get("exp")
+    token_end = float(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else 0.0
+    return min(cert_end, token_end)
 
 
 def _deny(

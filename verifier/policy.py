@@ -27,6 +27,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -70,21 +71,28 @@ class Rule:
     def segments(self) -> list[str]:
         return self.pattern[1:].split("/") if self.pattern != "/" else []
 
+    @cached_property
+    def _compiled(self) -> tuple[tuple[str, str | None], ...]:
+        """Each segment with its parameter name (or ``None``), parsed once, not per request."""
+        return tuple(
+            (segment, m.group(1) if (m := _PARAM.fullmatch(segment)) else None)
+            for segment in self.segments
+        )
+
     def match(self, method: str, path: str) -> dict[str, str] | None:
         """Path parameters if this rule covers (method, path), else ``None``."""
         if method not in self.methods:
             return None
-        wanted = self.segments
+        wanted = self._compiled
         actual = path[1:].split("/") if path != "/" else []
         params: dict[str, str] = {}
-        for index, segment in enumerate(wanted):
+        for index, (segment, param) in enumerate(wanted):
             if segment == _WILDCARD:
                 return params
             if index >= len(actual):
                 return None
-            param = _PARAM.fullmatch(segment)
-            if param:
-                params[param.group(1)] = actual[index]
+            if param is not None:
+                params[param] = actual[index]
             elif segment != actual[index]:
                 return None
         return params if len(actual) == len(wanted) else None

@@ -68,6 +68,9 @@ class AuthorizerResponse:
     detail: str = ""
     identity: Identity = field(default_factory=Identity)
     method_arn: str = ""
+    valid_until: float = 0.0
+    """Allow only: epoch seconds when what it rests on ends (token ``exp``, cert
+    ``notAfter``, whichever is first); a cached copy of it must expire by then."""
 
     @property
     def allowed(self) -> bool:

@@ -77,6 +77,9 @@ class Settings:
     jwks_timeout_seconds: float = 2.0
     require_verify_header: bool = True
     token_cache_size: int = 4096
+    decision_cache_seconds: float = 0.0
+    """Upper bound a front proxy may cache an ALLOW for (``X-Accel-Expires`` on the
+    adapter's answer, never past ``valid_until``); 0 = answers say "do not cache"."""
 
     def __post_init__(self) -> None:
         """Refuse configurations that would silently weaken the checks."""
@@ -89,6 +92,8 @@ class Settings:
             raise ValueError("ISSUER and AUDIENCE must be set")
         if self.leeway_seconds < 0 or self.max_token_bytes <= 0:
             raise ValueError("LEEWAY_SECONDS and MAX_TOKEN_BYTES must be positive")
+        if not 0 <= self.decision_cache_seconds <= 300:
+            raise ValueError("DECISION_CACHE_SECONDS must be within 0..300")
         if not issuing_cas(self.client_ca_pem):
             raise ValueError("CLIENT_CA_CERT holds no certificate")
 
@@ -124,6 +129,7 @@ class Settings:
             "jwks_cooldown_seconds": "JWKS_COOLDOWN_SECONDS",
             "jwks_max_age_seconds": "JWKS_MAX_AGE_SECONDS",
             "jwks_timeout_seconds": "JWKS_TIMEOUT_SECONDS",
+            "decision_cache_seconds": "DECISION_CACHE_SECONDS",
         }
         for field, name in numbers.items():
             if config.get(name) is not None:

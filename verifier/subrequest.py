@@ -37,14 +37,13 @@ CERT_HEADER = "X-Client-Cert"
 def event_from_subrequest(headers: Iterable[tuple[str, str]]) -> dict[str, Any]:
     """The REQUEST-authorizer event for one subrequest's header list."""
     multi: dict[str, list[str]] = {}
+    last: dict[str, str] = {}  # lower-cased name -> the last value sent under any spelling
     for name, value in headers:
         multi.setdefault(name, []).append(value)
+        last[name.lower()] = value
 
     def one(name: str) -> str:
-        for key, values in multi.items():
-            if key.lower() == name.lower():
-                return values[-1]
-        return ""
+        return last.get(name.lower(), "")
 
     method, uri = one("X-Original-Method"), one("X-Original-URI")
     pem = unquote(one(CERT_HEADER))

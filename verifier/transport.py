@@ -15,7 +15,7 @@ verifier safe to run anywhere the event comes from (API Gateway, tests, fuzzer):
    what refuses a certificate from the SERVER CA even when it carries clientAuth.
 
 Parsing is on every request, so parsed certificates are cached by the SHA-256
-of their PEM in a small LRU, and the issuer verdict by (cert, CA) fingerprints.
+of their PEM in a small LRU, and the issuer verdict by (cert fingerprint, CA object).
 """
 
 from __future__ import annotations
@@ -66,7 +66,10 @@ class PresentedCert:
 
 
 _CERTS: BoundedLRU[bytes, PresentedCert] = BoundedLRU(maxsize=256)
-_ISSUED_BY: BoundedLRU[tuple[bytes, bytes], bool] = BoundedLRU(maxsize=256)
+# Keyed by (cert fingerprint, id(CA object)); the entry keeps the CA object, so the
+# id cannot be reused while cached and a hit is only trusted for that same object
+# (the CA's own fingerprint is not recomputed per request: DER + SHA-256 each time).
+_ISSUED_BY: BoundedLRU[tuple[bytes, int], tuple[x509.Certificate, bool]] = BoundedLRU(maxsize=256)
 
 
 def parse_client_cert(
@@ -149,12 +152,12 @@ def _serial_hex(serial: int) -> str:
 
 
 def _issued_by(presented: PresentedCert, ca: x509.Certificate) -> bool:
-    ca_fingerprint = ca.fingerprint(hashes.SHA256())
-    key = (presented.fingerprint, ca_fingerprint)
-    verdict = _ISSUED_BY.get(key)
-    if verdict is None:
-        verdict = _verify_issuer(presented.certificate, ca)
-        _ISSUED_BY.put(key, verdict)
+    key = (presented.fingerprint, id(ca))
+    hit = _ISSUED_BY.get(key)
+    if hit is not None and hit[0] is ca:
+        return hit[1]
+    verdict = _verify_issuer(presented.certificate, ca)
+    _ISSUED_BY.put(key, (ca, verdict))
     return verdict
 
 

@@ -6,6 +6,7 @@ import json
 from urllib.parse import quote
 
 import pytest
+from cryptography import x509
 
 from verifier.app import create_app
 
@@ -217,3 +218,77 @@ def test_create_app_refuses_to_start_without_a_client_ca(monkeypatch):
     monkeypatch.delenv("ZT_VERIFIER_CLIENT_CA_CERT", raising=False)
     with pytest.raises(ValueError, match="CLIENT_CA_CERT"):
         create_app()
+
+
+# --- what nginx's decision cache may keep (X-Accel-Expires) ---------------------
+
+
+def test_an_allow_may_be_cached_up_to_the_configured_limit(make_app, nginx_headers, make_token):
+    client = make_app(DECISION_CACHE_SECONDS=30).test_client()
+    answer = client.get("/_authz", headers=nginx_headers(make_token()))
+    assert answer.status_code == 204
+    assert answer.headers["X-Accel-Expires"] == "30"
+
+
+def test_a_cached_allow_never_outlives_the_token(make_app, nginx_headers, make_token, now):
+    client = make_app(DECISION_CACHE_SECONDS=30).test_client()
+    answer = client.get("/_authz", headers=nginx_headers(make_token(exp=int(now) + 12)))
+    assert answer.status_code == 204
+    # exp - now = 12 s; one second is kept back for nginx's whole-second clock
+    assert answer.headers["X-Accel-Expires"] == "11"
+
+
+def test_a_token_within_its_last_second_is_allowed_but_not_cached(
+    make_app, nginx_headers, make_token, now
+):
+    client = make_app(DECISION_CACHE_SECONDS=30).test_client()
+    answer = client.get("/_authz", headers=nginx_headers(make_token(exp=int(now) + 1)))
+    assert answer.status_code == 204
+    assert answer.headers["X-Accel-Expires"] == "0"
+
+
+def test_a_cached_allow_never_outlives_the_client_certificate(
+    make_app, nginx_headers, make_token, pki
+):
+    cert = presented_not_after(pki.client.pem)
+    client = make_app(DECISION_CACHE_SECONDS=30, CLOCK=lambda: cert - 5.5).test_client()
+    token = make_token(iat=int(cert) - 20, exp=int(cert) + 200)
+    answer = client.get("/_authz", headers=nginx_headers(token))
+    assert answer.status_code == 204
+    assert answer.headers["X-Accel-Expires"] == "4"
+
+
+def presented_not_after(pem: str) -> float:
+    return x509.load_pem_x509_certificate(pem.encode()).not_valid_after_utc.timestamp()
+
+
+@pytest.mark.parametrize(
+    ("uri", "token_overrides"),
+    [("/api/admin/users", {}), ("/api/resource", {"azp": "batch-worker"})],
+)
+def test_a_deny_is_never_cacheable(make_app, nginx_headers, make_token, uri, token_overrides):
+    client = make_app(DECISION_CACHE_SECONDS=30).test_client()
+    answer = client.get("/_authz", headers=nginx_headers(make_token(**token_overrides), uri=uri))
+    assert answer.status_code in (401, 403)
+    assert answer.headers["X-Accel-Expires"] == "0"
+
+
+def test_without_a_configured_limit_nothing_is_cacheable(client, nginx_headers, make_token):
+    answer = client.get("/_authz", headers=nginx_headers(make_token()))
+    assert answer.status_code == 204
+    assert answer.headers["X-Accel-Expires"] == "0"
+
+
+def test_an_allow_turned_deny_by_a_failed_audit_write_is_not_cacheable(
+    make_app, nginx_headers, make_token, tmp_path
+):
+    client = make_app(DECISION_CACHE_SECONDS=30, AUDIT_LOG=str(tmp_path)).test_client()
+    answer = client.get("/_authz", headers=nginx_headers(make_token()))
+    assert answer.status_code == 503
+    assert answer.headers["X-Accel-Expires"] == "0"
+
+
+@pytest.mark.parametrize("seconds", [-1, 301])
+def test_a_decision_cache_limit_outside_0_to_300_seconds_is_refused(make_app, seconds):
+    with pytest.raises(ValueError, match="DECISION_CACHE_SECONDS"):
+        make_app(DECISION_CACHE_SECONDS=seconds)

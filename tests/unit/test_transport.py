@@ -112,8 +112,18 @@ def test_the_issuer_verdict_is_cached_per_certificate_and_ca(make_event, pki, no
     for _ in range(2):
         with pytest.raises(ClientCertIssuerUntrusted):
             check_client_cert(cert, (pki.client_ca.cert,), now)
-    ca_fp = pki.client_ca.cert.fingerprint(transport.hashes.SHA256())
-    assert transport._ISSUED_BY.get((cert.fingerprint, ca_fp)) is False
+    ca = pki.client_ca.cert
+    assert transport._ISSUED_BY.get((cert.fingerprint, id(ca))) == (ca, False)
+
+
+def test_a_cached_verdict_counts_only_for_the_same_ca_object(make_event, pki, now):
+    # The key holds id(ca); a stale entry under that id for ANOTHER object (ids
+    # are reused after garbage collection) must not be trusted.
+    cert = presented(make_event)
+    ca = pki.client_ca.cert
+    transport._ISSUED_BY.put((cert.fingerprint, id(ca)), (pki.server_ca.cert, False))
+    check_client_cert(cert, (ca,), now)  # re-verified against ca: issued by it
+    assert transport._ISSUED_BY.get((cert.fingerprint, id(ca))) == (ca, True)
 
 
 def test_the_lru_evicts_the_least_recently_used_entry():
