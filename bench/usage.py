@@ -121,9 +121,23 @@ def cpu_snapshot(roots: Mapping[str, int]) -> dict[str, TreeCpu]:
     parents = _parents()
     snapshot = {}
     for name, root in roots.items():
-        pids = tree(root, parents)
+        pids = tuple(p for p in tree(root, parents) if not _is_nginx_cache_helper(p))
         snapshot[name] = TreeCpu(pids, sum(_cpu_seconds(p) for p in pids))
     return snapshot
+
+
+# nginx forks these for a proxy_cache_path (the decision cache): the loader starts a
+# minute after nginx and exits once the cache is indexed. Neither serves a request,
+# so one exiting is not a restart of the service being measured.
+_NGINX_CACHE_HELPERS = (b"nginx: cache loader process", b"nginx: cache manager process")
+
+
+def _is_nginx_cache_helper(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return cmdline.rstrip(b"\0").startswith(_NGINX_CACHE_HELPERS)
 
 
 class PeakSampler:
