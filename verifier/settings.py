@@ -34,6 +34,9 @@ TOKEN_CACHE_SIZE            verified-token cache entries; 0 turns the cache off 
                             See ``verifier.claims``: it skips only the parse and the
                             signature check of a token already verified with the same
                             key; every time/type/binding/policy check still runs
+DECISION_CACHE_SECONDS      longest a front proxy may reuse an ALLOW (0..300; 0 = every
+                            answer says ``X-Accel-Expires: 0``). The bring-up sets 30
+                            for nginx's decision cache; never past token exp/cert end
 REQUIRE_VERIFY_HEADER       require nginx's ``X-Client-Verify: SUCCESS`` (true). Set false
                             ONLY behind AWS API Gateway mutual TLS, whose events carry
                             no such header because the gateway rejects unverified

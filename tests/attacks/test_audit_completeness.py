@@ -4,9 +4,12 @@ A bounded mixed load (300 requests, 4 threads: allowed GET and POST, and six
 kinds of refusal) goes through nginx; afterwards the logs are joined on
 ``request_id``:
 
-* every nginx access-log line in the window that reached the auth phase (status
-  not 400/495/496/497, which nginx answers itself before ``auth_request``) has
-  exactly ONE audit line, and
+* every nginx access-log line in the window that reached the verifier (status
+  not 400/495/496/497, which nginx answers itself before ``auth_request``, and
+  not a decision-cache HIT) has exactly ONE audit line;
+* a HIT (nginx reused a cached allow; the verifier was not asked) has none, is
+  a 200 naming the workload (``auth_azp``), and that workload's allow for the
+  same method and URI is audited in the window (the decision it reused);
 * every audit line in the window has exactly ONE nginx line.
 
 So 0 decisions lost and 0 decisions nobody can trace. Our own requests (the
@@ -112,12 +115,24 @@ def test_every_decision_in_a_mixed_load_has_exactly_one_audit_line_and_vice_vers
     # 2. ours, kind by kind
     mine = [line for line in nginx if window.marker in line["uri"]]
     assert len(mine) == TOTAL
+    allowed = {
+        (line["method"], line["path"], line["token_azp"])
+        for line in audit
+        if line["decision"] == "allow"
+    }
     for line in mine:
-        expected = 0 if line["status"] in NGINX_ONLY else 1
+        expected = 0 if line["status"] in NGINX_ONLY or line["auth_cache"] == "HIT" else 1
         assert audit_ids[line["request_id"]] == expected, line
+        if line["auth_cache"] == "HIT":
+            assert line["status"] == 200 and line["auth_azp"], line
+            assert (line["method"], line["uri"], line["auth_azp"]) in allowed, line
 
     # 3. the join, for everything in the window
-    reached = [line for line in nginx if line["status"] not in NGINX_ONLY]
+    reached = [
+        line
+        for line in nginx
+        if line["status"] not in NGINX_ONLY and line.get("auth_cache") != "HIT"
+    ]
     lost = [line for line in reached if audit_ids[line["request_id"]] != 1]
     window_audit = [line for line in window.lines("audit") if _iso(line["time"]) <= load_end]
     untraced = [line for line in window_audit if nginx_ids[line["request_id"]] != 1]
