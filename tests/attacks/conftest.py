@@ -182,15 +182,25 @@ class LogWindow:
     def marked_nginx_lines(self) -> list[dict[str, Any]]:
         return [line for line in self.lines("nginx") if self.marker in line["uri"]]
 
+    def marked(self, count: int) -> list[dict[str, Any]]:
+        """The ``count`` nginx lines carrying the marker, oldest first (waits for them)."""
+        deadline = time.monotonic() + LOG_WAIT_SECONDS
+        while len(mine := self.marked_nginx_lines()) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(mine) == count, f"expected {count} nginx lines with {self.marker}, got {mine}"
+        return mine
+
+    def audit_for(self, request_id: str) -> list[dict[str, Any]]:
+        """The verifier's audit lines for ``request_id`` appended since creation."""
+        return [line for line in self.lines("audit") if line["request_id"] == request_id]
+
     def trail(self) -> Trail:
         """The logs of the one request that carried the marker (waits for nginx's line)."""
-        deadline = time.monotonic() + LOG_WAIT_SECONDS
-        while not (mine := self.marked_nginx_lines()) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(mine) == 1, f"expected one nginx line with marker {self.marker}, got {mine}"
-        rid = mine[0]["request_id"]
-        audit = [line for line in self.lines("audit") if line["request_id"] == rid]
-        return Trail(request_id=rid, nginx=mine[0], audit=audit, api=self.api_lines_for(rid))
+        (mine,) = self.marked(1)
+        rid = mine["request_id"]
+        return Trail(
+            request_id=rid, nginx=mine, audit=self.audit_for(rid), api=self.api_lines_for(rid)
+        )
 
     def api_lines_for(self, request_id: str) -> list[dict[str, Any]]:
         """API lines with ``request_id``, plus any API line no other logged request explains."""

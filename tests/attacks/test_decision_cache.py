@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from typing import Any
 
 import pytest
@@ -27,19 +26,6 @@ def _twice(window: LogWindow, method: str, path: str, cert, token: str) -> list[
     return [call(window, method, path, cert=cert, headers=bearer(token)) for _ in range(2)]
 
 
-def _marked(window: LogWindow, count: int) -> list[dict[str, Any]]:
-    """This window's nginx lines, oldest first, once ``count`` of them are logged."""
-    deadline = time.monotonic() + 5
-    while len(lines := window.marked_nginx_lines()) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert len(lines) == count, lines
-    return lines
-
-
-def _audited(window: LogWindow, request_id: str) -> list[dict[str, Any]]:
-    return [line for line in window.lines("audit") if line["request_id"] == request_id]
-
-
 def _api(window: LogWindow, request_id: str) -> list[dict[str, Any]]:
     # Both requests carry the window's marker, so LogWindow.api_lines_for (which
     # counts lines of other marked requests as unexplained) does not fit here.
@@ -48,9 +34,9 @@ def _api(window: LogWindow, request_id: str) -> list[dict[str, Any]]:
 
 def _both_decided_by_the_verifier(window: LogWindow, reason: str, cache: set[str]) -> None:
     """Both requests of the window were audited by the verifier with ``reason``."""
-    for line in _marked(window, 2):
+    for line in window.marked(2):
         assert line["auth_cache"] in cache
-        assert [a["reason"] for a in _audited(window, line["request_id"])] == [reason]
+        assert [a["reason"] for a in window.audit_for(line["request_id"])] == [reason]
 
 
 @pytest.fixture(autouse=True)
@@ -64,10 +50,10 @@ def test_a_repeated_read_reuses_the_allow_and_the_api_still_gets_the_identity(lo
     token = token_for("python-client")
     first, second = _twice(window, "GET", "/api/resource", cert_of("python-client"), token)
     assert first.status_code == second.status_code == 200
-    miss, hit = _marked(window, 2)
+    miss, hit = window.marked(2)
     assert (miss["auth_cache"], hit["auth_cache"]) == ("MISS", "HIT")
-    assert [a["reason"] for a in _audited(window, miss["request_id"])] == ["ok"]
-    assert _audited(window, hit["request_id"]) == []  # the verifier was not asked
+    assert [a["reason"] for a in window.audit_for(miss["request_id"])] == ["ok"]
+    assert window.audit_for(hit["request_id"]) == []  # the verifier was not asked
     assert hit["auth_azp"] == "python-client"  # nginx's line records whose allow it reused
     (api,) = _api(window, hit["request_id"])
     assert api["token_azp"] == api["tls_client_cn"] == "python-client"
@@ -85,9 +71,9 @@ def test_a_cached_allow_is_not_reused_with_another_workloads_certificate(log_sin
         window, "GET", "/api/resource", cert=cert_of("batch-worker"), headers=bearer(token)
     )
     assert stolen.status_code == 401
-    _, replay = _marked(window, 2)
+    _, replay = window.marked(2)
     assert replay["auth_cache"] != "HIT"
-    assert [a["reason"] for a in _audited(window, replay["request_id"])] == ["binding_cn_mismatch"]
+    assert [a["reason"] for a in window.audit_for(replay["request_id"])] == ["binding_cn_mismatch"]
     assert _api(window, replay["request_id"]) == []
 
 
@@ -103,9 +89,9 @@ def test_a_cached_allow_is_not_reused_for_a_forged_token(log_since, token_for):
     forged = f"{head}.{forged_payload}.{signature}"
     r = call(window, "GET", "/api/resource", cert=cert, headers=bearer(forged))
     assert r.status_code == 401
-    _, replay = _marked(window, 2)
+    _, replay = window.marked(2)
     assert replay["auth_cache"] != "HIT"
-    assert [a["reason"] for a in _audited(window, replay["request_id"])] == [
+    assert [a["reason"] for a in window.audit_for(replay["request_id"])] == [
         "token_signature_invalid"
     ]
 
@@ -132,9 +118,9 @@ def test_the_method_is_part_of_the_key(log_since, token_for):
     cert = cert_of("python-client")
     assert call(window, "GET", "/api/resource", cert=cert, headers=bearer(token)).ok
     assert call(window, "HEAD", "/api/resource", cert=cert, headers=bearer(token)).ok
-    _, head = _marked(window, 2)
+    _, head = window.marked(2)
     assert head["auth_cache"] == "MISS"
-    assert [a["method"] for a in _audited(window, head["request_id"])] == ["HEAD"]
+    assert [a["method"] for a in window.audit_for(head["request_id"])] == ["HEAD"]
 
 
 def test_the_cache_files_hold_no_token_and_the_key_material_is_private(log_since, token_for):
@@ -165,4 +151,4 @@ def test_turning_the_cache_off_makes_every_request_reach_the_verifier(log_since,
         assert on.returncode == 0, on.stdout + on.stderr
     window = log_since()
     _twice(window, "GET", "/api/resource", cert_of("python-client"), token_for("python-client"))
-    assert [line["auth_cache"] for line in _marked(window, 2)] == ["MISS", "HIT"]
+    assert [line["auth_cache"] for line in window.marked(2)] == ["MISS", "HIT"]
