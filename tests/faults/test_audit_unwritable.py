@@ -66,7 +66,7 @@ def test_an_unwritable_audit_log_denies_every_request_with_503(log_since, token_
     for r in responses:
         assert r.status_code == 503, r.text
         assert r.json() == {"error": "unavailable"}
-    nginx = window.marked_nginx_lines()
+    nginx = window.marked(3)  # waits: nginx logs after it answered
     assert len(nginx) == 3
     assert {line["status"] for line in nginx} == {503}
     assert {line["auth_reason"] for line in nginx} == {"audit_unavailable"}

@@ -108,15 +108,22 @@ def test_rotations_and_a_revocation_under_load_fail_no_request(stack):
     assert int(body["tls_client_serial"], 16) == _int(client.new_serial)
 
 
-def _nginx_lines_since(offset: int) -> list[dict]:
-    """Lines appended since ``offset``; nginx logs after it answered, so poll briefly."""
+def _refusal_line_since(offset: int) -> dict:
+    """The first 400 line appended since ``offset``.
+
+    nginx writes a line only after it answered, so a caller may see its response before the
+    line exists — and the line of an earlier request may land after ``offset``. Waiting for
+    "any new line" therefore races; wait for the refusal itself (bounded).
+    """
     deadline = time.monotonic() + 5
     while True:
         with open(config.NGINX_ACCESS_LOG, "rb") as fh:
             fh.seek(offset)
             lines = [json.loads(line) for line in fh.read().splitlines() if line.strip()]
-        if lines or time.monotonic() > deadline:
-            return lines
+        refused = [line for line in lines if line["status"] == 400]
+        if refused:
+            return refused[0]
+        assert time.monotonic() < deadline, f"no 400 line logged since the refusal: {lines}"
         time.sleep(0.05)
 
 
@@ -131,7 +138,7 @@ def test_a_revoked_client_cert_is_refused_and_a_freshly_rotated_one_works(stack)
         r = _client().request("GET", "/api/resource")  # a new client: a new TLS connection
         assert r.status_code == 400
         assert r.json() == {"error": "client certificate required"}
-        line = _nginx_lines_since(offset)[-1]
+        line = _refusal_line_since(offset)
         assert line["ssl_client_verify"] == "FAILED:certificate revoked"
         assert config.API_REQUEST_LOG.stat().st_size == api_offset  # the API received nothing
     finally:
@@ -218,7 +225,7 @@ def test_client_ca_rollover_under_load_fails_no_request_and_retires_the_old_ca(s
     offset = config.NGINX_ACCESS_LOG.stat().st_size
     r = _call_with_bundle(old_bundle)
     assert r.status_code == 400
-    assert _nginx_lines_since(offset)[-1]["ssl_client_verify"] == "FAILED:certificate revoked"
+    assert _refusal_line_since(offset)["ssl_client_verify"] == "FAILED:certificate revoked"
     assert _call_with_bundle(certs.bundle_path(cert_file)).status_code == 200
     # The retired CA is gone from every trust file.
     issuers = x509.load_pem_x509_certificates(config.CLIENT_ISSUING_CA.read_bytes())
