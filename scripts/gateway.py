@@ -37,7 +37,14 @@ def _socket_owner_args() -> list[str]:
     return ["--umask", "0o177"]
 
 
-def _gunicorn(svc: config.Service, socket: Path, app: str, env: dict[str, str], *extra: str):
+def _gunicorn(
+    svc: config.Service,
+    socket: Path,
+    app: str,
+    env: dict[str, str],
+    *extra: str,
+    worker_class: str = "gthread",
+):
     socket.unlink(missing_ok=True)
     procs.start(
         svc,
@@ -47,10 +54,10 @@ def _gunicorn(svc: config.Service, socket: Path, app: str, env: dict[str, str], 
             f"unix:{socket}",
             "--workers",
             str(config.GUNICORN_WORKERS),
-            # Threads + keep-alive: nginx's upstream keepalive pools reuse the
-            # unix-socket connections (the sync worker answers Connection: close).
+            # Keep-alive: nginx's upstream keepalive pools reuse the unix-socket
+            # connections (the sync worker answers Connection: close).
             "--worker-class",
-            "gthread",
+            worker_class,
             "--threads",
             str(config.GUNICORN_THREADS),
             "--keep-alive",
@@ -129,6 +136,10 @@ def start_verifier() -> None:
             verifier_env(),
             "--limit-request-field_size",
             "16384",
+            # A thread per nginx connection, no per-request hand-off (verifier/worker.py).
+            "--worker-connections",
+            str(config.VERIFIER_MAX_CONNECTIONS),
+            worker_class=config.VERIFIER_WORKER_CLASS,
         )
     wait_until(
         "verifier /healthz (JWKS loaded)",

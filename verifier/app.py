@@ -62,6 +62,19 @@ ALLOW_HTTP_STATUS = 204
 _DENY_BODIES = {401: "unauthorized", 403: "forbidden", 503: "unavailable"}
 # Printable ASCII except '%': everything else is percent-encoded in X-Auth-* values.
 _HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+# Answer header -> ``Identity.ascontext()`` key, in the order they are sent.
+_IDENTITY_HEADERS = (
+    ("X-Auth-Subject", "subject"),
+    ("X-Auth-Azp", "azp"),
+    ("X-Auth-Sub", "sub"),
+    ("X-Auth-Jti", "jti"),
+    ("X-Auth-Cert-CN", "cert_cn"),
+    ("X-Auth-Cert-Serial", "cert_serial"),
+    ("X-Auth-Roles", "roles"),
+    ("X-Auth-Client-Roles", "client_roles"),
+    ("X-Auth-Org", "org"),
+    ("X-Auth-Department", "department"),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,29 +170,23 @@ def healthz() -> Response:
 
 def _answer(response: AuthorizerResponse) -> Response:
     if response.allowed:
-        answer = Response(status=ALLOW_HTTP_STATUS)
         context = response.identity.ascontext()
-        identity_headers = {
-            "X-Auth-Subject": context["subject"],
-            "X-Auth-Azp": context["azp"],
-            "X-Auth-Sub": context["sub"],
-            "X-Auth-Jti": context["jti"],
-            "X-Auth-Cert-CN": context["cert_cn"],
-            "X-Auth-Cert-Serial": context["cert_serial"],
-            "X-Auth-Roles": context["roles"],
-            "X-Auth-Client-Roles": context["client_roles"],
-            "X-Auth-Org": context["org"],
-            "X-Auth-Department": context["department"],
-        }
-        for name, value in identity_headers.items():
-            answer.headers[name] = quote(value, safe=_HEADER_SAFE)
-    else:
-        status = response.status if response.status in _DENY_BODIES else 401
-        answer = _json(status, {"error": _DENY_BODIES[status]})
-        if status == 401:
-            answer.headers["WWW-Authenticate"] = "Bearer"
+        headers = [(name, _header_value(context[key])) for name, key in _IDENTITY_HEADERS]
+        headers.append(("X-Auth-Reason", response.reason))
+        return Response(status=ALLOW_HTTP_STATUS, headers=headers)
+    status = response.status if response.status in _DENY_BODIES else 401
+    answer = _json(status, {"error": _DENY_BODIES[status]})
+    if status == 401:
+        answer.headers["WWW-Authenticate"] = "Bearer"
     answer.headers["X-Auth-Reason"] = response.reason
     return answer
+
+
+def _header_value(value: str) -> str:
+    """``value`` as is when it is printable ASCII without '%', else percent-encoded."""
+    if value.isascii() and value.isprintable() and "%" not in value:
+        return value  # the common case, and exactly what quote() would return
+    return quote(value, safe=_HEADER_SAFE)
 
 
 def _json(status: int, body: Mapping[str, Any]) -> Response:

@@ -1,6 +1,6 @@
 """A small, bounded, thread-safe LRU map.
 
-Why not ``functools.lru_cache``: the key (a SHA-256 fingerprint) is computed by
+Why not ``functools.lru_cache``: the key (a digest, a PEM text) is chosen by
 the caller, the cached value must be droppable, and the size must stay bounded
 no matter how many distinct certificates a caller sends.
 """

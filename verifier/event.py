@@ -109,8 +109,11 @@ class AuthorizerEvent:
             index: dict[str, list[str]] = {}
             for key, values in _mapping(self.raw.get("multiValueHeaders")).items():
                 if isinstance(key, str) and isinstance(values, list):
-                    index.setdefault(key.lower(), []).extend(
-                        v for v in values if isinstance(v, str)
-                    )
+                    strings = [v for v in values if isinstance(v, str)]
+                    name = key.lower()
+                    if name in index:
+                        index[name] += strings
+                    else:
+                        index[name] = strings
             self._headers = index
         return self._headers

@@ -14,14 +14,14 @@ verifier safe to run anywhere the event comes from (API Gateway, tests, fuzzer):
    SubjectKeyIdentifier, and the signature verifies with the CA's key. This is
    what refuses a certificate from the SERVER CA even when it carries clientAuth.
 
-Parsing is on every request, so parsed certificates are cached by the SHA-256
-of their PEM in a small LRU, and the issuer verdict by (cert fingerprint, CA object).
+Parsing is on every request, so parsed certificates are cached by their exact PEM
+text in a small LRU (a dict lookup; no digest to compute per request, no collision
+to reason about), and the issuer verdict by (cert fingerprint, CA object).
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -65,7 +65,7 @@ class PresentedCert:
         return base64.urlsafe_b64encode(self.fingerprint).rstrip(b"=").decode("ascii")
 
 
-_CERTS: BoundedLRU[bytes, PresentedCert] = BoundedLRU(maxsize=256)
+_CERTS: BoundedLRU[str, PresentedCert] = BoundedLRU(maxsize=256)
 # Keyed by (cert fingerprint, id(CA object)); the entry keeps the CA object, so the
 # id cannot be reused while cached and a hit is only trusted for that same object
 # (the CA's own fingerprint is not recomputed per request: DER + SHA-256 each time).
@@ -86,18 +86,21 @@ def parse_client_cert(
     pem = event.client_cert.client_cert_pem
     if not pem:
         raise ClientCertMissing("no clientCertPem in the event")
+    presented = _CERTS.get(pem)  # keyed by the exact PEM text: a hit is the same input
+    if presented is None:
+        presented = _describe(_checked_pem_bytes(pem))
+        _CERTS.put(pem, presented)
+    return presented
+
+
+def _checked_pem_bytes(pem: str) -> bytes:
     try:
         pem_bytes = pem.encode("ascii")
     except UnicodeEncodeError as e:
         raise ClientCertMalformed("PEM is not ASCII") from e
     if len(pem_bytes) > MAX_PEM_BYTES:
         raise ClientCertMalformed(f"PEM larger than {MAX_PEM_BYTES} bytes")
-    key = hashlib.sha256(pem_bytes).digest()
-    presented = _CERTS.get(key)
-    if presented is None:
-        presented = _describe(pem_bytes)
-        _CERTS.put(key, presented)
-    return presented
+    return pem_bytes
 
 
 def check_client_cert(

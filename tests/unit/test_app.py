@@ -292,3 +292,13 @@ def test_an_allow_turned_deny_by_a_failed_audit_write_is_not_cacheable(
 def test_a_decision_cache_limit_outside_0_to_300_seconds_is_refused(make_app, seconds):
     with pytest.raises(ValueError, match="DECISION_CACHE_SECONDS"):
         make_app(DECISION_CACHE_SECONDS=seconds)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["python-client", "a b,c;d=e", "50%", "Zürich", "tab\there", "x\x7fy", "", "~!@#$^&*()"],
+)
+def test_the_header_fast_path_answers_exactly_what_quote_would(value):
+    from verifier.app import _HEADER_SAFE, _header_value
+
+    assert _header_value(value) == quote(value, safe=_HEADER_SAFE)
