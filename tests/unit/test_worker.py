@@ -10,7 +10,6 @@ from __future__ import annotations
 import http.client
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,23 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from scripts import config
+from scripts import config, gateway
 
 GUNICORN = Path(sys.prefix) / "bin" / "gunicorn"
 
 
-class _Unix(http.client.HTTPConnection):
-    def __init__(self, path: Path) -> None:
-        super().__init__("localhost", timeout=10)
-        self._path = str(path)
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(10)
-        self.sock.connect(self._path)
+_Unix = gateway._UnixHTTPConnection  # the stack's own unix-socket HTTP client
 
 
-def _get(conn: _Unix, path: str = "/") -> http.client.HTTPResponse:
+def _get(conn: http.client.HTTPConnection, path: str = "/") -> http.client.HTTPResponse:
     conn.request("GET", path)
     response = conn.getresponse()
     response.read()
