@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from scripts import config, gateway
+from scripts.steps import wait_until
 
 GUNICORN = Path(sys.prefix) / "bin" / "gunicorn"
 
@@ -58,14 +59,13 @@ def server(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            _get(_Unix(sock))
-            break
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
-            time.sleep(0.1)
+    wait_until(
+        "test gunicorn",
+        lambda: proc.poll() is None and gateway._socket_answers(sock, "/"),
+        30,
+        "gunicorn's stderr (run the command above by hand)",
+        interval=0.1,
+    )
     yield proc, sock
     proc.send_signal(signal.SIGTERM)
     try:
@@ -116,14 +116,11 @@ def test_a_reload_still_answers_a_request_sent_on_an_idle_connection(server):
     assert answer.status == 200
     assert (answer.getheader("Connection") or "").lower() == "close"
     # ...and the reloaded server answers on a new connection, from a new worker.
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            fresh = _get(_Unix(sock))
-            if fresh.status == 200:
-                break
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, "no answer after the reload"
-        time.sleep(0.1)
+    wait_until(
+        "an answer after the reload",
+        lambda: gateway._socket_answers(sock, "/"),
+        20,
+        "the reloaded gunicorn",
+        interval=0.1,
+    )
     assert os.path.exists(sock)
