@@ -19,6 +19,7 @@ private key, and when Keycloak binds the token to the certificate
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from verifier.errors import BindingCnMismatch, BindingThumbprintMismatch
@@ -27,7 +28,7 @@ from verifier.transport import PresentedCert
 THUMBPRINT_CLAIM = "x5t#S256"
 
 
-def check_binding(presented: PresentedCert, claims: dict[str, Any]) -> str:
+def check_binding(presented: PresentedCert, claims: Mapping[str, Any]) -> str:
     """The bound principal name (cert CN == ``azp``), or the binding error."""
     if len(presented.common_names) != 1:
         raise BindingCnMismatch(f"certificate has {len(presented.common_names)} CNs")
@@ -41,7 +42,7 @@ def check_binding(presented: PresentedCert, claims: dict[str, Any]) -> str:
 
 
 def _check_thumbprint(presented: PresentedCert, cnf: Any) -> None:
-    if not isinstance(cnf, dict):
+    if not isinstance(cnf, Mapping):
         raise BindingThumbprintMismatch("cnf is not an object")
     if THUMBPRINT_CLAIM not in cnf:
         return

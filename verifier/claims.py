@@ -9,23 +9,30 @@ Order (each failure its own reason): alg in allowlist -> no ``crit`` -> ``kid``
 present -> key by kid -> signature, iss, aud, required claims -> exp -> iat
 -> nbf -> lifetime -> ``typ`` is ``Bearer`` -> ``azp`` is a string.
 
+The result is a ``VerifiedToken``: the claims, read-only all the way down, and
+the facts the later checks read from them (times, ``azp``, the roles), taken
+out once per token rather than once per request.
+
 Verified-token cache (as Envoy's jwt_authn does): parsing and the signature
 check cost most of a decision (PyJWT's strict base64url check alone is over
 half), and a client reuses one token for its whole lifetime. A token that
-passed the steps up to "required claims" is remembered under the SHA-256 of its
-exact text together with the key object and settings it was verified with. A
-later request with the same token is served from the cache only if its ``kid``
-still resolves to *the same key object* (a JWKS refresh or a removed key is a
-miss) under the same settings; exp/iat/nbf/lifetime/typ/azp are checked again
-against ``now`` on every request, so a cached token never outlives its ``exp``.
-Bounded LRU; ``TOKEN_CACHE_SIZE=0`` turns it off.
+passed every check is remembered, as its ``VerifiedToken``, under the SHA-256
+of its exact text together with the key object and settings it was verified
+with. A later request with the same token is served from the cache only if its
+``kid`` still resolves to *the same key object* (a JWKS refresh or a removed key
+is a miss) under the same settings, and exp/iat/nbf are checked again against
+``now`` on every request, so a cached token never outlives its ``exp``. What
+does not depend on the clock (the numbers' types, lifetime, ``typ``, ``azp``)
+is a property of the exact token text and is not re-checked. Bounded LRU;
+``TOKEN_CACHE_SIZE=0`` turns it off.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import jwt
@@ -74,11 +81,71 @@ _PYJWT_REASONS: tuple[tuple[type[Exception], type[TokenError]], ...] = (
 
 
 @dataclass(frozen=True)
+class VerifiedToken:
+    """An access token that passed every check here, and what the later checks need from it.
+
+    One object answers every request that carries the same token (the cache
+    below), so it is immutable all the way down: ``claims`` is a read-only
+    mapping whose JSON objects are read-only mappings and whose arrays are
+    tuples. The roles are those of ``client_id``, the API's own client.
+    """
+
+    claims: Mapping[str, Any]
+    exp: int
+    iat: int
+    nbf: int | None
+    azp: str
+    realm_roles: frozenset[str]
+    client_roles: frozenset[str]
+
+    @classmethod
+    def from_claims(cls, claims: Mapping[str, Any], client_id: str) -> VerifiedToken:
+        """The facts of ``claims``, which hold numeric ``exp``/``iat`` (``nbf``) and ``azp``."""
+        return cls(
+            claims=MappingProxyType({name: _read_only(value) for name, value in claims.items()}),
+            exp=_numeric(claims, "exp"),
+            iat=_numeric(claims, "iat"),
+            nbf=_numeric(claims, "nbf") if "nbf" in claims else None,
+            azp=claims["azp"],
+            realm_roles=realm_roles(claims),
+            client_roles=client_roles(claims, client_id),
+        )
+
+
+def realm_roles(claims: Mapping[str, Any]) -> frozenset[str]:
+    """``realm_access.roles``, ignoring anything that is not a list of strings."""
+    access = claims.get("realm_access")
+    return _role_names(access.get("roles") if isinstance(access, Mapping) else None)
+
+
+def client_roles(claims: Mapping[str, Any], client_id: str) -> frozenset[str]:
+    """``resource_access[client_id].roles``, ignoring malformed entries."""
+    resources = claims.get("resource_access")
+    access = resources.get(client_id) if isinstance(resources, Mapping) else None
+    return _role_names(access.get("roles") if isinstance(access, Mapping) else None)
+
+
+def _role_names(roles: Any) -> frozenset[str]:
+    if not isinstance(roles, (list, tuple)):
+        return frozenset()
+    return frozenset(role for role in roles if isinstance(role, str))
+
+
+def _read_only(value: Any) -> Any:
+    """JSON data nothing can change: objects become mapping proxies, arrays tuples."""
+    if isinstance(value, dict):
+        return MappingProxyType({key: _read_only(item) for key, item in value.items()})
+    if isinstance(value, list):
+        return tuple(_read_only(item) for item in value)
+    return value
+
+
+@dataclass(frozen=True)
 class _Verified:
     kid: str
     key: Any  # the PyJWK object the signature was checked with (compared by identity)
     settings: Settings
-    claims_json: str  # a fresh dict per hit (json.loads is far cheaper than deepcopy)
+    token: VerifiedToken
 
 
 _caches: dict[int, BoundedLRU[bytes, _Verified]] = {}
@@ -94,18 +161,20 @@ def _cache_for(settings: Settings) -> BoundedLRU[bytes, _Verified] | None:
     return cache
 
 
-def verify_token(token: str, keys: KeySource, settings: Settings, now: float) -> dict[str, Any]:
-    """The verified claims of ``token``, or the ``TokenError`` that refuses it."""
+def verify_token(token: str, keys: KeySource, settings: Settings, now: float) -> VerifiedToken:
+    """The verified ``token``, or the ``TokenError`` that refuses it."""
     cache = _cache_for(settings)
     digest = hashlib.sha256(token.encode()).digest() if cache is not None else b""
     hit = cache.get(digest) if cache is not None else None
     if hit is not None and hit.settings is settings and keys.get_key(hit.kid, now) is hit.key:
-        return _validate_time_and_type(json.loads(hit.claims_json), settings, now)
+        _check_clock(hit.token, now, settings.leeway_seconds)
+        return hit.token
     claims, kid, key = _verify_signed(token, keys, settings, now)
-    claims = _validate_time_and_type(claims, settings, now)
+    _validate_time_and_type(claims, settings, now)
+    verified = VerifiedToken.from_claims(claims, settings.audience)
     if cache is not None:
-        cache.put(digest, _Verified(kid, key, settings, json.dumps(claims)))
-    return claims
+        cache.put(digest, _Verified(kid, key, settings, verified))
+    return verified
 
 
 def _verify_signed(
@@ -142,9 +211,7 @@ def _verify_signed(
     return claims, kid, key
 
 
-def _validate_time_and_type(
-    claims: dict[str, Any], settings: Settings, now: float
-) -> dict[str, Any]:
+def _validate_time_and_type(claims: dict[str, Any], settings: Settings, now: float) -> None:
     leeway = settings.leeway_seconds
     exp = _validate_exp(claims, now, leeway)
     iat = _validate_iat(claims, now, leeway)
@@ -152,7 +219,14 @@ def _validate_time_and_type(
     _validate_lifetime(exp, iat, settings.max_token_lifetime_seconds)
     _validate_typ(claims)
     _validate_azp(claims)
-    return claims
+
+
+def _check_clock(token: VerifiedToken, now: float, leeway: float) -> None:
+    """The clock checks again, for a token whose other checks passed when first seen."""
+    _check_exp(token.exp, now, leeway)
+    _check_iat(token.iat, now, leeway)
+    if token.nbf is not None:
+        _check_nbf(token.nbf, now, leeway)
 
 
 def _read_header(token: str) -> dict[str, Any]:
@@ -184,7 +258,7 @@ def _reason_for(error: Exception) -> type[TokenError]:
     return TokenMalformed
 
 
-def _numeric(claims: dict[str, Any], name: str) -> int:
+def _numeric(claims: Mapping[str, Any], name: str) -> int:
     value = claims[name]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TokenClaimInvalid(f"{name} is not a number")
@@ -196,22 +270,32 @@ def _numeric(claims: dict[str, Any], name: str) -> int:
 
 def _validate_exp(claims: dict[str, Any], now: float, leeway: float) -> int:
     exp = _numeric(claims, "exp")
-    if exp <= now - leeway:
-        raise TokenExpired(f"exp {exp} <= now {now:.0f} - leeway {leeway:.0f}")
+    _check_exp(exp, now, leeway)
     return exp
 
 
 def _validate_iat(claims: dict[str, Any], now: float, leeway: float) -> int:
     iat = _numeric(claims, "iat")
-    if iat > now + leeway:
-        raise TokenIssuedInFuture(f"iat {iat} > now {now:.0f} + leeway {leeway:.0f}")
+    _check_iat(iat, now, leeway)
     return iat
 
 
 def _validate_nbf(claims: dict[str, Any], now: float, leeway: float) -> None:
-    if "nbf" not in claims:
-        return
-    nbf = _numeric(claims, "nbf")
+    if "nbf" in claims:
+        _check_nbf(_numeric(claims, "nbf"), now, leeway)
+
+
+def _check_exp(exp: int, now: float, leeway: float) -> None:
+    if exp <= now - leeway:
+        raise TokenExpired(f"exp {exp} <= now {now:.0f} - leeway {leeway:.0f}")
+
+
+def _check_iat(iat: int, now: float, leeway: float) -> None:
+    if iat > now + leeway:
+        raise TokenIssuedInFuture(f"iat {iat} > now {now:.0f} + leeway {leeway:.0f}")
+
+
+def _check_nbf(nbf: int, now: float, leeway: float) -> None:
     if nbf > now + leeway:
         raise TokenNotYetValid(f"nbf {nbf} > now {now:.0f} + leeway {leeway:.0f}")
 

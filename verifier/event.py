@@ -53,7 +53,7 @@ class AuthorizerEvent:
         self.raw = raw if isinstance(raw, Mapping) else {}
         self._context = _mapping(self.raw.get("requestContext"))
         self._identity = _mapping(self._context.get("identity"))
-        self._headers: dict[str, list[str]] | None = None
+        self._headers: dict[str, list[Any]] | None = None
 
     @property
     def method_arn(self) -> str:
@@ -93,9 +93,9 @@ class AuthorizerEvent:
         repeated headers (Authorization) needs to see all of them.
         """
         wanted = name.lower()
-        found = self._header_index().get(wanted)
+        found = [v for v in self._header_index().get(wanted, ()) if isinstance(v, str)]
         if found:
-            return list(found)
+            return found
         single = _mapping(self.raw.get("headers"))
         return [
             value
@@ -103,17 +103,18 @@ class AuthorizerEvent:
             if isinstance(key, str) and key.lower() == wanted and isinstance(value, str)
         ]
 
-    def _header_index(self) -> dict[str, list[str]]:
-        """``multiValueHeaders`` by lower-cased name, string values only; built once per event."""
+    def _header_index(self) -> dict[str, list[Any]]:
+        """``multiValueHeaders`` by lower-cased name; built once per event.
+
+        The value lists are kept as sent (a merged name gets a new list, the
+        event is never changed); only the values of a header that is asked
+        for are filtered to strings, so the index costs one pass over the names.
+        """
         if self._headers is None:
-            index: dict[str, list[str]] = {}
+            index: dict[str, list[Any]] = {}
             for key, values in _mapping(self.raw.get("multiValueHeaders")).items():
                 if isinstance(key, str) and isinstance(values, list):
-                    strings = [v for v in values if isinstance(v, str)]
                     name = key.lower()
-                    if name in index:
-                        index[name] += strings
-                    else:
-                        index[name] = strings
+                    index[name] = index[name] + values if name in index else values
             self._headers = index
         return self._headers

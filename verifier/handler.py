@@ -25,17 +25,17 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from verifier.bearer import bearer_token
 from verifier.binding import check_binding
-from verifier.claims import verify_token
+from verifier.claims import VerifiedToken, verify_token
 from verifier.errors import InternalError, VerifierError
 from verifier.event import AuthorizerEvent
 from verifier.jwks import JWKSKeySource, KeySource
 from verifier.paths import canonical_path
-from verifier.policy import Policy, client_roles, load_policy, realm_roles
+from verifier.policy import Policy, load_policy
 from verifier.response import ALLOW, ALLOW_STATUS, DENY, AuthorizerResponse, Identity
 from verifier.settings import Settings
 from verifier.transport import PresentedCert, check_client_cert, parse_client_cert
@@ -50,7 +50,7 @@ class _Proven:
     """Facts established so far; a denied request is audited with what was proven."""
 
     cert: PresentedCert | None = None
-    claims: dict[str, Any] = field(default_factory=dict)
+    token: VerifiedToken | None = None
     subject: str = ""
 
 
@@ -68,15 +68,15 @@ def decide(
     try:
         _run_checks(view, keys, policy, settings, now, proven)
     except VerifierError as e:
-        return _deny(view, e, proven, settings.audience)
+        return _deny(view, e, proven)
     except Exception as e:  # a bug must deny, never answer 500
         log.exception("verifier bug while deciding request %r", view.request_id)
-        return _deny(view, InternalError(type(e).__name__), proven, settings.audience)
+        return _deny(view, InternalError(type(e).__name__), proven)
     return AuthorizerResponse(
         decision=ALLOW,
         status=ALLOW_STATUS,
         reason="ok",
-        identity=_identity(proven, settings.audience),
+        identity=_identity(proven),
         method_arn=view.method_arn,
         valid_until=_valid_until(proven),
     )
@@ -94,13 +94,13 @@ def _run_checks(
     proven.cert = parse_client_cert(view, require_verify_header=settings.require_verify_header)
     check_client_cert(proven.cert, settings.client_cas, now)
 
-    token = bearer_token(view, settings.max_token_bytes)
-    proven.claims = verify_token(token, keys, settings, now)
+    token = verify_token(bearer_token(view, settings.max_token_bytes), keys, settings, now)
+    proven.token = token
 
-    proven.subject = check_binding(proven.cert, proven.claims)
+    proven.subject = check_binding(proven.cert, token.claims)
 
     path = canonical_path(view.path)
-    policy.authorize(view.http_method, path, proven.claims, settings.audience)
+    policy.authorize(view.http_method, path, token)
 
 
 def _valid_until(proven: _Proven) -> float:
@@ -110,38 +110,36 @@ def _valid_until(proven: _Proven) -> float:
     token's life the way the clock-skew leeway does for one live check.
     """
     cert_end = proven.cert.not_after if proven.cert else 0.0
-    exp = proven.claims.get("exp")
-    token_end = float(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else 0.0
+    token_end = float(proven.token.exp) if proven.token else 0.0
     return min(cert_end, token_end)
 
 
-def _deny(
-    view: AuthorizerEvent, error: VerifierError, proven: _Proven, client_id: str
-) -> AuthorizerResponse:
+def _deny(view: AuthorizerEvent, error: VerifierError, proven: _Proven) -> AuthorizerResponse:
     return AuthorizerResponse(
         decision=DENY,
         status=error.status,
         reason=error.reason,
         detail=error.detail,
-        identity=_identity(proven, client_id),
+        identity=_identity(proven),
         method_arn=view.method_arn,
     )
 
 
-def _identity(proven: _Proven, client_id: str) -> Identity:
-    """Only proven facts: the parsed cert, then the verified claims."""
-    cert, claims = proven.cert, proven.claims
+def _identity(proven: _Proven) -> Identity:
+    """Only proven facts: the parsed cert, then the verified token."""
+    cert, token = proven.cert, proven.token
+    claims: Mapping[str, Any] = token.claims if token else {}
     return Identity(
         subject=proven.subject,
-        azp=_claim(claims, "azp"),
+        azp=token.azp if token else "",
         sub=_claim(claims, "sub"),
         jti=_claim(claims, "jti"),
         cert_cn=cert.common_names[0] if cert and len(cert.common_names) == 1 else "",
         cert_serial=cert.serial if cert else "",
         cert_subject_dn=cert.subject_dn if cert else "",
         cert_issuer_dn=cert.issuer_dn if cert else "",
-        realm_roles=tuple(sorted(realm_roles(claims))),
-        client_roles=tuple(sorted(client_roles(claims, client_id))),
+        realm_roles=tuple(sorted(token.realm_roles)) if token else (),
+        client_roles=tuple(sorted(token.client_roles)) if token else (),
         org=_claim(claims, "org"),
         department=_claim(claims, "department"),
     )
@@ -167,6 +165,6 @@ def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
     except Exception as e:  # misconfiguration denies, it does not crash the caller
         log.exception("verifier misconfigured")
         error = InternalError(type(e).__name__)
-        return _deny(AuthorizerEvent(event), error, _Proven(), "").asdict()
+        return _deny(AuthorizerEvent(event), error, _Proven()).asdict()
     response = decide(event, keys=keys, policy=policy, settings=settings, now=wall_clock())
     return response.asdict()

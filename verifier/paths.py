@@ -17,10 +17,13 @@ The query string is stripped and not inspected; it never selects a route.
 
 from __future__ import annotations
 
+import re
+
 from verifier.errors import PathNotCanonical
 
 MAX_PATH_CHARS = 2048
-_FORBIDDEN = frozenset("%\\;#")
+# Anything outside printable ASCII (space and controls included), and % \ ; #
+_FORBIDDEN = re.compile(r"[^\x21-\x7e]|[%\\;#]")
 
 
 def canonical_path(raw: str) -> str:
@@ -30,9 +33,9 @@ def canonical_path(raw: str) -> str:
         raise PathNotCanonical("path does not start with '/'")
     if len(route) > MAX_PATH_CHARS:
         raise PathNotCanonical(f"path longer than {MAX_PATH_CHARS}")
-    for char in route:
-        if char in _FORBIDDEN or not "\x21" <= char <= "\x7e":
-            raise PathNotCanonical(f"forbidden character {char!r}")
+    forbidden = _FORBIDDEN.search(route)
+    if forbidden:
+        raise PathNotCanonical(f"forbidden character {forbidden.group()!r}")
     if route == "/":
         return route
     for segment in route[1:].split("/"):

@@ -13,6 +13,7 @@ rules::
 * ``methods`` lists the HTTP methods the rule covers (exact, upper-case).
 * ``realm_roles`` must all be in ``realm_access.roles``; ``client_roles`` must
   all be in ``resource_access[<client id>].roles`` (client id = our audience).
+  Both are read from the token once, by ``verifier.claims.VerifiedToken``.
 * ``claims`` maps a token claim to a literal or to ``{name}`` from the pattern:
   the claim must be a string equal to it (tenant isolation).
 
@@ -29,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from verifier.errors import (
     ClientRoleMissing,
@@ -37,6 +38,9 @@ from verifier.errors import (
     RouteNotAllowed,
     TenantMismatch,
 )
+
+if TYPE_CHECKING:
+    from verifier.claims import VerifiedToken
 
 _PARAM = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 _WILDCARD = "**"
@@ -79,12 +83,23 @@ class Rule:
             for segment in self.segments
         )
 
+    @cached_property
+    def _claim_values(self) -> tuple[tuple[str, str, str | None], ...]:
+        """Each claim constraint as (claim, literal, parameter name or ``None``), parsed once."""
+        return tuple(
+            (claim, expected, m.group(1) if (m := _PARAM.fullmatch(expected)) else None)
+            for claim, expected in self.claims
+        )
+
     def match(self, method: str, path: str) -> dict[str, str] | None:
         """Path parameters if this rule covers (method, path), else ``None``."""
+        return self.match_segments(method, _path_segments(path))
+
+    def match_segments(self, method: str, actual: list[str]) -> dict[str, str] | None:
+        """``match`` for a path already split into its segments."""
         if method not in self.methods:
             return None
         wanted = self._compiled
-        actual = path[1:].split("/") if path != "/" else []
         params: dict[str, str] = {}
         for index, (segment, param) in enumerate(wanted):
             if segment == _WILDCARD:
@@ -97,18 +112,17 @@ class Rule:
                 return None
         return params if len(actual) == len(wanted) else None
 
-    def check(self, params: Mapping[str, str], claims: Mapping[str, Any], client_id: str) -> None:
+    def check(self, params: Mapping[str, str], token: VerifiedToken) -> None:
         """Raise the first unmet requirement of this rule."""
-        missing = self.realm_roles - realm_roles(claims)
+        missing = self.realm_roles - token.realm_roles
         if missing:
             raise RealmRoleMissing(f"{self.pattern}: needs realm roles {sorted(missing)}")
-        missing = self.client_roles - client_roles(claims, client_id)
+        missing = self.client_roles - token.client_roles
         if missing:
-            raise ClientRoleMissing(f"{self.pattern}: needs {client_id} roles {sorted(missing)}")
-        for claim, expected in self.claims:
-            param = _PARAM.fullmatch(expected)
-            value = params[param.group(1)] if param else expected
-            if claims.get(claim) != value:
+            raise ClientRoleMissing(f"{self.pattern}: needs client roles {sorted(missing)}")
+        for claim, literal, param in self._claim_values:
+            value = params[param] if param is not None else literal
+            if token.claims.get(claim) != value:
                 raise TenantMismatch(f"{self.pattern}: claim {claim!r} != {value!r}")
 
 
@@ -133,14 +147,15 @@ class Policy:
             )
         )
 
-    def authorize(self, method: str, path: str, claims: Mapping[str, Any], client_id: str) -> None:
-        """Pass silently, or raise why ``claims`` may not ``method`` the canonical ``path``."""
+    def authorize(self, method: str, path: str, token: VerifiedToken) -> None:
+        """Pass silently, or raise why ``token`` may not ``method`` the canonical ``path``."""
+        segments = _path_segments(path)
         matched = False
         for rule in self.rules:
-            params = rule.match(method, path)
+            params = rule.match_segments(method, segments)
             if params is not None:
                 matched = True
-                rule.check(params, claims, client_id)
+                rule.check(params, token)
         if not matched:
             raise RouteNotAllowed(f"no rule for {method} {path}")
 
@@ -150,20 +165,5 @@ def load_policy(path: str | Path) -> Policy:
     return Policy.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
-def realm_roles(claims: Mapping[str, Any]) -> frozenset[str]:
-    """``realm_access.roles``, ignoring anything that is not a list of strings."""
-    access = claims.get("realm_access")
-    return _role_names(access.get("roles") if isinstance(access, dict) else None)
-
-
-def client_roles(claims: Mapping[str, Any], client_id: str) -> frozenset[str]:
-    """``resource_access[client_id].roles``, ignoring malformed entries."""
-    resources = claims.get("resource_access")
-    access = resources.get(client_id) if isinstance(resources, dict) else None
-    return _role_names(access.get("roles") if isinstance(access, dict) else None)
-
-
-def _role_names(roles: Any) -> frozenset[str]:
-    if not isinstance(roles, list):
-        return frozenset()
-    return frozenset(role for role in roles if isinstance(role, str))
+def _path_segments(path: str) -> list[str]:
+    return path[1:].split("/") if path != "/" else []

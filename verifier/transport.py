@@ -113,8 +113,10 @@ def check_client_cert(
         raise ClientCertNotYetValid(f"notBefore {presented.not_before:.0f} > now")
     if now > presented.not_after:
         raise ClientCertExpired(f"notAfter {presented.not_after:.0f} < now")
-    if not any(_issued_by(presented, ca) for ca in client_cas):
-        raise ClientCertIssuerUntrusted(f"issuer {presented.issuer_dn!r}")
+    for ca in client_cas:
+        if _issued_by(presented, ca):
+            return
+    raise ClientCertIssuerUntrusted(f"issuer {presented.issuer_dn!r}")
 
 
 def _describe(pem: bytes) -> PresentedCert:

@@ -6,23 +6,31 @@ from typing import Any
 
 import pytest
 
+from verifier.claims import VerifiedToken, client_roles, realm_roles
 from verifier.errors import (
     ClientRoleMissing,
     RealmRoleMissing,
     RouteNotAllowed,
     TenantMismatch,
 )
-from verifier.policy import Policy, Rule, client_roles, realm_roles
+from verifier.policy import Policy, Rule
 
 CLIENT = "zerotrust-api"
 
 
-def claims(realm: list[str], client: list[str] | None = None, **extra: Any) -> dict:
-    return {
-        "realm_access": {"roles": realm},
-        "resource_access": {CLIENT: {"roles": client or []}},
-        **extra,
-    }
+def verified(raw: dict[str, Any]) -> VerifiedToken:
+    """What ``verify_token`` would return for a token carrying ``raw``."""
+    return VerifiedToken.from_claims({"exp": 2, "iat": 1, "azp": "python-client", **raw}, CLIENT)
+
+
+def claims(realm: list[str], client: list[str] | None = None, **extra: Any) -> VerifiedToken:
+    return verified(
+        {
+            "realm_access": {"roles": realm},
+            "resource_access": {CLIENT: {"roles": client or []}},
+            **extra,
+        }
+    )
 
 
 def rule(pattern: str, **kwargs: Any) -> Rule:
@@ -74,7 +82,7 @@ def test_an_ambiguous_rule_is_refused_when_the_policy_loads(bad):
 
 def test_no_matching_rule_is_route_not_allowed():
     with pytest.raises(RouteNotAllowed):
-        Policy(()).authorize("GET", "/api/resource", claims(["admin"]), CLIENT)
+        Policy(()).authorize("GET", "/api/resource", claims(["admin"]))
 
 
 def test_every_matching_rule_must_pass_so_a_broad_rule_cannot_waive_a_narrow_one():
@@ -84,19 +92,19 @@ def test_every_matching_rule_must_pass_so_a_broad_rule_cannot_waive_a_narrow_one
             rule("/api/admin/**", realm_roles=frozenset({"admin"})),
         )
     )
-    policy.authorize("GET", "/api/resource", claims(["viewer"]), CLIENT)
+    policy.authorize("GET", "/api/resource", claims(["viewer"]))
     with pytest.raises(RealmRoleMissing):
-        policy.authorize("GET", "/api/admin/x", claims(["viewer"]), CLIENT)
+        policy.authorize("GET", "/api/admin/x", claims(["viewer"]))
     with pytest.raises(RealmRoleMissing):
-        policy.authorize("GET", "/api/admin/x", claims(["admin"]), CLIENT)
-    policy.authorize("GET", "/api/admin/x", claims(["admin", "viewer"]), CLIENT)
+        policy.authorize("GET", "/api/admin/x", claims(["admin"]))
+    policy.authorize("GET", "/api/admin/x", claims(["admin", "viewer"]))
 
 
 def test_client_roles_of_another_client_do_not_count():
     token = {"resource_access": {"account": {"roles": ["read"]}}}
     assert client_roles(token, CLIENT) == frozenset()
     with pytest.raises(ClientRoleMissing):
-        rule("/x", client_roles=frozenset({"read"})).check({}, token, CLIENT)
+        rule("/x", client_roles=frozenset({"read"})).check({}, verified(token))
 
 
 @pytest.mark.parametrize(
@@ -115,22 +123,22 @@ def test_malformed_role_claims_grant_no_roles(token):
 
 def test_a_tenant_claim_must_equal_the_path_parameter_exactly():
     tenant = rule("/api/tenants/{org}/**", claims=(("org", "{org}"),))
-    tenant.check({"org": "acme"}, {"org": "acme"}, CLIENT)
+    tenant.check({"org": "acme"}, verified({"org": "acme"}))
     for value in ("ACME", ["acme"], None, "acme "):
         with pytest.raises(TenantMismatch):
-            tenant.check({"org": "acme"}, {"org": value}, CLIENT)
+            tenant.check({"org": "acme"}, verified({"org": value}))
 
 
 def test_the_shipped_policy_denies_every_method_it_does_not_list(policy):
     admin = claims(["admin", "viewer", "operator"], ["read", "write"], org="acme")
     for path in ("/api/resource", "/api/admin/x", "/api/tenants/acme/x"):
         with pytest.raises(RouteNotAllowed):
-            policy.authorize("OPTIONS", path, admin, CLIENT)
+            policy.authorize("OPTIONS", path, admin)
     with pytest.raises(RouteNotAllowed):
-        policy.authorize("GET", "/", admin, CLIENT)
+        policy.authorize("GET", "/", admin)
 
 
 def test_the_shipped_policy_requires_write_for_tenant_writes(policy):
     operator_without_write = claims(["operator"], ["read"], org="acme")
     with pytest.raises(ClientRoleMissing):
-        policy.authorize("POST", "/api/tenants/acme/x", operator_without_write, CLIENT)
+        policy.authorize("POST", "/api/tenants/acme/x", operator_without_write)

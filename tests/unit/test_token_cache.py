@@ -9,7 +9,7 @@ import pytest
 
 from verifier import claims as claims_module
 from verifier.claims import verify_token
-from verifier.errors import TokenExpired, TokenKeyUnknown
+from verifier.errors import TokenExpired, TokenIssuedInFuture, TokenKeyUnknown, TokenNotYetValid
 from verifier.jwks import StaticKeySource
 
 
@@ -33,7 +33,7 @@ def test_a_repeated_token_is_verified_cryptographically_once(
     token = make_token()
     first = verify_token(token, keys, settings, now)
     second = verify_token(token, keys, settings, now + 1)
-    assert first == second
+    assert second is first
     assert len(decode_calls) == 1
 
 
@@ -75,7 +75,40 @@ def test_the_cache_can_be_turned_off(decode_calls, keys, settings, make_token, n
     assert len(decode_calls) == 2
 
 
-def test_cached_claims_cannot_be_altered_by_a_caller(decode_calls, keys, settings, make_token, now):
+def test_a_cached_token_cannot_be_altered_by_a_caller(
+    decode_calls, keys, settings, make_token, now
+):
     token = make_token()
-    verify_token(token, keys, settings, now)["realm_access"]["roles"].append("admin")
-    assert "admin" not in verify_token(token, keys, settings, now)["realm_access"]["roles"]
+    verified = verify_token(token, keys, settings, now)
+    with pytest.raises(AttributeError):
+        verified.claims["realm_access"]["roles"].append("admin")
+    with pytest.raises(TypeError):
+        verified.claims["realm_access"]["roles"] = ["admin"]  # type: ignore[index]
+    with pytest.raises(TypeError):
+        verified.claims["org"] = "other"  # type: ignore[index]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        verified.realm_roles = frozenset({"admin"})  # type: ignore[misc]
+    again = verify_token(token, keys, settings, now)
+    assert "admin" not in again.claims["realm_access"]["roles"]
+    assert "admin" not in again.realm_roles
+    assert "org" not in again.claims or again.claims["org"] != "other"
+
+
+def test_a_cached_token_is_refused_when_the_clock_is_before_its_nbf(
+    decode_calls, keys, settings, make_token, now
+):
+    token = make_token(iat=int(now) - 100, nbf=int(now))
+    verify_token(token, keys, settings, now + 1)
+    with pytest.raises(TokenNotYetValid):
+        verify_token(token, keys, settings, now - settings.leeway_seconds - 1)
+    assert len(decode_calls) == 1  # refused from the cache entry, by the clock
+
+
+def test_a_cached_token_is_refused_when_the_clock_is_before_its_iat(
+    decode_calls, keys, settings, make_token, now
+):
+    token = make_token(iat=int(now))
+    verify_token(token, keys, settings, now)
+    with pytest.raises(TokenIssuedInFuture):
+        verify_token(token, keys, settings, now - settings.leeway_seconds - 1)
+    assert len(decode_calls) == 1
