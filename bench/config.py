@@ -41,6 +41,7 @@ WARMUP_SECONDS = 1.0
 MAX_REQUESTS_PER_RUN = 100_000
 REQUEST_TIMEOUT_SECONDS = 5.0
 LATENCY_MAX_IN_FLIGHT = 64  # open-loop runs: vegeta's cap on concurrent requests
+LATENCY_CONNECTIONS = 8  # open-loop runs: the client's keep-alive pool (bench/load.py)
 # A token must outlive a whole run (warm-up + measurement); Keycloak's live 300 s.
 TOKEN_REFRESH_MARGIN_SECONDS = 60.0
 RUN_SLACK_SECONDS = 30.0  # a vegeta process is killed this long after its duration

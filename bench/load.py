@@ -95,7 +95,15 @@ def run(vegeta: Path, attack: Attack, token: str, workdir: Path) -> LoadStats:
     workdir.mkdir(parents=True, exist_ok=True)
     results = workdir / "results.bin"
     pacing = (
-        [f"-rate={attack.rate:g}/s", "-workers=4"]
+        [
+            f"-rate={attack.rate:g}/s",
+            "-workers=4",
+            # A service client's fixed keep-alive pool (requests.Session keeps 10):
+            # a burst waits for a pooled connection (the wait counts in its latency)
+            # instead of opening new ones, so a slow moment is not turned into a
+            # storm of client-certificate handshakes on the same 2 cores.
+            f"-max-connections={bench_config.LATENCY_CONNECTIONS}",
+        ]
         if attack.rate > 0
         else ["-rate=0", f"-workers={attack.concurrency}"]
     )

@@ -58,8 +58,8 @@ def _gunicorn(
             # connections (the sync worker answers Connection: close).
             "--worker-class",
             worker_class,
-            "--threads",
-            str(config.GUNICORN_THREADS),
+            # Only gthread has a thread pool (KeepAliveWorker: one thread per connection).
+            *(["--threads", str(config.GUNICORN_THREADS)] if worker_class == "gthread" else []),
             "--keep-alive",
             "30",
             "--timeout",
