@@ -223,28 +223,23 @@ def test_create_app_refuses_to_start_without_a_client_ca(monkeypatch):
 # --- what nginx's decision cache may keep (X-Accel-Expires) ---------------------
 
 
-def test_an_allow_may_be_cached_up_to_the_configured_limit(make_app, nginx_headers, make_token):
-    client = make_app(DECISION_CACHE_SECONDS=30).test_client()
-    answer = client.get("/_authz", headers=nginx_headers(make_token()))
-    assert answer.status_code == 204
-    assert answer.headers["X-Accel-Expires"] == "30"
-
-
-def test_a_cached_allow_never_outlives_the_token(make_app, nginx_headers, make_token, now):
-    client = make_app(DECISION_CACHE_SECONDS=30).test_client()
-    answer = client.get("/_authz", headers=nginx_headers(make_token(exp=int(now) + 12)))
-    assert answer.status_code == 204
-    # exp - now = 12 s; one second is kept back for nginx's whole-second clock
-    assert answer.headers["X-Accel-Expires"] == "11"
-
-
-def test_a_token_within_its_last_second_is_allowed_but_not_cached(
-    make_app, nginx_headers, make_token, now
+@pytest.mark.parametrize(
+    ("token_seconds_left", "cacheable"),
+    [
+        pytest.param(290, "30", id="up-to-the-configured-limit"),
+        # exp - now = 12 s; one second is kept back for nginx's whole-second clock
+        pytest.param(12, "11", id="never-past-the-token-exp"),
+        pytest.param(1, "0", id="allowed-but-not-cached-in-the-tokens-last-second"),
+    ],
+)
+def test_an_allow_may_be_cached_up_to_the_limit_and_never_past_the_token(
+    make_app, nginx_headers, make_token, now, token_seconds_left, cacheable
 ):
     client = make_app(DECISION_CACHE_SECONDS=30).test_client()
-    answer = client.get("/_authz", headers=nginx_headers(make_token(exp=int(now) + 1)))
+    token = make_token(exp=int(now) + token_seconds_left)
+    answer = client.get("/_authz", headers=nginx_headers(token))
     assert answer.status_code == 204
-    assert answer.headers["X-Accel-Expires"] == "0"
+    assert answer.headers["X-Accel-Expires"] == cacheable
 
 
 def test_a_cached_allow_never_outlives_the_client_certificate(
