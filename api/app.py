@@ -1,6 +1,9 @@
 """Protected API: trusts the X-Auth-* identity headers only because nothing but
 nginx can reach it (gunicorn listens on a unix socket in the state folder,
 mode 0600 folder; nginx sets and clears those headers on every request).
+``X-Auth-Identity`` is the verifier's JSON object of the caller's identity
+(``azp``, ``sub``, ``cert_cn``, ``cert_serial``, ``realm_roles``, ``client_roles``,
+``org``, ``department``, ...); ``X-Auth-Subject`` names the workload.
 
 Routes
   GET  /api/resource                 the caller's identity as the gateway proved it
@@ -28,19 +31,32 @@ bp = Blueprint("api", __name__)
 _log_lock = threading.Lock()
 
 
+def _identity() -> dict[str, Any]:
+    """The verifier's ``X-Auth-Identity`` JSON object; ``{}`` when nginx sent none.
+
+    Only nginx can reach this API and it always overwrites the header with the
+    verifier's answer, so it is trusted as is; anything but a JSON object (which
+    nginx never sends) counts as no identity rather than a crash.
+    """
+    try:
+        identity = json.loads(request.headers.get("X-Auth-Identity") or "{}")
+    except ValueError:
+        return {}
+    return identity if isinstance(identity, dict) else {}
+
+
 def _caller() -> dict[str, Any]:
-    h = request.headers
-    split = lambda v: [r for r in (v or "").split(",") if r]  # noqa: E731
+    identity = _identity()
     return {
-        "token_azp": h.get("X-Auth-Azp"),
-        "token_sub": h.get("X-Auth-Sub"),
-        "tls_client_cn": h.get("X-Auth-Cert-CN"),
-        "tls_client_serial": h.get("X-Auth-Cert-Serial"),
-        "realm_roles": split(h.get("X-Auth-Roles")),
-        "client_roles": split(h.get("X-Auth-Client-Roles")),
-        "org": h.get("X-Auth-Org"),
-        "department": h.get("X-Auth-Department"),
-        "request_id": h.get("X-Request-ID"),
+        "token_azp": identity.get("azp"),
+        "token_sub": identity.get("sub"),
+        "tls_client_cn": identity.get("cert_cn"),
+        "tls_client_serial": identity.get("cert_serial"),
+        "realm_roles": identity.get("realm_roles", []),
+        "client_roles": identity.get("client_roles", []),
+        "org": identity.get("org"),
+        "department": identity.get("department"),
+        "request_id": request.headers.get("X-Request-ID"),
     }
 
 

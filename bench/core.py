@@ -113,8 +113,6 @@ def build_inputs() -> CoreInputs:
         ("X-Client-Verify", "SUCCESS"),
         ("X-Client-Cert", quote(pem, safe="")),
         ("X-Client-Subject-DN", leaf.subject.rfc4514_string()),
-        ("X-Client-Issuer-DN", leaf.issuer.rfc4514_string()),
-        ("X-Client-Serial", f"{leaf.serial_number:X}"),
         ("X-Original-Method", "GET"),
         ("X-Original-URI", bench_config.TARGET_PATH),
         ("X-Request-ID", uuid.uuid4().hex),

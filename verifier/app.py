@@ -24,11 +24,12 @@ Configuration: ``create_app(test_config)`` takes the names listed in
 Two extra keys exist for tests only: ``KEY_SOURCE`` (a ``KeySource``) and
 ``CLOCK`` (a callable returning epoch seconds).
 
-Answer headers when allowed (values percent-encoded outside printable ASCII):
-``X-Auth-Subject`` (cert CN == azp), ``X-Auth-Azp``, ``X-Auth-Sub``,
-``X-Auth-Jti``, ``X-Auth-Cert-CN``, ``X-Auth-Cert-Serial``, ``X-Auth-Roles``
-(realm roles, comma-separated), ``X-Auth-Client-Roles`` (roles of the API's
-client), ``X-Auth-Org``, ``X-Auth-Department``, ``X-Auth-Reason`` (``ok``).
+Answer headers when allowed: ``X-Auth-Subject`` (the workload: cert CN == azp,
+percent-encoded outside printable ASCII), ``X-Auth-Identity`` (``IDENTITY_FIELDS``
+as one ASCII-escaped JSON object; see ``identity_header_value``) and
+``X-Auth-Reason`` (``ok``). One JSON header instead of a header per field: nginx
+copies two variables instead of ten, the API parses one header, and a role list
+is a list (a comma in a role name cannot split it).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from verifier.event import AuthorizerEvent
 from verifier.handler import decide
 from verifier.jwks import JWKSKeySource, KeySource
 from verifier.policy import Policy, load_policy
-from verifier.response import DENY, AuthorizerResponse
+from verifier.response import DENY, AuthorizerResponse, Identity
 from verifier.settings import ENV_PREFIX, Settings
 from verifier.subrequest import event_from_subrequest
 
@@ -62,18 +63,21 @@ ALLOW_HTTP_STATUS = 204
 _DENY_BODIES = {401: "unauthorized", 403: "forbidden", 503: "unavailable"}
 # Printable ASCII except '%': everything else is percent-encoded in X-Auth-* values.
 _HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
-# Answer header -> ``Identity.ascontext()`` key, in the order they are sent.
-_IDENTITY_HEADERS = (
-    ("X-Auth-Subject", "subject"),
-    ("X-Auth-Azp", "azp"),
-    ("X-Auth-Sub", "sub"),
-    ("X-Auth-Jti", "jti"),
-    ("X-Auth-Cert-CN", "cert_cn"),
-    ("X-Auth-Cert-Serial", "cert_serial"),
-    ("X-Auth-Roles", "roles"),
-    ("X-Auth-Client-Roles", "client_roles"),
-    ("X-Auth-Org", "org"),
-    ("X-Auth-Department", "department"),
+SUBJECT_HEADER = "X-Auth-Subject"
+IDENTITY_HEADER = "X-Auth-Identity"
+# ``Identity`` fields sent to the API in IDENTITY_HEADER, in this order (the
+# certificate DNs stay in the audit line: the API has the subject and serial).
+IDENTITY_FIELDS = (
+    "subject",
+    "azp",
+    "sub",
+    "jti",
+    "cert_cn",
+    "cert_serial",
+    "realm_roles",
+    "client_roles",
+    "org",
+    "department",
 )
 
 
@@ -141,11 +145,9 @@ def authz() -> Response:
         )
         # The only trail left: the record (no token in it) on gunicorn's error log.
         log.error("audit write failed (%s); denying: %s", e.detail, json.dumps(record))
-    answer = _answer(response)
-    answer.headers["X-Accel-Expires"] = str(
-        cacheable_seconds(response, verifier.settings.decision_cache_seconds, now)
+    return _answer(
+        response, cacheable_seconds(response, verifier.settings.decision_cache_seconds, now)
     )
-    return answer
 
 
 def cacheable_seconds(response: AuthorizerResponse, limit: float, now: float) -> int:
@@ -168,18 +170,38 @@ def healthz() -> Response:
     return _json(200, {"status": "ok", "jwks_keys": verifier.keys.key_count})
 
 
-def _answer(response: AuthorizerResponse) -> Response:
+class _NoContent(Response):
+    """A body-less answer (the allow's 204): no Content-Type header either."""
+
+    default_mimetype = None
+
+
+def _answer(response: AuthorizerResponse, cache_seconds: int) -> Response:
+    """The HTTP answer to nginx, every header in one list (no per-header rewrites)."""
+    headers = [("X-Auth-Reason", response.reason), ("X-Accel-Expires", str(cache_seconds))]
     if response.allowed:
-        context = response.identity.ascontext()
-        headers = [(name, _header_value(context[key])) for name, key in _IDENTITY_HEADERS]
-        headers.append(("X-Auth-Reason", response.reason))
-        return Response(status=ALLOW_HTTP_STATUS, headers=headers)
+        identity = response.identity
+        headers.append((SUBJECT_HEADER, _header_value(identity.subject)))
+        headers.append((IDENTITY_HEADER, identity_header_value(identity)))
+        return _NoContent(status=ALLOW_HTTP_STATUS, headers=headers)
     status = response.status if response.status in _DENY_BODIES else 401
-    answer = _json(status, {"error": _DENY_BODIES[status]})
     if status == 401:
-        answer.headers["WWW-Authenticate"] = "Bearer"
-    answer.headers["X-Auth-Reason"] = response.reason
-    return answer
+        headers.append(("WWW-Authenticate", "Bearer"))
+    return _json(status, {"error": _DENY_BODIES[status]}, headers)
+
+
+def identity_header_value(identity: Identity) -> str:
+    """``IDENTITY_FIELDS`` of ``identity`` as one JSON object, roles as lists.
+
+    ``ensure_ascii`` escapes every character outside printable ASCII (CR, LF,
+    DEL, non-ASCII) as ``\\uXXXX``, so the value is always a safe header value
+    and the API reads it back exactly with one ``json.loads``.
+    """
+    return json.dumps(
+        {name: getattr(identity, name) for name in IDENTITY_FIELDS},
+        separators=(",", ":"),
+        ensure_ascii=True,
+    )
 
 
 def _header_value(value: str) -> str:
@@ -189,9 +211,12 @@ def _header_value(value: str) -> str:
     return quote(value, safe=_HEADER_SAFE)
 
 
-def _json(status: int, body: Mapping[str, Any]) -> Response:
+def _json(
+    status: int, body: Mapping[str, Any], headers: list[tuple[str, str]] | None = None
+) -> Response:
     return Response(
         json.dumps(body, separators=(",", ":")),
         status=status,
+        headers=headers,
         mimetype="application/json",
     )

@@ -10,15 +10,22 @@ X-Client-Verify      ``$ssl_client_verify``        headers (must be exactly ``SU
 X-Client-Cert        ``$ssl_client_escaped_cert``  ...identity.clientCert.clientCertPem
                                                    (URL-decoded with ``unquote``)
 X-Client-Subject-DN  ``$ssl_client_s_dn``          ...clientCert.subjectDN (logged only)
-X-Client-Issuer-DN   ``$ssl_client_i_dn``          ...clientCert.issuerDN (logged only)
-X-Client-Serial      ``$ssl_client_serial``        ...clientCert.serialNumber (logged only)
-X-Client-Not-Before  ``$ssl_client_v_start``       ...clientCert.validity.notBefore
-X-Client-Not-After   ``$ssl_client_v_end``         ...clientCert.validity.notAfter
 X-Original-Method    ``$request_method``           httpMethod, requestContext.httpMethod
 X-Original-URI       ``$request_uri`` (raw+query)  path, requestContext.path
 X-Request-ID         ``$request_id``               requestContext.requestId
 X-Client-Addr        ``$remote_addr``              requestContext.identity.sourceIp
 Authorization        ``$http_authorization``       headers, multiValueHeaders
+===================  ============================  =====================================
+
+The event's other certificate fields are filled from these headers when a
+proxy sends them; ours does not, because every check reads the parsed PEM
+(nginx/snippets/authz-subrequest.conf):
+
+===================  ============================  =====================================
+X-Client-Issuer-DN   ``$ssl_client_i_dn``          ...clientCert.issuerDN
+X-Client-Serial      ``$ssl_client_serial``        ...clientCert.serialNumber
+X-Client-Not-Before  ``$ssl_client_v_start``       ...clientCert.validity.notBefore
+X-Client-Not-After   ``$ssl_client_v_end``         ...clientCert.validity.notAfter
 ===================  ============================  =====================================
 
 Every request header (except the certificate, moved into ``clientCert``) is

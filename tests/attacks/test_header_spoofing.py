@@ -26,6 +26,9 @@ SPOOFED = {
     "X-Auth-Org": "globex",
     "X-Auth-Department": "spoofed-department",
     "X-Auth-Reason": "ok",
+    "X-Auth-Identity": json.dumps(
+        {"azp": "batch-worker", "realm_roles": ["admin"], "org": "globex", "sub": "spoofed"}
+    ),
     "X-Client-Verify": "SUCCESS",
     "X-Client-Cert": quote(OTHER_CERT_PEM),
     "X-Client-Subject-DN": "CN=batch-worker",
