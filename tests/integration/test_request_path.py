@@ -32,6 +32,10 @@ def test_allowed_request_leaves_one_audit_line_and_one_nginx_line_with_its_reque
     assert audit[0]["decision"] == "allow" and audit[0]["reason"] == "ok"
     assert audit[0]["token_azp"] == "python-client"
     assert access[0]["status"] == 200 and access[0]["auth_reason"] == "ok"
+    # Each hop's time (demo_call mints a new token: never a decision-cache hit).
+    assert access[0]["auth_cache"] != "HIT"
+    assert float(access[0]["auth_time"]) >= 0  # the verifier subrequest
+    assert float(access[0]["upstream_time"]) >= 0  # the API
 
 
 def test_the_audit_log_never_contains_a_token(stack):
