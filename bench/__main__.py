@@ -61,6 +61,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _slices(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= bench_config.MAX_SLICES:
+        raise argparse.ArgumentTypeError(f"slices are bounded to 1..{bench_config.MAX_SLICES}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
@@ -84,6 +94,13 @@ def main(argv: list[str] | None = None) -> int:
         default=bench_config.WARMUP_SECONDS,
         help="unmeasured seconds before each run (default %(default)s)",
     )
+    parser.add_argument(
+        "--slices",
+        type=_slices,
+        default=bench_config.SLICES,
+        help="slices each run is split into, run round-robin across the scenarios "
+        "(default %(default)s, 1 = one block per scenario)",
+    )
     parser.add_argument("--no-profile", action="store_true", help="skip the cProfile of decide()")
     args = parser.parse_args(argv)
 
@@ -106,11 +123,12 @@ def main(argv: list[str] | None = None) -> int:
             say(f"    running: {', '.join(f'{n}={p}' for n, p in shared.items())}")
         total = len(args.concurrency) * len(scenarios.SCENARIOS)
         with step(
-            f"load: {total} runs x ({args.warmup:g} s warm-up + {args.duration:g} s), "
+            f"load: {total} runs x ({args.warmup:g} s warm-up + {args.duration:g} s) "
+            f"in {args.slices} interleaved slices, "
             f"concurrency {','.join(map(str, args.concurrency))}"
         ):
             loaded = runner.run_all(
-                vegeta, tokens, args.concurrency, args.duration, args.warmup, budget
+                vegeta, tokens, args.concurrency, args.duration, args.warmup, budget, args.slices
             )
         with step("verifier core vs openssl speed rsa2048"):
             core_result = core.run_core(budget, profile=not args.no_profile)
@@ -138,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             "concurrency": list(args.concurrency),
             "duration_seconds": args.duration,
             "warmup_seconds": args.warmup,
+            "slices": args.slices,
             "max_requests_per_run": bench_config.MAX_REQUESTS_PER_RUN,
             "path": bench_config.TARGET_PATH,
             "client_identity": bench_config.CLIENT_IDENTITY,

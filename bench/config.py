@@ -38,6 +38,11 @@ TARGET_PATH = "/api/resource"
 CONCURRENCY = (1, 8, 32)
 DURATION_SECONDS = 5.0
 WARMUP_SECONDS = 1.0
+# Each scenario's duration and warm-up are split into this many slices, run
+# round-robin across the scenarios of a level (bench/runner.py), so a ratio's two
+# sides share the machine's slow and fast moments.
+SLICES = 3
+MAX_SLICES = 10
 MAX_REQUESTS_PER_RUN = 100_000
 REQUEST_TIMEOUT_SECONDS = 5.0
 LATENCY_MAX_IN_FLIGHT = 64  # open-loop runs: vegeta's cap on concurrent requests

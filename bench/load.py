@@ -27,7 +27,8 @@ import resource
 import subprocess
 import threading
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import config as bench_config
@@ -71,6 +72,8 @@ class LoadStats:
     status_codes: dict[str, int]
     error_samples: dict[str, int]
     client_cpu_seconds: float
+    latencies_ns: tuple[int, ...] = field(default=(), repr=False, compare=False)
+    """Every latency, ascending (for ``merge``; not in ``asdict``)."""
 
     def asdict(self) -> dict[str, object]:
         return {
@@ -202,8 +205,40 @@ def summarise(csv_text: str, expected_status: int, client_cpu_seconds: float = 0
             error_samples[(error or f"status {code}")[:120]] += 1
     if not latencies or first_start is None:
         raise StepFailed("vegeta recorded no requests")
+    return _stats(
+        latencies, ok, (last_end - first_start) / 1e9, codes, error_samples, client_cpu_seconds
+    )
+
+
+def merge(parts: Sequence[LoadStats]) -> LoadStats:
+    """One run's stats from its slices: counts and seconds add up, percentiles are
+    taken over every latency, req/s is all requests over all measured seconds."""
+    if not parts:
+        raise ValueError("nothing to merge")
+    codes: Counter[str] = Counter()
+    samples: Counter[str] = Counter()
+    for part in parts:
+        codes.update(part.status_codes)
+        samples.update(part.error_samples)
+    return _stats(
+        [latency for part in parts for latency in part.latencies_ns],
+        sum(part.ok for part in parts),
+        sum(part.seconds for part in parts),
+        codes,
+        samples,
+        sum(part.client_cpu_seconds for part in parts),
+    )
+
+
+def _stats(
+    latencies: list[int],
+    ok: int,
+    seconds: float,
+    codes: Counter[str],
+    error_samples: Counter[str],
+    client_cpu_seconds: float,
+) -> LoadStats:
     latencies.sort()
-    seconds = (last_end - first_start) / 1e9
     return LoadStats(
         requests=len(latencies),
         ok=ok,
@@ -218,6 +253,7 @@ def summarise(csv_text: str, expected_status: int, client_cpu_seconds: float = 0
         status_codes=dict(sorted(codes.items())),
         error_samples=dict(error_samples.most_common(5)),
         client_cpu_seconds=client_cpu_seconds,
+        latencies_ns=tuple(latencies),
     )
 
 

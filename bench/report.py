@@ -41,8 +41,16 @@ def ratios(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 continue
             for metric in ("requests_per_second", "p50_ms", "p99_ms"):
                 row[f"{metric}_{number}_over_2"] = _ratio(run[metric], base[metric])
+            row[f"requests_per_second_{number}_over_2_by_slice"] = _by_slice(run, base)
         out.append(row)
     return out
+
+
+def _by_slice(run: Mapping[str, Any], base: Mapping[str, Any]) -> list[float | None]:
+    """The req/s ratio of each pair of slices that ran in the same round: the spread
+    of these is how much the machine moved during the run."""
+    pairs = zip(run.get("slices", []), base.get("slices", []), strict=False)
+    return [_ratio(r["requests_per_second"], b["requests_per_second"]) for r, b in pairs]
 
 
 # Issue 8's targets: (key, what, comparison, goal).
@@ -107,8 +115,10 @@ def markdown(results: Mapping[str, Any]) -> str:
         f"{results['machine']['loadavg_at_start'][0]:g}), {results['machine']['nginx']}, "
         f"load from {tool['name']} {tool['version']} on the same machine "
         f"(closed loop, {setup['duration_seconds']:g} s per run after "
-        f"{setup['warmup_seconds']:g} s warm-up, at most {setup['max_requests_per_run']} "
-        f"requests per run). Total runtime {results['runtime_seconds']:.0f} s.",
+        f"{setup['warmup_seconds']:g} s warm-up, each split into {setup.get('slices', 1)} "
+        "slices run round-robin across the scenarios of a level, at most "
+        f"{setup['max_requests_per_run']} requests per slice). "
+        f"Total runtime {results['runtime_seconds']:.0f} s.",
         "",
         "## Load: GET /api/resource with client certificate + bearer token",
         "",
@@ -144,14 +154,18 @@ def markdown(results: Mapping[str, Any]) -> str:
         "5/2 = decision cache on.",
         "",
         "| conc | req/s 3/2 | req/s 4/2 | req/s 5/2 | p50 3/2 | p50 4/2 | p50 5/2 "
-        "| p99 3/2 | p99 4/2 | p99 5/2 |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| p99 3/2 | p99 4/2 | p99 5/2 | req/s 3/2 by slice | req/s 5/2 by slice |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for row in results["ratios"]:
         cells = [
             _fmt(row.get(f"{metric}_{n}_over_2"))
             for metric in ("requests_per_second", "p50_ms", "p99_ms")
             for n in (3, 4, 5)
+        ]
+        cells += [
+            " ".join(_fmt(v) for v in row.get(f"requests_per_second_{n}_over_2_by_slice", []))
+            for n in (3, 5)
         ]
         lines.append(f"| {row['concurrency']} | " + " | ".join(cells) + " |")
     latency = results.get("latency_runs") or []

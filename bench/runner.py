@@ -1,18 +1,24 @@
 """Every scenario at every concurrency level, on a stack other people are also using.
 
+Interleaved slices: at each level, every scenario's measured time is split into
+``SLICES`` slices run round-robin (ceiling, baseline, full chain, ... then again),
+and a scenario's figures are those of its slices together (``load.merge``). A
+ratio compares scenarios that ran through the same minutes of this shared,
+noisy machine, not one block each that a slow moment may hit on one side only.
+
 The shared verifier and API are restarted, reloaded and broken on purpose by
 concurrent fault tests (stopped, audit log made unwritable, ...). A run during
 such a moment measures the fault, not the gateway, so each run is guarded:
 
 * before it: the shared services must be running and one request through the
   scenario must get its expected status, else we wait (bounded) until it does;
-* around it: the process trees of our nginx, the verifier and the API are
+* around it (each slice): the process trees of our nginx, the verifier and the API are
   snapshotted; if any process appeared or vanished (restart, HUP reload), the
   run is *disturbed* and its CPU figures are dropped (a vanished process takes
   its CPU time with it);
-* a disturbed run, or one with errors, is run ONCE more; both attempts are
-  kept in the JSON (``attempts``, ``discarded``), the table shows the last
-  one, marked if it needed the second attempt.
+* a disturbed slice, or one with errors, is run ONCE more; both attempts are
+  kept in the JSON (``attempts``, ``discarded``), the run counts the last one,
+  and the table marks a run that needed a second attempt.
 """
 
 from __future__ import annotations
@@ -79,6 +85,7 @@ def run_all(
     duration: float,
     warmup: float,
     budget: WaitBudget,
+    slices: int = bench_config.SLICES,
 ) -> LoadResults:
     """Start our nginx instances, run every scenario at every level, stop them."""
     results = LoadResults()
@@ -86,31 +93,29 @@ def run_all(
         for scenario in scenarios.SCENARIOS:
             wait_for_stack(scenario, tokens, budget)
         results.idle = usage.measure(_memory_roots(bench_pids))
+        guard = _Guard(vegeta, tokens, bench_pids, budget, results)
         for concurrency in levels:  # concurrency-major: a ratio's runs are seconds apart
-            for scenario in scenarios.SCENARIOS:
-                level = (concurrency, duration, warmup, 0.0)  # closed loop
-                record, peaks = _guarded_run(vegeta, tokens, scenario, level, bench_pids, budget)
-                if scenario.number in (3, 4, 5) and not record["disturbed"]:
-                    results.keep_peaks(peaks)
+            level = (concurrency, duration, warmup, 0.0)  # closed loop
+            for record in _interleaved(guard, scenarios.SCENARIOS, level, slices):
                 results.runs.append(record)
-                marks = f"  (attempt {record['attempts']})" if record["attempts"] > 1 else ""
-                say(
-                    f"    {scenario.number} {scenario.name:24} c={concurrency:<3} "
-                    f"{record['requests_per_second']:8.0f} req/s  p50 {record['p50_ms']:7.2f} ms"
-                    f"  p99 {record['p99_ms']:7.2f} ms  errors {record['errors']}{marks}"
-                )
+                _say_run(record, f"c={record['concurrency']:<3}")
         rate = half_of_full_chain_maximum(results.runs)
         say(f"    latency at a fixed {rate:.0f} req/s (half the full chain's maximum):")
-        for scenario in scenarios.LATENCY_SCENARIOS:
-            level = (bench_config.LATENCY_MAX_IN_FLIGHT, duration, warmup, rate)
-            record, _ = _guarded_run(vegeta, tokens, scenario, level, bench_pids, budget)
+        level = (bench_config.LATENCY_MAX_IN_FLIGHT, duration, warmup, rate)
+        for record in _interleaved(guard, scenarios.LATENCY_SCENARIOS, level, slices):
             results.latency_runs.append(record)
-            say(
-                f"    {scenario.number} {scenario.name:24} {record['requests_per_second']:8.0f} "
-                f"req/s  p50 {record['p50_ms']:7.2f} ms  p99 {record['p99_ms']:7.2f} ms  "
-                f"errors {record['errors']}"
-            )
+            _say_run(record, "")
     return results
+
+
+def _say_run(record: dict[str, Any], level: str) -> None:
+    marks = f"  (attempt {record['attempts']})" if record["attempts"] > 1 else ""
+    by_slice = "/".join(f"{s['requests_per_second']:.0f}" for s in record["slices"])
+    say(
+        f"    {record['scenario_number']} {record['scenario']:24} {level}"
+        f"{record['requests_per_second']:8.0f} req/s  p50 {record['p50_ms']:7.2f} ms"
+        f"  p99 {record['p99_ms']:7.2f} ms  errors {record['errors']}  slices {by_slice}{marks}"
+    )
 
 
 def half_of_full_chain_maximum(runs: list[dict[str, Any]]) -> float:
@@ -129,80 +134,130 @@ def _memory_roots(bench_pids: dict[str, int]) -> dict[str, int]:
     }
 
 
-def _guarded_run(
-    vegeta: Path,
-    tokens: TokenSource,
-    scenario: scenarios.Scenario,
-    level: tuple[int, float, float, float],
-    bench_pids: dict[str, int],
-    budget: WaitBudget,
-) -> tuple[dict[str, Any], dict[str, usage.TreeUsage]]:
-    """One measured run (concurrency, duration, warm-up, rate), repeated once if disturbed
-    or failing. Rate 0 is a closed loop at that concurrency; above 0 an open loop with at
-    most that many requests in flight.
+@dataclass
+class _Guard:
+    """What every guarded slice needs, and where it keeps the memory peaks."""
 
-    Returns the run's record and its memory peaks (the caller keeps those of
-    undisturbed full-chain runs as "under load").
+    vegeta: Path
+    tokens: TokenSource
+    bench_pids: dict[str, int]
+    budget: WaitBudget
+    results: LoadResults
+
+
+@dataclass
+class _Slice:
+    """One measured slice of one scenario: its stats and the CPU each component spent."""
+
+    stats: load.LoadStats
+    cpu_seconds: dict[str, float | None]  # None: a process of it came or went meanwhile
+    disturbed: list[str]
+    attempts: int
+    discarded: list[dict[str, Any]]
+
+
+# CPU is reported by component; a component is the sum of these process trees.
+_COMPONENTS = {
+    "nginx": ("nginx-compare", "nginx-full", "nginx-full-cached"),
+    "verifier": ("verifier",),
+    "api": ("api",),
+}
+
+
+def _interleaved(
+    guard: _Guard,
+    chosen: tuple[scenarios.Scenario, ...],
+    level: tuple[int, float, float, float],
+    slices: int,
+) -> list[dict[str, Any]]:
+    """``chosen`` at one level, ``slices`` round-robin slices each; a record per scenario.
+
+    ``level`` is (concurrency, duration, warm-up, rate): the duration and the warm-up
+    are split evenly over the slices, so slicing costs no extra time.
+    """
+    concurrency, duration, warmup, rate = level
+    part = (concurrency, duration / slices, warmup / slices, rate)
+    done: dict[int, list[_Slice]] = {scenario.number: [] for scenario in chosen}
+    for _ in range(slices):
+        for scenario in chosen:
+            measured = _guarded_slice(guard, scenario, part)
+            done[scenario.number].append(measured)
+    return [_record(scenario, concurrency, rate, done[scenario.number]) for scenario in chosen]
+
+
+def _guarded_slice(
+    guard: _Guard, scenario: scenarios.Scenario, level: tuple[int, float, float, float]
+) -> _Slice:
+    """One measured slice (concurrency, duration, warm-up, rate), repeated once if
+    disturbed or failing. Rate 0 is a closed loop at that concurrency; above 0 an
+    open loop with at most that many requests in flight.
     """
     concurrency, duration, warmup, rate = level
     discarded: list[dict[str, Any]] = []
     workdir = bench_config.BENCH_WORK
     for attempt in range(1, MAX_ATTEMPTS + 1):
-        wait_for_stack(scenario, tokens, budget)
+        wait_for_stack(scenario, guard.tokens, guard.budget)
         if warmup > 0:
-            load.run(vegeta, _attack(scenario, concurrency, warmup, rate), tokens.get(), workdir)
+            load.run(
+                guard.vegeta,
+                _attack(scenario, concurrency, warmup, rate),
+                guard.tokens.get(),
+                workdir,
+            )
         shared = running_pids()
         cpu_roots = {  # -1: stopped right now (an empty tree counts as disturbed)
-            "nginx-compare": bench_pids["compare"],
-            "nginx-full": bench_pids["full"],
-            "nginx-full-cached": bench_pids["full-cached"],
+            "nginx-compare": guard.bench_pids["compare"],
+            "nginx-full": guard.bench_pids["full"],
+            "nginx-full-cached": guard.bench_pids["full-cached"],
             "verifier": shared.get("verifier", -1),
             "api": shared.get("api", -1),
         }
-        token = tokens.get()
+        token = guard.tokens.get()
         before = usage.cpu_snapshot(cpu_roots)
         with usage.PeakSampler(
-            _memory_roots(bench_pids), bench_config.MEMORY_SAMPLE_INTERVAL_SECONDS
+            _memory_roots(guard.bench_pids), bench_config.MEMORY_SAMPLE_INTERVAL_SECONDS
         ) as sampler:
-            stats = load.run(vegeta, _attack(scenario, concurrency, duration, rate), token, workdir)
+            stats = load.run(
+                guard.vegeta, _attack(scenario, concurrency, duration, rate), token, workdir
+            )
         after = usage.cpu_snapshot(cpu_roots)
         disturbed = sorted(
             name
             for name in cpu_roots
             if not before[name].pids or before[name].pids != after[name].pids
         )
-        record = _record(scenario, concurrency, stats, before, after, disturbed)
-        record["target_rate"] = rate
-        record["attempts"] = attempt
+        cpu_seconds = {
+            component: None
+            if any(name in disturbed for name in names)
+            else sum(after[n].cpu_seconds - before[n].cpu_seconds for n in names)
+            for component, names in _COMPONENTS.items()
+        }
+        if scenario.number in (3, 4, 5) and rate == 0 and not disturbed:
+            guard.results.keep_peaks(sampler.peaks)
         if (disturbed or stats.errors) and attempt < MAX_ATTEMPTS:
             why = f"disturbed ({', '.join(disturbed)} restarted)" if disturbed else "errors"
             say(
                 f"    {scenario.name} c={concurrency}: {stats.errors} errors, {why}; "
-                "running it once more"
+                "running this slice once more"
             )
-            discarded.append(record)
+            discarded.append({**stats.asdict(), "disturbed": disturbed})
             continue
-        break
-    record["discarded"] = discarded
-    return record, sampler.peaks
+        return _Slice(stats, cpu_seconds, disturbed, attempt, discarded)
+    raise AssertionError("unreachable: the last attempt always returns")
 
 
 def _record(
-    scenario: scenarios.Scenario,
-    concurrency: int,
-    stats: load.LoadStats,
-    before: dict[str, usage.TreeCpu],
-    after: dict[str, usage.TreeCpu],
-    disturbed: list[str],
+    scenario: scenarios.Scenario, concurrency: int, rate: float, slices: list[_Slice]
 ) -> dict[str, Any]:
-    """One run's row: its stats plus CPU microseconds per request by component."""
+    """One run's row: its slices' stats together, plus CPU microseconds per request."""
+    stats = load.merge([part.stats for part in slices])
     per_request = 1e6 / max(stats.requests, 1)
 
-    def cpu(*names: str) -> float | None:
-        if any(name in disturbed for name in names):
-            return None  # a process exited during the run: its CPU time is gone
-        spent = sum(after[n].cpu_seconds - before[n].cpu_seconds for n in names)
-        return round(spent * per_request, 1)
+    def cpu(component: str) -> float | None:
+        spent = [part.cpu_seconds[component] for part in slices]
+        if None in spent:
+            return None  # a process exited during a slice: its CPU time is gone
+        return round(sum(seconds or 0.0 for seconds in spent) * per_request, 1)
 
     return {
         "scenario": scenario.name,
@@ -211,12 +266,22 @@ def _record(
         "url": scenario.url,
         "keepalive": scenario.keepalive,
         "concurrency": concurrency,
+        "target_rate": rate,
         **stats.asdict(),
-        "disturbed": disturbed,
+        "disturbed": sorted({name for part in slices for name in part.disturbed}),
+        "attempts": max(part.attempts for part in slices),
+        "discarded": [run for part in slices for run in part.discarded],
+        "slices": [
+            {
+                "requests": part.stats.requests,
+                "requests_per_second": round(part.stats.requests_per_second, 1),
+                "p99_ms": round(part.stats.p99_ms, 3),
+                "attempts": part.attempts,
+            }
+            for part in slices
+        ],
         "cpu_us_per_request": {
-            "nginx": cpu("nginx-compare", "nginx-full", "nginx-full-cached"),
-            "verifier": cpu("verifier"),
-            "api": cpu("api"),
+            **{component: cpu(component) for component in _COMPONENTS},
             "client": round(stats.client_cpu_seconds * per_request, 1),
         },
     }
