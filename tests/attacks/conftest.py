@@ -37,7 +37,8 @@ from typing import Any
 import pytest
 import requests
 
-from scripts import config, keycloak_server, procs, vault_server, zt
+from scripts import certs, config, keycloak_server, procs, vault_server, zt
+from tests.x509_helpers import csr_pem
 
 SERVER_CA = str(config.SERVER_CA_BUNDLE)
 MARKER_PARAM = "attack"
@@ -254,6 +255,35 @@ def call(
         timeout=10,
         **kwargs,
     )
+
+
+# --- refusals nginx makes in the handshake, and certificates minted to provoke them -----
+
+CERT_REQUIRED = {"error": "client certificate required"}
+
+
+def assert_refused_by_nginx(r: requests.Response, window: LogWindow, verify: str) -> None:
+    """400 + our body; nginx logged ``ssl_client_verify`` as ``verify`` exactly, or as a
+    ``FAILED:`` reason containing it; no verifier decision; the API got nothing."""
+    assert r.status_code == 400, r.text
+    assert r.json() == CERT_REQUIRED
+    trail = window.trail()
+    assert trail.nginx["status"] == 400
+    logged = trail.nginx["ssl_client_verify"]
+    assert logged == verify or (logged.startswith("FAILED:") and verify in logged), trail.nginx
+    assert trail.nginx["auth_reason"] == ""
+    assert trail.audit == []
+    assert trail.api == []
+
+
+def sign_verbatim(mount: str, key: Any, **params: Any) -> dict[str, Any]:
+    """The root token signs a CN=python-client CSR for ``key``, verbatim, on the PKI
+    mount named ``mount`` in Terraform's outputs (``client_issuing``, ``server_issuing``):
+    a simulated mis-issuance that no workload AppRole could make."""
+    mount_path = certs.pki_outputs()["mounts"][mount]
+    root = vault_server.client(vault_server.root_token())
+    csr = csr_pem("python-client", key)
+    return root.write_data(f"{mount_path}/sign-verbatim", data={"csr": csr, **params})["data"]
 
 
 # --- Keycloak admin (throw-away clients outside Terraform's view) -----------------------

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import datetime as dt
 import json
 import socket
 from collections.abc import Iterator
@@ -26,14 +25,13 @@ from typing import Any
 import jwt
 import pytest
 import requests
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import NameOID
 from jwt.algorithms import RSAAlgorithm
 
 from scripts import config
 from tests.attacks.conftest import SERVER_CA, LogWindow, Trail, bearer, call, cert_of
+from tests.x509_helpers import build_cert
 
 UNAUTHORIZED = {"error": "unauthorized"}
 ATTACKER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -173,18 +171,7 @@ def test_a_foreign_token_carrying_its_own_jwk_is_refused_signature_invalid(log_s
 
 
 def test_a_foreign_token_carrying_its_own_x5c_chain_is_refused_signature_invalid(log_since, real):
-    now = dt.datetime.now(dt.UTC)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "python-client")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(ATTACKER_KEY.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .sign(ATTACKER_KEY, hashes.SHA256())
-    )
+    cert = build_cert("python-client", ATTACKER_KEY)
     header, claims = real
     header["x5c"] = [base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()]
     trail = _present(log_since(), _forge(header, claims))

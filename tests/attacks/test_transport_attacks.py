@@ -13,89 +13,39 @@ certificate (or the channel) is the only thing wrong with it.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
-from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from scripts import certs, config, vault_server
-from tests.attacks.conftest import LogWindow, bearer, call, cert_of
+from scripts import certs, config
+from tests.attacks.conftest import (
+    assert_refused_by_nginx,
+    bearer,
+    call,
+    cert_of,
+    sign_verbatim,
+)
+from tests.x509_helpers import build_cert, cert_pem, extended_key_usage, new_key, write_pair
 
-CERT_REQUIRED = {"error": "client certificate required"}
 SHORT_TTL = "5m"  # certificates minted for an attack outlive it only briefly
-
-
-def _private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def _write_pair(tmp_path: Path, cert_pem: str, key_pem: str | bytes) -> tuple[str, str]:
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_text(cert_pem)
-    key_file.write_bytes(key_pem.encode() if isinstance(key_pem, str) else key_pem)
-    key_file.chmod(0o600)
-    return str(cert_file), str(key_file)
-
-
-def _eku(cert_pem: str) -> list[x509.ObjectIdentifier]:
-    cert = x509.load_pem_x509_certificate(cert_pem.encode())
-    return list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
-
-
-def _assert_refused_by_nginx(r: requests.Response, window: LogWindow, verify: str) -> None:
-    """400 + our body; nginx logged ``verify``; no verifier decision; the API got nothing."""
-    assert r.status_code == 400
-    assert r.json() == CERT_REQUIRED
-    trail = window.trail()
-    assert trail.nginx["status"] == 400
-    if verify.endswith(":"):
-        assert trail.nginx["ssl_client_verify"].startswith(verify), trail.nginx
-    else:
-        assert trail.nginx["ssl_client_verify"] == verify, trail.nginx
-    assert trail.nginx["auth_reason"] == ""
-    assert trail.audit == []
-    assert trail.api == []
 
 
 def test_a_request_without_a_client_certificate_gets_400_from_nginx(log_since, token_for):
     window = log_since()
     r = call(window, "GET", "/api/resource", cert=None, headers=bearer(token_for("python-client")))
-    _assert_refused_by_nginx(r, window, "NONE")
+    assert_refused_by_nginx(r, window, "NONE")
 
 
 def test_a_self_signed_client_certificate_is_refused_by_nginx(log_since, token_for, tmp_path):
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "python-client")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    pair = _write_pair(
-        tmp_path, cert.public_bytes(serialization.Encoding.PEM).decode(), _private_pem(key)
-    )
+    key = new_key()
+    cert = build_cert("python-client", key, ca=False, client_auth=True)
+    pair = write_pair(tmp_path, cert_pem(cert), key)
     window = log_since()
     r = call(window, "GET", "/api/resource", cert=pair, headers=bearer(token_for("python-client")))
-    _assert_refused_by_nginx(r, window, "FAILED:")
+    assert_refused_by_nginx(r, window, "FAILED:")
 
 
 def test_a_server_ca_certificate_is_refused_as_a_client_certificate(log_since, token_for, tmp_path):
@@ -106,12 +56,12 @@ def test_a_server_ca_certificate_is_refused_as_a_client_certificate(log_since, t
         extra_params={"ttl": SHORT_TTL},
         mount_point=out["mounts"]["server_issuing"],
     )["data"]
-    assert _eku(issued["certificate"]) == [x509.ExtendedKeyUsageOID.SERVER_AUTH]
+    assert extended_key_usage(issued["certificate"]) == [x509.ExtendedKeyUsageOID.SERVER_AUTH]
     chain = issued["certificate"].strip() + "\n" + issued["issuing_ca"].strip() + "\n"
-    pair = _write_pair(tmp_path, chain, issued["private_key"])
+    pair = write_pair(tmp_path, chain, issued["private_key"])
     window = log_since()
     r = call(window, "GET", "/api/resource", cert=pair, headers=bearer(token_for("python-client")))
-    _assert_refused_by_nginx(r, window, "FAILED:")
+    assert_refused_by_nginx(r, window, "FAILED:")
 
 
 def test_a_mis_issued_server_ca_certificate_with_client_auth_is_still_refused(
@@ -119,31 +69,17 @@ def test_a_mis_issued_server_ca_certificate_with_client_auth_is_still_refused(
 ):
     # Simulates a mis-issuance: the root token signs, verbatim, a CSR for
     # CN=python-client with the clientAuth EKU on the SERVER issuing CA.
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "python-client")]))
-        .sign(key, hashes.SHA256())
-    )
-    mount = certs.pki_outputs()["mounts"]["server_issuing"]
-    root = vault_server.client(vault_server.root_token())
-    issued: dict[str, Any] = root.write_data(
-        f"{mount}/sign-verbatim",
-        data={
-            "csr": csr.public_bytes(serialization.Encoding.PEM).decode(),
-            "ext_key_usage": ["ClientAuth"],
-            "ttl": SHORT_TTL,
-        },
-    )["data"]
+    key = new_key()
+    issued = sign_verbatim("server_issuing", key, ext_key_usage=["ClientAuth"], ttl=SHORT_TTL)
     # OpenBao accepts it: the certificate really is a clientAuth cert from the server CA.
-    assert _eku(issued["certificate"]) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert extended_key_usage(issued["certificate"]) == [ExtendedKeyUsageOID.CLIENT_AUTH]
     leaf = x509.load_pem_x509_certificate(issued["certificate"].encode())
     assert "Server Issuing CA" in leaf.issuer.rfc4514_string()
     chain = issued["certificate"].strip() + "\n" + issued["issuing_ca"].strip() + "\n"
-    pair = _write_pair(tmp_path, chain, _private_pem(key))
+    pair = write_pair(tmp_path, chain, key)
     window = log_since()
     r = call(window, "GET", "/api/resource", cert=pair, headers=bearer(token_for("python-client")))
-    _assert_refused_by_nginx(r, window, "FAILED:")
+    assert_refused_by_nginx(r, window, "FAILED:")
 
 
 def test_plain_http_to_the_tls_port_gets_400_https_required(log_since, token_for):

@@ -7,36 +7,15 @@ import os
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from scripts import certs, files, rotation
 from scripts.steps import StepFailed
+from tests.x509_helpers import build_cert, cert_pem, key_pem
 
 
 def _cert(key, not_before: dt.datetime, not_after: dt.datetime) -> x509.Certificate:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "t")])
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .sign(key, hashes.SHA256())
-    )
-
-
-def _pem(cert: x509.Certificate) -> str:
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def _key_pem(key) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
+    return build_cert("t", key, not_before=not_before, not_after=not_after)
 
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -85,7 +64,7 @@ def test_a_mismatched_pair_is_never_written(tmp_path):
     key_file.write_text("current key")
     cert = _cert(key, NOW, NOW + dt.timedelta(days=1))
     with pytest.raises(StepFailed, match="does not match"):
-        certs.write_pair(cert_file, key_file, _pem(cert), _key_pem(other))
+        certs.write_pair(cert_file, key_file, cert_pem(cert), key_pem(other).decode())
     assert cert_file.read_text() == "current cert"
     assert key_file.read_text() == "current key"
     assert not certs.bundle_path(cert_file).exists()
@@ -95,7 +74,7 @@ def test_a_matching_pair_is_written_with_private_modes_and_a_combined_bundle(tmp
     key = ec.generate_private_key(ec.SECP256R1())
     cert = _cert(key, NOW, NOW + dt.timedelta(days=1))
     cert_file, key_file = tmp_path / "id" / "cert.pem", tmp_path / "id" / "key.pem"
-    certs.write_pair(cert_file, key_file, _pem(cert), _key_pem(key))
+    certs.write_pair(cert_file, key_file, cert_pem(cert), key_pem(key).decode())
     bundle = certs.bundle_path(cert_file).read_text()
     assert certs.key_matches_cert(bundle, bundle)  # key and cert inside one file
     assert key_file.stat().st_mode & 0o777 == 0o600
