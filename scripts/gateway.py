@@ -287,10 +287,16 @@ def _authz_cache_hmac_key() -> str:
     return path.read_text().strip()
 
 
+# What nginx forwards from a (cached) allow to the API: when the answer's headers
+# change (a new identity format), an older cached answer must not be reused.
+IDENTITY_SNIPPET = config.REPO / "nginx" / "snippets" / "identity-headers.conf"
+
+
 def authz_cache_generation() -> str:
-    """Part of every cache key: changes when the policy or the client CAs change."""
+    """Part of every cache key: changes when the policy, the client CAs or the identity
+    headers nginx forwards from an allow change."""
     digest = hashlib.sha256()
-    for path in (config.VERIFIER_POLICY, config.CLIENT_ISSUING_CA):
+    for path in (config.VERIFIER_POLICY, config.CLIENT_ISSUING_CA, IDENTITY_SNIPPET):
         digest.update(path.read_bytes() if path.exists() else b"")
     return digest.hexdigest()[:16]
 

@@ -90,3 +90,19 @@ def test_write_atomic_replaces_and_leaves_no_temp_file_on_failure(tmp_path, monk
         files.write_atomic(target, "two")
     assert target.read_text() == "one"
     assert [p.name for p in tmp_path.iterdir()] == ["f"]
+
+
+@pytest.mark.parametrize("changed", ["policy", "client_ca", "identity_snippet"])
+def test_the_decision_cache_generation_changes_with_each_input(tmp_path, monkeypatch, changed):
+    from scripts import config, gateway
+
+    inputs = {name: tmp_path / name for name in ("policy", "client_ca", "identity_snippet")}
+    for path in inputs.values():
+        path.write_text("v1")
+    monkeypatch.setattr(config, "VERIFIER_POLICY", inputs["policy"])
+    monkeypatch.setattr(config, "CLIENT_ISSUING_CA", inputs["client_ca"])
+    monkeypatch.setattr(gateway, "IDENTITY_SNIPPET", inputs["identity_snippet"])
+    before = gateway.authz_cache_generation()
+    assert gateway.authz_cache_generation() == before  # a pure function of the files
+    inputs[changed].write_text("v2")
+    assert gateway.authz_cache_generation() != before
