@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from scripts import config, gateway, procs
+from scripts.steps import wait_until
 
 
 def _log_lines(path) -> list[dict]:
@@ -23,11 +24,22 @@ def test_demo_call_binds_token_and_certificate_to_the_same_identity(stack):
     assert body["org"] == "acme"
 
 
+def _lines_with(path, request_id: str) -> list[dict]:
+    return [line for line in _log_lines(path) if line["request_id"] == request_id]
+
+
 def test_allowed_request_leaves_one_audit_line_and_one_nginx_line_with_its_request_id(stack):
     body = gateway.demo_call()
     rid = body["request_id"]
-    audit = [line for line in _log_lines(config.AUDIT_LOG) if line["request_id"] == rid]
-    access = [line for line in _log_lines(config.NGINX_ACCESS_LOG) if line["request_id"] == rid]
+    # nginx writes its line after it has answered: wait for it (bounded) before counting.
+    wait_until(
+        "nginx's access line",
+        lambda: bool(_lines_with(config.NGINX_ACCESS_LOG, rid)),
+        5,
+        str(config.NGINX_ACCESS_LOG),
+    )
+    audit = _lines_with(config.AUDIT_LOG, rid)
+    access = _lines_with(config.NGINX_ACCESS_LOG, rid)
     assert len(audit) == 1 and len(access) == 1
     assert audit[0]["decision"] == "allow" and audit[0]["reason"] == "ok"
     assert audit[0]["token_azp"] == "python-client"
