@@ -232,8 +232,6 @@ def _guarded_slice(
             else sum(after[n].cpu_seconds - before[n].cpu_seconds for n in names)
             for component, names in _COMPONENTS.items()
         }
-        if scenario.number in (3, 4, 5) and rate == 0 and not disturbed:
-            guard.results.keep_peaks(sampler.peaks)
         if (disturbed or stats.errors) and attempt < MAX_ATTEMPTS:
             why = f"disturbed ({', '.join(disturbed)} restarted)" if disturbed else "errors"
             say(
@@ -242,6 +240,9 @@ def _guarded_slice(
             )
             discarded.append({**stats.asdict(), "disturbed": disturbed})
             continue
+        # Memory under load: only the attempt that counts, closed loop, full chain.
+        if scenario.number in (3, 4, 5) and rate == 0 and not disturbed:
+            guard.results.keep_peaks(sampler.peaks)
         return _Slice(stats, cpu_seconds, disturbed, attempt, discarded)
     raise AssertionError("unreachable: the last attempt always returns")
 

@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from scripts.files import write_secret
+
 PrivateKey = CertificateIssuerPrivateKeyTypes
 
 
@@ -108,9 +110,5 @@ def write_pair(folder: Path, chain_pem: str, key: PrivateKey | str | bytes) -> t
     """``cert.pem`` (the chain as given) and ``key.pem`` (0600) in ``folder``: a client's pair."""
     cert_file, key_file = folder / "cert.pem", folder / "key.pem"
     cert_file.write_text(chain_pem)
-    key_file.touch(mode=0o600)  # private from the first byte
-    if isinstance(key, str):
-        key_file.write_text(key)
-    else:
-        key_file.write_bytes(key if isinstance(key, bytes) else key_pem(key))
+    write_secret(key_file, key if isinstance(key, str | bytes) else key_pem(key))
     return str(cert_file), str(key_file)
