@@ -3,6 +3,8 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 ZT := $(PY) -m scripts.zt
+# The cached terraform CLI (scripts/config.py CACHE: /var/cache/zerotrust as root).
+TERRAFORM = $$($(PY) -c 'from scripts import config; print(config.BIN / "terraform")')
 
 .PHONY: help venv up down status clean renew test test-unit test-integration lint fmt
 
@@ -36,11 +38,11 @@ test-unit: venv ## fast tests of the pure core, no servers
 lint: venv ## ruff + terraform fmt/validate
 	@$(PY) -m ruff check .
 	@$(PY) -m ruff format --check .
-	@$(HOME)/.cache/zerotrust/bin/terraform fmt -check -recursive terraform
+	@$(TERRAFORM) fmt -check -recursive terraform
 
 fmt: venv ## format Python and Terraform
 	@$(PY) -m ruff format .
-	@$(HOME)/.cache/zerotrust/bin/terraform fmt -recursive terraform
+	@$(TERRAFORM) fmt -recursive terraform
 
 .PHONY: fuzz test-all
 

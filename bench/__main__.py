@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": loaded.runs,
         "ratios": report.ratios(loaded.runs),
         "latency_runs": loaded.latency_runs,
+        "handshakes": loaded.handshakes,
         "core": core_result,
         "memory": loaded.memory(),
     }

@@ -30,6 +30,7 @@ CEILING_PORT = 8450  # mTLS + static 204
 BASELINE_PORT = 8451  # mTLS -> API, no auth_request
 FULL_CHAIN_PORT = 8452  # nginx/nginx.conf.tmpl rendered verbatim: mTLS -> verifier -> API
 FULL_CHAIN_CACHED_PORT = 8453  # the same with nginx's decision cache on
+RESUMABLE_PORT = 8454  # the ceiling with TLS session resumption on (bench/handshake.py)
 COMPARE_TEMPLATE = Path(__file__).with_name("nginx.conf.tmpl")
 
 # --- what a run does -----------------------------------------------------------
@@ -63,5 +64,9 @@ CORE_MAX_CALLS = 500_000
 OPENSSL_ROUND_SECONDS = 1  # `openssl speed -seconds 1 rsa2048`, once per round
 PROFILE_CALLS = 3_000
 PROFILE_TOP = 10
+
+# --- TLS handshakes: full vs resumed (openssl s_time, bench/handshake.py) --------
+HANDSHAKE_ROUNDS = 3  # alternating rounds; the median counts
+HANDSHAKE_SECONDS = 2  # per s_time run
 
 MEMORY_SAMPLE_INTERVAL_SECONDS = 0.5

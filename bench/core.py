@@ -3,9 +3,12 @@
 ``decide()`` is timed in-process on one core with real inputs: a token from
 Keycloak, the python-client certificate as nginx forwards it (escaped PEM in
 ``X-Client-Cert``, turned into an event by ``verifier.subrequest``), the
-production settings (``scripts.gateway.verifier_env``) and a pre-warmed
-``JWKSKeySource`` (fetched once, then served from memory, as in the verifier).
-The clock is injected as a fixed ``now``, so no call touches the network.
+production settings (``scripts.gateway.verifier_env``), a pre-warmed
+``JWKSKeySource`` (fetched once, then served from memory, as in the verifier)
+and the stack's CRL file loaded once into a ``CRLFileSource`` (the adapter's
+per-request ``refresh_if_changed`` is timed in the WSGI layer, not in
+``decide``). The clock is injected as a fixed ``now``, so no call touches the
+network or the disk.
 
 The reference is ``openssl speed rsa2048`` verify/s: the C cost of the one
 public-key operation an RS256 token needs, on the same machine and core count
@@ -16,6 +19,9 @@ call verifies the signature). The layers show where the time goes:
 
     openssl (C) < cryptography RSA verify < PyJWT decode < decide, token cache off
     verify_token (cached) < decide < the Flask adapter's /_authz (WSGI, audit line)
+
+and, alone, the revocation step inside ``decide`` (``check_not_revoked``: a
+dict lookup and two set lookups), to show what checking the CRLs costs.
 
 ``decide`` and openssl are timed in alternating rounds (``CORE_ROUNDS``), and
 each side's best round counts: on a shared machine the load changes from one
@@ -59,11 +65,14 @@ from scripts import config, gateway
 from scripts.steps import StepFailed, say
 from verifier.app import create_app
 from verifier.claims import verify_token
+from verifier.event import AuthorizerEvent
 from verifier.handler import decide
 from verifier.jwks import JWKSKeySource
 from verifier.policy import Policy, load_policy
+from verifier.revocation import CRLFileSource, check_not_revoked
 from verifier.settings import ENV_PREFIX, Settings
 from verifier.subrequest import event_from_subrequest
+from verifier.transport import check_client_cert, parse_client_cert
 
 DECIDE = "verifier.handler.decide"
 
@@ -76,6 +85,7 @@ class CoreInputs:
     headers: list[tuple[str, str]]
     token: str
     keys: JWKSKeySource
+    revocation: CRLFileSource
     policy: Policy
     settings: Settings
     now: float
@@ -105,6 +115,10 @@ def build_inputs() -> CoreInputs:
     keys.refresh_if_stale(now)
     if keys.key_count == 0:
         raise StepFailed(f"could not load Keycloak's JWKS ({keys.last_error}); is Keycloak up?")
+    revocation = CRLFileSource.from_settings(settings)
+    revocation.refresh_if_changed(now)
+    if revocation.last_error is not None:
+        raise StepFailed(f"could not load the client CRL file ({revocation.last_error})")
     token = token_source().get()
     cert_file, _ = config.client_cert_paths(bench_config.CLIENT_IDENTITY)
     leaf = x509.load_pem_x509_certificates(cert_file.read_bytes())[0]
@@ -124,6 +138,7 @@ def build_inputs() -> CoreInputs:
         headers=headers,
         token=token,
         keys=keys,
+        revocation=revocation,
         policy=load_policy(settings.policy_path),
         settings=settings,
         now=now,
@@ -221,8 +236,16 @@ def _layers(inputs: CoreInputs) -> dict[str, Callable[[], object]]:
 
     def decide_with(settings: Settings) -> Callable[[], object]:
         return lambda: decide(
-            inputs.event, keys=inputs.keys, policy=inputs.policy, settings=settings, now=now
+            inputs.event,
+            keys=inputs.keys,
+            policy=inputs.policy,
+            settings=settings,
+            revocation=inputs.revocation,
+            now=now,
         )
+
+    presented = parse_client_cert(AuthorizerEvent(inputs.event))
+    issuing_ca = check_client_cert(presented, settings.client_cas, now)
 
     return {
         "cryptography RSA verify": rsa_verify,
@@ -232,6 +255,9 @@ def _layers(inputs: CoreInputs) -> dict[str, Callable[[], object]]:
         ),
         "verifier.claims.verify_token": lambda: verify_token(token, inputs.keys, settings, now),
         DECIDE: decide_with(settings),
+        "verifier.revocation.check_not_revoked": lambda: check_not_revoked(
+            presented.serial_number, issuing_ca, inputs.revocation, now
+        ),
         "verifier.app /_authz (WSGI + audit)": _wsgi_authz(inputs, headers),
     }
 
@@ -242,7 +268,9 @@ def _wsgi_authz(inputs: CoreInputs, headers: list[tuple[str, str]]) -> Callable[
     Same settings, the same pre-warmed keys and clock; the audit line goes to a
     file in ``.state/bench/work`` (never the stack's audit log). What this adds
     over ``decide`` is the adapter's cost: Flask/werkzeug request handling,
-    building the event from headers, the audit record and its write.
+    building the event from headers, the CRL file's ``refresh_if_changed``
+    (the clock is fixed, so after the first call it never stats), the audit
+    record and its write.
     """
     audit = bench_config.BENCH_WORK / "core-audit.log"
     audit.parent.mkdir(parents=True, exist_ok=True)
@@ -297,6 +325,7 @@ def run_core(budget: WaitBudget | None = None, profile: bool = True) -> dict[str
         keys=inputs.keys,
         policy=inputs.policy,
         settings=inputs.settings,
+        revocation=inputs.revocation,
         now=inputs.now,
     )
     if not first.allowed:

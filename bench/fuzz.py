@@ -41,10 +41,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from jwt.algorithms import RSAAlgorithm
 
-from tests.unit.conftest import NOW, SigningKey, _name, base_claims, issue
+from tests.unit.conftest import NOW, SigningKey, _name, base_claims, crl_pem, issue, make_crl
 from verifier.handler import decide
 from verifier.jwks import StaticKeySource
 from verifier.policy import load_policy
+from verifier.revocation import StaticCRLSource
 from verifier.settings import DEFAULT_POLICY_PATH, Settings
 
 KID = "fuzz-key-1"
@@ -60,13 +61,14 @@ def _b64json(value: Any) -> str:
 
 @dataclass
 class World:
-    """The fixed side of every decision: PKI, keys, settings, policy, genuine token."""
+    """The fixed side of every decision: PKI, keys, CRLs, settings, policy, genuine token."""
 
     key: SigningKey
     attacker: rsa.RSAPrivateKey
     public_pem: bytes
     settings: Settings
     keys: StaticKeySource
+    revocation: StaticCRLSource
     policy: Any
     certs: dict[str, str]
     genuine: str
@@ -77,8 +79,10 @@ class World:
         root = issue(_name("fuzz client root CA"), None, ca=True)
         client_ca = issue(_name("fuzz client issuing CA"), root, ca=True)
         server_ca = issue(_name("fuzz server CA"), None, ca=True)
+        revoked = issue(_name("python-client"), client_ca)
         certs = {
             "client": issue(_name("python-client"), client_ca).pem,
+            "revoked": revoked.pem,
             "other-client": issue(_name("batch-worker"), client_ca).pem,
             "from-server-ca": issue(_name("python-client"), server_ca).pem,
             "self-signed": issue(_name("python-client"), None).pem,
@@ -94,8 +98,12 @@ class World:
             public_pem=key.private.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             ),
-            settings=Settings(client_ca_pem=client_ca.pem),
+            # The CRLs are in memory (``revocation``); the path is never read.
+            settings=Settings(client_ca_pem=client_ca.pem, client_crl="<in memory>"),
             keys=StaticKeySource.from_jwks({"keys": [key.jwk]}),
+            revocation=StaticCRLSource.from_pem(
+                crl_pem(make_crl(client_ca, [revoked.cert.serial_number]), make_crl(root))
+            ),
             policy=load_policy(DEFAULT_POLICY_PATH),
             certs=certs,
             genuine=genuine,
@@ -322,6 +330,7 @@ def one_input(authorization, cert, verify, method, path) -> None:
         keys=WORLD.keys,
         policy=WORLD.policy,
         settings=WORLD.settings,
+        revocation=WORLD.revocation,
         now=NOW,
     )
     TALLY.inputs += 1

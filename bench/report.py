@@ -21,6 +21,7 @@ MEMORY_LABELS = {
     "nginx": "nginx (shared stack :8444)",
     "verifier": "verifier (gunicorn)",
     "api": "API (gunicorn)",
+    "api-bench": "API (bench baseline, gunicorn)",
     "keycloak": "Keycloak (java)",
     "vault": "OpenBao",
 }
@@ -185,6 +186,28 @@ def markdown(results: Mapping[str, Any]) -> str:
                 f"| {r['scenario_number']} | {r['scenario']} | {r['requests_per_second']:.0f} "
                 f"| {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} "
                 f"| {_fmt(added)} | {r['errors']} |"
+            )
+    handshakes = results.get("handshakes")
+    if handshakes:
+        modes = handshakes["modes"]
+        lines += [
+            "",
+            f"## TLS handshakes: full vs resumed ({handshakes['tls']}, openssl s_time, "
+            "GET per connection, medians)",
+            "",
+            "The mTLS listener resumes no session (a resumed session skips the CRL); "
+            "`resumable` is the same server with nginx's session cache, as it was before. "
+            f"Full / resumed = **{_fmt(handshakes['full_over_resumed'])}**: the share of "
+            "connections per second a client that reconnects for every request keeps.",
+            "",
+            "| server | s_time mode | connections/s | resumed | by round |",
+            "|---|---|---:|---:|---|",
+        ]
+        for key, m in modes.items():
+            server, mode = key.split(" ", 1)
+            lines.append(
+                f"| {server} | `{mode}` | {m['connections_per_second']:.0f} "
+                f"| {m['resumed_share']:.0%} | {' '.join(f'{x:.0f}' for x in m['rounds'])} |"
             )
     if results.get("targets"):
         lines += ["", "## Targets (issue 8)", "", "| target | measured | met |", "|---|---:|---|"]

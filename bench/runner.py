@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import config as bench_config
-from bench import load, scenarios, servers, usage
+from bench import handshake, load, scenarios, servers, usage
 from bench.stack import WaitBudget, running_pids, wait_for_stack
 from client.token import TokenSource
 from scripts import config
@@ -64,6 +64,7 @@ class LoadResults:
     latency_runs: list[dict[str, Any]] = field(default_factory=list)
     idle: dict[str, usage.TreeUsage] = field(default_factory=dict)
     loaded: dict[str, usage.TreeUsage] = field(default_factory=dict)
+    handshakes: dict[str, Any] = field(default_factory=dict)
 
     def keep_peaks(self, peaks: dict[str, usage.TreeUsage]) -> None:
         """Fold one run's memory peaks into the under-load maxima."""
@@ -105,6 +106,8 @@ def run_all(
         for record in _interleaved(guard, scenarios.LATENCY_SCENARIOS, level, slices):
             results.latency_runs.append(record)
             _say_run(record, "")
+        say("    TLS handshakes, full vs resumed (openssl s_time, TLS 1.3):")
+        results.handshakes = handshake.run()
     return results
 
 
@@ -130,6 +133,7 @@ def _memory_roots(bench_pids: dict[str, int]) -> dict[str, int]:
         "nginx-bench-full": bench_pids["full"],
         "nginx-bench-full-cached": bench_pids["full-cached"],
         "nginx-bench-compare": bench_pids["compare"],
+        "api-bench": bench_pids["api"],
         **running_pids(),
     }
 
@@ -160,7 +164,7 @@ class _Slice:
 _COMPONENTS = {
     "nginx": ("nginx-compare", "nginx-full", "nginx-full-cached"),
     "verifier": ("verifier",),
-    "api": ("api",),
+    "api": ("api", "api-bench"),  # the baseline's own API (bench/servers.py), or the stack's
 }
 
 
@@ -211,6 +215,7 @@ def _guarded_slice(
             "nginx-full-cached": guard.bench_pids["full-cached"],
             "verifier": shared.get("verifier", -1),
             "api": shared.get("api", -1),
+            "api-bench": guard.bench_pids["api"],
         }
         token = guard.tokens.get()
         before = usage.cpu_snapshot(cpu_roots)

@@ -13,7 +13,11 @@ before it starts (as ``scripts/gateway.py`` does):
 * ``full-cached``: the same template with the decision cache ON (its own
   cache folder and key snippet under ``.state/bench/full-cached``).
 
-Both proxy to the shared verifier and API sockets (read-only use). Each
+The full-chain instances proxy to the shared verifier and API sockets
+(read-only use). The baseline has no verifier, so no identity assertion, which
+the shared API refuses: it proxies to an API of its own (``BENCH_API``: the same
+app, gunicorn flags and request log, started with the bench-only
+``ZT_API_INSECURE_SKIP_ASSERTION=1``) on ``.state/bench/api/api.sock``. Each
 instance's pid and kernel start time are recorded, so a later run can stop an
 instance a crashed run left behind, and nothing else (never pkill/killall).
 """
@@ -23,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import re
 import signal
-import string
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +34,10 @@ from pathlib import Path
 import requests
 
 from bench import config as bench_config
-from scripts import config, gateway, procs
-from scripts.steps import StepFailed, say, wait_until
+from scripts import accounts, config, gateway, procs
+from scripts.steps import say, wait_until
 
-PRODUCTION_TEMPLATE = config.REPO / "nginx" / "nginx.conf.tmpl"
+PRODUCTION_TEMPLATE = gateway.NGINX_TEMPLATE
 # Lines of the production template the comparison template must repeat, so the
 # scenarios differ only in their `location /` (see bench/nginx.conf.tmpl).
 _PARITY_PREFIXES = (
@@ -81,7 +84,7 @@ class Instance:
 COMPARE = Instance(
     "compare",
     bench_config.COMPARE_TEMPLATE,
-    (bench_config.CEILING_PORT, bench_config.BASELINE_PORT),
+    (bench_config.CEILING_PORT, bench_config.BASELINE_PORT, bench_config.RESUMABLE_PORT),
 )
 FULL = Instance("full", PRODUCTION_TEMPLATE, (bench_config.FULL_CHAIN_PORT,))
 FULL_CACHED = Instance(
@@ -90,42 +93,54 @@ FULL_CACHED = Instance(
 INSTANCES = (COMPARE, FULL, FULL_CACHED)
 
 
+BENCH_API = config.Service("api", None, run_dir=bench_config.BENCH_DIR / "api")
+BENCH_API_SOCKET = BENCH_API.run_dir / "api.sock"
+
+
+def start_api() -> int:
+    """The baseline's own API (no assertion check); returns once it answers."""
+    procs.stop(BENCH_API)  # one a crashed run left behind
+    BENCH_API.run_dir.mkdir(parents=True, exist_ok=True)
+    request_log = BENCH_API.run_dir / "api-requests.log"
+    request_log.unlink(missing_ok=True)
+    accounts.service_file(request_log)
+    env = {"ZT_API_INSECURE_SKIP_ASSERTION": "1", "ZT_API_REQUEST_LOG": str(request_log)}
+    gateway.start_gunicorn(BENCH_API, BENCH_API_SOCKET, "api.app:create_app()", env)
+    wait_until(
+        "bench API (baseline, no assertion check)",
+        lambda: procs.alive_or_fail(BENCH_API) and gateway.socket_answers(BENCH_API_SOCKET),
+        60,
+        str(BENCH_API.log_file),
+        interval=0.1,
+    )
+    pid = procs.running(BENCH_API)
+    assert pid is not None
+    return pid
+
+
 def _values(instance: Instance) -> dict[str, object]:
-    """Every placeholder either template uses; the facts come from scripts.config."""
-    cert, key = config.server_cert_paths("nginx")
-    return {
-        "run_dir": instance.folder,
-        "log_dir": instance.logs,
-        "tmp_dir": instance.folder / "tmp",
-        "nginx_dir": config.REPO / "nginx",
-        "host": config.HOST,
-        "port": instance.ports[0],  # the production template's one listener
-        "ceiling_port": bench_config.CEILING_PORT,
-        "baseline_port": bench_config.BASELINE_PORT,
-        "server_cert": cert,
-        "server_key": key,
-        "client_ca_bundle": config.CLIENT_CA_BUNDLE,
-        "client_crl": config.CLIENT_CRL,
-        "verifier_socket": config.VERIFIER_SOCKET,
-        "api_socket": config.API_SOCKET,
-        **gateway.authz_cache_values(
+    """Every placeholder either template uses: the stack's, with this instance's folders
+    (the compare instance's baseline proxies to the bench's own API)."""
+    api = {"api_socket": BENCH_API_SOCKET} if instance is COMPARE else {}
+    return gateway.nginx_values(
+        gateway.authz_cache_values(
             instance.authz_cache, instance.folder / "cache", instance.folder / "authz-cache.conf"
         ),
-    }
+        run_dir=instance.folder,
+        log_dir=instance.logs,
+        tmp_dir=instance.folder / "tmp",
+        port=instance.ports[0],  # the production template's one listener
+        ceiling_port=bench_config.CEILING_PORT,
+        baseline_port=bench_config.BASELINE_PORT,
+        resumable_port=bench_config.RESUMABLE_PORT,
+        **api,
+    )
 
 
 def render(instance: Instance) -> None:
     """Render ``instance``'s template and have ``nginx -t`` accept it."""
-    try:
-        text = string.Template(instance.template.read_text()).substitute(_values(instance))
-    except KeyError as e:
-        raise StepFailed(
-            f"{instance.template} uses a placeholder the benchmark does not fill: {e}; "
-            "add it to bench/servers.py:_values"
-        ) from e
-    (instance.folder / "tmp").mkdir(parents=True, exist_ok=True)
     instance.logs.mkdir(parents=True, exist_ok=True)
-    gateway.install_nginx_conf(text, instance.conf)
+    gateway.render_nginx(instance.template, _values(instance), instance.conf)
 
 
 def parity_gaps() -> list[str]:
@@ -186,9 +201,13 @@ def stop(instance: Instance, timeout: float = 10.0) -> bool:
 
 @contextlib.contextmanager
 def running(instances: tuple[Instance, ...] = INSTANCES) -> Iterator[dict[str, int]]:
-    """Start ``instances`` for the body of a ``with``; always stop them after."""
+    """Start ``instances`` (and the baseline's API) for the body of a ``with``; always
+    stop them after. Yields pids by instance name, and ``api`` for the bench API."""
     pids: dict[str, int] = {}
     try:
+        if COMPARE in instances:
+            pids["api"] = start_api()
+            say(f"    bench API (baseline): pid {pids['api']}, {BENCH_API_SOCKET}")
         for instance in instances:
             pids[instance.name] = start(instance)
             say(f"    bench nginx {instance.name}: pid {pids[instance.name]}, {instance.conf}")
@@ -199,3 +218,6 @@ def running(instances: tuple[Instance, ...] = INSTANCES) -> Iterator[dict[str, i
                 say(f"    bench nginx {instance.name} stopped")
             # One line per request (tens of MB a run); the error log is kept.
             (instance.logs / "nginx-access.log").unlink(missing_ok=True)
+        if procs.stop(BENCH_API):
+            say("    bench API stopped")
+        (BENCH_API.run_dir / "api-requests.log").unlink(missing_ok=True)

@@ -24,6 +24,28 @@ class Identity:
         return self.cert_file if self.key_file is None else (self.cert_file, self.key_file)
 
 
+def reload_safe_adapter() -> HTTPAdapter:
+    """Retry idempotent requests on a *new* connection when the old one was closed.
+
+    A graceful nginx reload closes idle keep-alive connections; a request racing that
+    close fails on a connection nginx already gave up. Retrying idempotent methods
+    on a new connection is what makes reloads and certificate rotations invisible to
+    callers. Never retried: POST etc., and any HTTP answer (a 401/403/5xx is
+    returned as is).
+    """
+    retry = Retry(
+        total=2,
+        connect=2,
+        read=2,
+        status=0,
+        other=0,
+        allowed_methods=frozenset({"GET", "HEAD", "OPTIONS"}),
+        backoff_factor=0.05,
+        raise_on_status=False,
+    )
+    return HTTPAdapter(max_retries=retry)
+
+
 class GatewayClient:
     """mTLS + bearer calls. Cert files are re-read for every new TLS connection,
     so a rotated cert/key pair is picked up without restarting the client. Give
@@ -35,22 +57,7 @@ class GatewayClient:
         self._identity = identity
         self._tokens = tokens
         self._session = requests.Session()
-        # A graceful nginx reload closes idle keep-alive connections; a request
-        # racing that close fails on a connection nginx already gave up. Retrying
-        # idempotent methods on a *new* connection is what makes reloads and
-        # certificate rotations invisible to callers. Never retried: POST etc.,
-        # and any HTTP answer (a 401/403/5xx is returned as is).
-        retry = Retry(
-            total=2,
-            connect=2,
-            read=2,
-            status=0,
-            other=0,
-            allowed_methods=frozenset({"GET", "HEAD", "OPTIONS"}),
-            backoff_factor=0.05,
-            raise_on_status=False,
-        )
-        self._session.mount("https://", HTTPAdapter(max_retries=retry))
+        self._session.mount("https://", reload_safe_adapter())
 
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
         headers = {**kwargs.pop("headers", {}), "Authorization": f"Bearer {self._tokens.get()}"}

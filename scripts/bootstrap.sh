@@ -7,8 +7,21 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
-cache="${ZT_CACHE:-$HOME/.cache/zerotrust}"
-python="${ZT_PYTHON:-python3.11}"
+# As root, the verifier's and the API's workers run as an unprivileged user
+# (scripts/accounts.py), so their interpreter and packages must be readable by
+# it: the cache lives in /var/cache (not root's 0700 home) and the venv is built
+# on Debian's python3.11 (a pyenv build under /root is out of their reach).
+if [[ "$(id -u)" == 0 ]]; then
+  cache="${ZT_CACHE:-/var/cache/zerotrust}"
+  python="${ZT_PYTHON:-/usr/bin/python3.11}"
+  if [[ ! -x "$python" ]] || ! "$python" -c 'import ensurepip' 2>/dev/null; then
+    echo "==> Debian's python3.11 + venv (apt-get)"
+    apt-get update -qq && apt-get install -y -qq python3.11 python3.11-venv >/dev/null
+  fi
+else
+  cache="${ZT_CACHE:-$HOME/.cache/zerotrust}"
+  python="${ZT_PYTHON:-python3.11}"
+fi
 command -v "$python" >/dev/null || python=python3
 
 ver="$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"

@@ -31,7 +31,7 @@ from scripts.files import read_json, write_atomic, write_secret
 from scripts.steps import StepFailed
 
 
-def _vault_failure(e: Exception, action: str) -> StepFailed:
+def vault_failure(e: Exception, action: str) -> StepFailed:
     """Turn an hvac/requests error into a message naming the cause and the fix."""
     if isinstance(e, hvac.exceptions.VaultDown):
         return StepFailed(
@@ -59,7 +59,7 @@ def approle_client(name: str) -> hvac.Client:
     try:
         c.auth.approle.login(role_id=creds["role_id"], secret_id=creds["secret_id"])
     except (hvac.exceptions.VaultError, requests.RequestException) as e:
-        raise _vault_failure(e, f"AppRole login as {name}") from e
+        raise vault_failure(e, f"AppRole login as {name}") from e
     return c
 
 
@@ -103,7 +103,7 @@ def _issue(approle: str, role: str, mount: str, cn: str, extra: dict | None) -> 
             name=role, common_name=cn, extra_params=extra, mount_point=mount
         )["data"]
     except (hvac.exceptions.VaultError, requests.RequestException) as e:
-        raise _vault_failure(e, f"issuing a certificate for {cn} from {mount}/{role}") from e
+        raise vault_failure(e, f"issuing a certificate for {cn} from {mount}/{role}") from e
 
 
 def issue_server_cert(name: str) -> x509.Certificate:
@@ -139,7 +139,30 @@ def load(path: Path) -> x509.Certificate:
 
 
 def serial_hex(cert: x509.Certificate) -> str:
-    """Serial as OpenBao prints it: colon-separated lowercase hex pairs."""
-    h = format(cert.serial_number, "x")
+    """The certificate's serial as OpenBao prints it (see ``format_serial``)."""
+    return format_serial(cert.serial_number)
+
+
+def format_serial(serial: int) -> str:
+    """Colon-separated lowercase hex pairs, as OpenBao prints and accepts serials."""
+    h = format(serial, "x")
     h = h if len(h) % 2 == 0 else "0" + h
     return ":".join(h[i : i + 2] for i in range(0, len(h), 2))
+
+
+def issued(mount: str, serial: str) -> x509.Certificate | None:
+    """The certificate ``serial`` (OpenBao's format) issued by ``mount``, or None.
+
+    ``<mount>/cert/<serial>`` is one of OpenBao's unauthenticated PKI endpoints."""
+    try:
+        r = requests.get(
+            f"{config.VAULT_ADDR}/v1/{mount}/cert/{serial}",
+            verify=str(config.VAULT_TLS_CA),
+            timeout=10,
+        )
+    except requests.RequestException as e:
+        raise vault_failure(e, f"looking up certificate {serial}") from e
+    if r.status_code != 200:
+        return None
+    pem = r.json().get("data", {}).get("certificate", "")
+    return x509.load_pem_x509_certificate(pem.encode()) if pem else None

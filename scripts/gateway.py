@@ -13,31 +13,26 @@ import http.client
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import string
 import subprocess
 import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
-from scripts import certs, config, procs
+from scripts import accounts, certs, config, crl, procs
 from scripts.files import read_json, write_atomic, write_secret, write_secret_json
 from scripts.steps import StepFailed, say, wait_until
 
 GUNICORN = Path(sys.prefix) / "bin" / "gunicorn"
 
 
-def _socket_owner_args() -> list[str]:
-    # nginx workers run as www-data when the master runs as root: the socket is
-    # chowned to that group (gunicorn does this for unix sockets) and 0660.
-    if os.geteuid() == 0:
-        return ["--group", config.NGINX_WORKER_USER, "--umask", "0o117"]
-    return ["--umask", "0o177"]
-
-
-def _gunicorn(
+def start_gunicorn(
     svc: config.Service,
     socket: Path,
     app: str,
@@ -71,7 +66,7 @@ def _gunicorn(
             # gunicorn 27's control socket defaults to ~/.gunicorn/gunicorn.ctl,
             # shared by every gunicorn of this user; we manage ours by pid file.
             "--no-control-socket",
-            *_socket_owner_args(),
+            *accounts.gunicorn_args(),
             *extra,
             app,
         ],
@@ -91,18 +86,34 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
         self.sock.connect(self._path)
 
 
-def _socket_answers(sock_path: Path, path: str) -> bool:
+@dataclass(frozen=True)
+class SocketAnswer:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+
+def socket_request(
+    sock_path: Path, method: str, path: str, headers: Mapping[str, str] | None = None
+) -> SocketAnswer:
+    """One HTTP request to the gunicorn app behind ``sock_path`` (OSError if it is down)."""
+    conn = _UnixHTTPConnection(sock_path)
+    try:
+        conn.request(method, path, headers=dict(headers or {}))
+        response = conn.getresponse()
+        return SocketAnswer(response.status, response.headers, response.read())
+    finally:
+        conn.close()
+
+
+def socket_answers(sock_path: Path, path: str = "/healthz") -> bool:
     """True when the gunicorn app behind ``sock_path`` answers 200 on ``path``."""
     if not sock_path.exists():
         return False
-    conn = _UnixHTTPConnection(sock_path)
     try:
-        conn.request("GET", path)
-        return conn.getresponse().status == 200
+        return socket_request(sock_path, "GET", path).status == 200
     except OSError:
         return False
-    finally:
-        conn.close()
 
 
 def verifier_env() -> dict[str, str]:
@@ -113,8 +124,10 @@ def verifier_env() -> dict[str, str]:
         "ZT_VERIFIER_JWKS_URL": identity["jwks_uri"],
         "ZT_VERIFIER_JWKS_CA_BUNDLE": str(config.SERVER_CA_BUNDLE),
         "ZT_VERIFIER_CLIENT_CA_CERT": str(config.CLIENT_ISSUING_CA),
+        "ZT_VERIFIER_CLIENT_CRL": str(config.CLIENT_CRL),
         "ZT_VERIFIER_AUDIT_LOG": str(config.AUDIT_LOG),
         "ZT_VERIFIER_POLICY_PATH": str(config.VERIFIER_POLICY),
+        "ZT_VERIFIER_ASSERTION_KEY_FILE": str(config.ASSERTION_KEY),
         # How long nginx's decision cache may keep an allow (X-Accel-Expires);
         # whether nginx caches at all is `zt authz-cache on|off`.
         "ZT_VERIFIER_DECISION_CACHE_SECONDS": str(config.AUTHZ_CACHE_MAX_SECONDS),
@@ -124,12 +137,30 @@ def verifier_env() -> dict[str, str]:
     }
 
 
+def assertion_key() -> Path:
+    """The identity-assertion key: generated at first start, the services' own, 0600."""
+    if not config.ASSERTION_KEY.exists():
+        write_secret(config.ASSERTION_KEY, secrets.token_hex(32) + "\n")
+    config.ASSERTION_KEY.parent.chmod(0o755)  # the service user must reach its key
+    accounts.give_to_service(config.ASSERTION_KEY, 0o600)
+    return config.ASSERTION_KEY
+
+
+def api_env() -> dict[str, str]:
+    return {
+        "ZT_API_ASSERTION_KEY_FILE": str(assertion_key()),
+        "ZT_API_REQUEST_LOG": str(config.API_REQUEST_LOG),
+    }
+
+
 def start_verifier() -> None:
+    assertion_key()
+    accounts.service_file(config.AUDIT_LOG)
     if not procs.running(config.VERIFIER):
         # A token at the verifier's 8 KiB limit plus "Bearer " exceeds gunicorn's
         # default 8190-byte header field limit; raise it so the verifier (not
         # gunicorn) refuses oversized tokens with its own reason code.
-        _gunicorn(
+        start_gunicorn(
             config.VERIFIER,
             config.VERIFIER_SOCKET,
             "verifier.app:create_app()",
@@ -145,7 +176,7 @@ def start_verifier() -> None:
         "verifier /healthz (JWKS loaded)",
         lambda: (
             procs.alive_or_fail(config.VERIFIER)
-            and _socket_answers(config.VERIFIER_SOCKET, "/healthz")
+            and socket_answers(config.VERIFIER_SOCKET, "/healthz")
         ),
         60,
         str(config.VERIFIER.log_file),
@@ -153,16 +184,12 @@ def start_verifier() -> None:
 
 
 def start_api() -> None:
+    accounts.service_file(config.API_REQUEST_LOG)
     if not procs.running(config.API):
-        _gunicorn(
-            config.API,
-            config.API_SOCKET,
-            "api.app:create_app()",
-            {"ZT_API_REQUEST_LOG": str(config.API_REQUEST_LOG)},
-        )
+        start_gunicorn(config.API, config.API_SOCKET, "api.app:create_app()", api_env())
     wait_until(
         "API /healthz",
-        lambda: procs.alive_or_fail(config.API) and _socket_answers(config.API_SOCKET, "/healthz"),
+        lambda: procs.alive_or_fail(config.API) and socket_answers(config.API_SOCKET, "/healthz"),
         60,
         str(config.API.log_file),
     )
@@ -181,7 +208,7 @@ def reload_verifier() -> None:
         lambda: (
             not (old & _children(pid))
             and len(_children(pid)) >= config.GUNICORN_WORKERS
-            and _socket_answers(config.VERIFIER_SOCKET, "/healthz")
+            and socket_answers(config.VERIFIER_SOCKET, "/healthz")
         ),
         30,
         str(config.VERIFIER.log_file),
@@ -189,49 +216,52 @@ def reload_verifier() -> None:
     )
 
 
-def refresh_client_crl() -> None:
-    """Fetch the CRL of every issuer in the client root and issuing mounts (PEM) into
-    the one file nginx's ssl_crl loads. nginx needs a CRL for each CA in a chain, and
-    during a client-CA rollover the issuing mount has two issuers with a CRL each.
-    Both endpoints are unauthenticated in OpenBao (CRLs are public)."""
-    mounts = read_json(config.PKI_OUTPUTS)["mounts"]
-    pems = []
-    for mount in (mounts["client_issuing"], mounts["client_root"]):
-        base = f"{config.VAULT_ADDR}/v1/{mount}"
-        verify = str(config.VAULT_TLS_CA)
-        r = requests.request("LIST", f"{base}/issuers", verify=verify, timeout=10)
-        if r.status_code != 200:
-            raise StepFailed(f"could not list the issuers of {mount} in OpenBao ({r.status_code})")
-        for issuer in r.json()["data"]["keys"]:
-            crl = requests.get(f"{base}/issuer/{issuer}/crl/pem", verify=verify, timeout=10)
-            if crl.status_code != 200 or "BEGIN X509 CRL" not in crl.text:
-                raise StepFailed(f"could not fetch the CRL of {mount} issuer {issuer}")
-            pems.append(crl.text.strip())
-    write_atomic(config.CLIENT_CRL, "\n".join(pems) + "\n")
+NGINX_TEMPLATE = config.REPO / "nginx" / "nginx.conf.tmpl"
+
+
+def nginx_values(authz_cache: Mapping[str, object], **overrides: object) -> dict[str, object]:
+    """Every placeholder of nginx/nginx.conf.tmpl, for the stack's nginx.
+
+    Another instance of the production template (the benchmark's, a test's) passes
+    its own folders, port or upstream sockets as ``overrides`` and its own
+    ``authz_cache_values``.
+    """
+    cert, key = config.server_cert_paths("nginx")
+    values: dict[str, object] = {
+        "run_dir": config.RUN,
+        "log_dir": config.LOGS,
+        "tmp_dir": config.NGINX_DIR / "tmp",
+        "nginx_dir": config.REPO / "nginx",
+        "host": config.HOST,
+        "port": config.NGINX_PORT,
+        "server_cert": cert,
+        "server_key": key,
+        "client_ca_bundle": config.CLIENT_CA_BUNDLE,
+        "client_crl": config.CLIENT_CRL,
+        "verifier_socket": config.VERIFIER_SOCKET,
+        "api_socket": config.API_SOCKET,
+        **authz_cache,
+    }
+    values.update(overrides)
+    return values
+
+
+def render_nginx(template: Path, values: Mapping[str, object], conf: Path) -> None:
+    """Render ``template`` with ``values`` into ``conf``, checked by ``nginx -t`` first."""
+    try:
+        text = string.Template(template.read_text()).substitute(values)
+    except KeyError as e:
+        raise StepFailed(f"{template} uses a placeholder nobody fills: {e}") from e
+    Path(str(values["tmp_dir"])).mkdir(parents=True, exist_ok=True)
+    install_nginx_conf(text, conf)
 
 
 def render_nginx_conf() -> None:
-    cert, key = config.server_cert_paths("nginx")
-    tmpl = string.Template((config.REPO / "nginx" / "nginx.conf.tmpl").read_text())
-    text = tmpl.substitute(
-        run_dir=config.RUN,
-        log_dir=config.LOGS,
-        tmp_dir=config.NGINX_DIR / "tmp",
-        nginx_dir=config.REPO / "nginx",
-        host=config.HOST,
-        port=config.NGINX_PORT,
-        server_cert=cert,
-        server_key=key,
-        client_ca_bundle=config.CLIENT_CA_BUNDLE,
-        client_crl=config.CLIENT_CRL,
-        verifier_socket=config.VERIFIER_SOCKET,
-        api_socket=config.API_SOCKET,
-        **authz_cache_values(
-            authz_cache_enabled(), config.AUTHZ_CACHE_DIR, config.AUTHZ_CACHE_CONF
-        ),
+    """The stack's nginx.conf, from the template and the saved decision-cache choice."""
+    cache = authz_cache_values(
+        authz_cache_enabled(), config.AUTHZ_CACHE_DIR, config.AUTHZ_CACHE_CONF
     )
-    (config.NGINX_DIR / "tmp").mkdir(parents=True, exist_ok=True)
-    install_nginx_conf(text, config.NGINX_CONF)
+    render_nginx(NGINX_TEMPLATE, nginx_values(cache), config.NGINX_CONF)
 
 
 # --- the decision cache (nginx proxy_cache on /_authz) -----------------------
@@ -258,14 +288,18 @@ def authz_cache_values(enabled: bool, cache_dir: Path, snippet: Path) -> dict[st
     On: render nginx/snippets/authz-cache.conf.tmpl into ``snippet`` (0600: it
     holds the HMAC key) and include it. Off: include the static `proxy_cache off`.
     ``cache_dir``'s parent is created here; nginx creates the folder itself,
-    owned by its workers.
+    owned by its workers. A folder another worker user left behind (the cache's
+    level folders are its own, 0700) is dropped: it is only a cache.
     """
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
+    if cache_dir.exists() and not accounts.owned_by_nginx_workers(cache_dir):
+        shutil.rmtree(cache_dir)
     include = config.REPO / "nginx" / "snippets" / "authz-cache-off.conf"
     if enabled:
         tmpl = config.REPO / "nginx" / "snippets" / "authz-cache.conf.tmpl"
         text = string.Template(tmpl.read_text()).substitute(
-            hmac_key=_authz_cache_hmac_key(), generation=authz_cache_generation()
+            hmac_key=_authz_cache_hmac_key(),
+            generation=authz_cache_generation(*generation_inputs()),
         )
         write_secret(snippet, text)
         include = snippet
@@ -287,17 +321,31 @@ def _authz_cache_hmac_key() -> str:
     return path.read_text().strip()
 
 
-# What nginx forwards from a (cached) allow to the API: when the answer's headers
-# change (a new identity format), an older cached answer must not be reused.
+# What nginx forwards from a (cached) allow: when the answer's headers change (a new
+# identity format), an older cached answer must not be reused.
 IDENTITY_SNIPPET = config.REPO / "nginx" / "snippets" / "identity-headers.conf"
 
 
-def authz_cache_generation() -> str:
-    """Part of every cache key: changes when the policy, the client CAs or the identity
-    headers nginx forwards from an allow change."""
+def generation_inputs() -> tuple[list[Path], dict[str, str]]:
+    """What a cached allow rests on: the policy, the client issuing CAs and their CRLs
+    (a revocation starts an empty cache), the identity headers nginx forwards from an
+    allow, the verifier's code, and the verifier's settings."""
+    files = [config.VERIFIER_POLICY, config.CLIENT_ISSUING_CA, config.CLIENT_CRL, IDENTITY_SNIPPET]
+    files += sorted((config.REPO / "verifier").glob("*.py"))
+    return files, verifier_env()
+
+
+def authz_cache_generation(files: Iterable[Path], settings: Mapping[str, str]) -> str:
+    """Part of every cache key: a digest of ``files`` (name and bytes) and ``settings``.
+
+    Rendered into nginx's config, so any change to an input takes effect with the
+    reload that installs it, and no allow cached before it is reused after.
+    """
     digest = hashlib.sha256()
-    for path in (config.VERIFIER_POLICY, config.CLIENT_ISSUING_CA, IDENTITY_SNIPPET):
+    for path in files:
+        digest.update(path.name.encode() + b"\0")
         digest.update(path.read_bytes() if path.exists() else b"")
+    digest.update(json.dumps(dict(settings), sort_keys=True).encode())
     return digest.hexdigest()[:16]
 
 
@@ -305,16 +353,19 @@ def install_nginx_conf(text: str, conf: Path) -> None:
     """Write a rendered config next to ``conf``, have ``nginx -t`` accept it, then
     rename it into place (a refused config never replaces a working one).
 
-    When the master runs as root, its workers run as Debian's www-data, the
-    group our unix sockets are shared with."""
-    user = f"user {config.NGINX_WORKER_USER};\n" if os.geteuid() == 0 else ""
-    candidate = conf.with_name(conf.name + ".new")
+    When the master runs as root, its workers run as ``config.NGINX_USER`` in
+    ``config.GATEWAY_GROUP``, the one group our unix sockets admit."""
+    user = accounts.nginx_user_directive()
+    # Named per process: the CRL watcher and a `zt` command may render at once.
+    candidate = conf.with_name(f"{conf.name}.{os.getpid()}.new")
     write_atomic(candidate, user + text)
     test = subprocess.run(
         ["nginx", "-t", "-q", "-c", str(candidate)], capture_output=True, text=True
     )
     if test.returncode != 0:
-        raise StepFailed(f"nginx -t refused the rendered config ({candidate}):\n{test.stderr}")
+        refused = conf.with_name(conf.name + ".refused")
+        os.replace(candidate, refused)
+        raise StepFailed(f"nginx -t refused the rendered config ({refused}):\n{test.stderr}")
     os.replace(candidate, conf)
 
 
@@ -331,7 +382,7 @@ def start_nginx() -> None:
     cert, _ = config.server_cert_paths("nginx")
     if not cert.exists():
         certs.issue_server_cert("nginx")
-    refresh_client_crl()
+    crl.fetch_and_install()
     render_nginx_conf()
     if procs.running(config.NGINX):
         reload_nginx()

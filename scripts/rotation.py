@@ -34,13 +34,12 @@ import hvac.exceptions
 import requests
 from cryptography import x509
 
-from scripts import certs, config, gateway, keycloak_server, procs, vault_server
+from scripts import certs, config, crl, gateway, keycloak_server, procs, vault_server
 from scripts.files import write_atomic
 from scripts.steps import StepFailed, say, wait_until
 
 LOCK = config.RUN / "rotation.lock"
 RENEW_AT = 2 / 3  # fraction of a certificate's lifetime after which `renew` rotates it
-CRL_REFRESH_AT = 1 / 3  # fraction of the CRL's validity after which `renew` refreshes it
 
 
 @dataclass(frozen=True)
@@ -129,32 +128,64 @@ def rotate_server(name: str) -> Rotation:
     return _rotation(f"server/{name}", old, new)
 
 
-def _normalize_serial(serial: str) -> str:
+def normalize_serial(serial: str) -> str:
     h = serial.lower().replace(":", "").replace("-", "")
     if not h or any(c not in "0123456789abcdef" for c in h):
         raise StepFailed(f"{serial!r} is not a certificate serial (hex, optionally with colons)")
-    h = h if len(h) % 2 == 0 else "0" + h
-    return ":".join(h[i : i + 2] for i in range(0, len(h), 2))
+    return certs.format_serial(int(h, 16))
 
 
 def refresh_crl() -> dt.datetime:
-    """Rebuild the client CRLs in OpenBao, write nginx's CRL file, reload nginx."""
-    mounts = certs.pki_outputs()["mounts"]
-    c = certs.approle_client("revoker")
-    try:
-        for mount in (mounts["client_issuing"], mounts["client_root"]):
-            c.read(f"{mount}/crl/rotate")
-    except (hvac.exceptions.VaultError, requests.RequestException) as e:
-        raise certs._vault_failure(e, "rebuilding the CRL") from e
-    gateway.refresh_client_crl()
+    """Rebuild the client CRLs in OpenBao, install them, reload nginx (always: a CA
+    rollover also needs it for the new CA bundle). Returns the next update."""
+    crl.rebuild()
+    crl.fetch_and_install()
     if procs.running(config.NGINX):
         gateway.reload_nginx()
-    return crl_next_update()
+    return _installed_next_update()
+
+
+def sync_crl(now: dt.datetime | None = None) -> str | None:
+    """One round of the CRL watcher: bring nginx's and the verifier's CRL up to date.
+
+    Rebuilds the CRLs in OpenBao when a third of their validity has passed (so they
+    never lapse), installs what OpenBao publishes when it differs from the file, and
+    then reloads nginx (new ``ssl_crl``, a new decision-cache generation, and old
+    workers close their keep-alive connections). Returns what changed, or None.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    before = crl.load()
+    rebuilt = crl.due(before, now)
+    if rebuilt:
+        crl.rebuild()
+    if not crl.fetch_and_install(now):
+        return None
+    after = crl.load()
+    added = crl.revoked_serials(after) - crl.revoked_serials(before)
+    removed = crl.revoked_serials(before) - crl.revoked_serials(after)
+    reloaded = procs.running(config.NGINX) is not None
+    if reloaded:
+        gateway.reload_nginx()
+    parts = [f"CRL installed ({len(crl.revoked_serials(after))} revoked serials"]
+    if added:
+        parts.append(f"newly revoked: {', '.join(certs.format_serial(s) for s in sorted(added))}")
+    if removed:
+        parts.append(f"no longer listed (expired): {len(removed)}")
+    parts.append("rebuilt in OpenBao first" if rebuilt else "published by OpenBao")
+    parts.append("nginx reloaded)" if reloaded else "nginx not running)")
+    return "; ".join(parts)
+
+
+def _installed_next_update() -> dt.datetime:
+    when = crl.next_update(crl.load())
+    if when is None:
+        raise StepFailed(f"{config.CLIENT_CRL} holds no CRL with a next update")
+    return when
 
 
 def revoke(serial: str) -> str:
     """Revoke ``serial`` (client or server CA); returns the mount it belonged to."""
-    sn = _normalize_serial(serial)
+    sn = normalize_serial(serial)
     mounts = certs.pki_outputs()["mounts"]
     c = certs.approle_client("revoker")
     for mount in (mounts["client_issuing"], mounts["server_issuing"]):
@@ -163,30 +194,10 @@ def revoke(serial: str) -> str:
         except hvac.exceptions.InvalidRequest:
             continue  # not issued by this mount
         except (hvac.exceptions.VaultError, requests.RequestException) as e:
-            raise certs._vault_failure(e, f"revoking {sn}") from e
+            raise certs.vault_failure(e, f"revoking {sn}") from e
         refresh_crl()
         return mount
     raise StepFailed(f"no certificate with serial {sn} was issued by our CAs")
-
-
-def load_crls(path: Path) -> list[x509.CertificateRevocationList]:
-    marker = b"-----BEGIN X509 CRL-----"
-    blocks = path.read_bytes().split(marker)[1:]
-    return [x509.load_pem_x509_crl(marker + b) for b in blocks]
-
-
-def crl_next_update() -> dt.datetime:
-    return min(c.next_update_utc for c in load_crls(config.CLIENT_CRL))
-
-
-def crl_due() -> bool:
-    if not config.CLIENT_CRL.exists():
-        return True
-    for crl in load_crls(config.CLIENT_CRL):
-        life = crl.next_update_utc - crl.last_update_utc
-        if dt.datetime.now(dt.UTC) >= crl.last_update_utc + life * CRL_REFRESH_AT:
-            return True
-    return False
 
 
 def due(cert: x509.Certificate, now: dt.datetime | None = None) -> bool:
@@ -205,7 +216,7 @@ def renew() -> list[str]:
         cert_file, _ = config.server_cert_paths(name)
         if cert_file.exists() and due(certs.load(cert_file)):
             actions.append(rotate_server(name).report())
-    if crl_due():
+    if crl.due(crl.load(), dt.datetime.now(dt.UTC)):
         actions.append(f"client CRL refreshed, next update {refresh_crl():%F %T}Z")
     for line in actions or ["nothing due"]:
         say(f"    {line}")

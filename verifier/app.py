@@ -1,6 +1,8 @@
 """Flask adapter: nginx ``auth_request`` subrequest in, 204/401/403 out.
 
-Thin on purpose: build the event (``verifier.subrequest``), call the pure core
+Thin on purpose: build the event (``verifier.subrequest``), let the CRL source
+re-check its file (``refresh_if_changed``: at most one ``stat`` a second, a
+re-read only when the file changed), call the pure core
 (``verifier.handler.decide``), write the audit line (``verifier.auditlog``,
 fail closed), translate the response into HTTP. Serve it with
 ``gunicorn --bind unix:<sock> 'verifier.app:create_app()'``.
@@ -21,15 +23,18 @@ Configuration: ``create_app(test_config)`` takes the names listed in
 ``verifier.settings`` without prefix (``{"ISSUER": ...}``); without
 ``test_config`` they are read from ``ZT_VERIFIER_*`` environment variables
 (Flask's ``from_prefixed_env``: values are parsed as JSON when they can be).
-Two extra keys exist for tests only: ``KEY_SOURCE`` (a ``KeySource``) and
-``CLOCK`` (a callable returning epoch seconds).
+Three extra keys exist for tests only: ``KEY_SOURCE`` (a ``KeySource``),
+``REVOCATION`` (a ``RevocationSource``; otherwise a ``CRLFileSource`` of
+``CLIENT_CRL``) and ``CLOCK`` (a callable returning epoch seconds).
 
 Answer headers when allowed: ``X-Auth-Subject`` (the workload: cert CN == azp,
 percent-encoded outside printable ASCII), ``X-Auth-Identity`` (``IDENTITY_FIELDS``
-as one ASCII-escaped JSON object; see ``identity_header_value``) and
-``X-Auth-Reason`` (``ok``). One JSON header instead of a header per field: nginx
-copies two variables instead of ten, the API parses one header, and a role list
-is a list (a comma in a role name cannot split it).
+as one ASCII-escaped JSON object; see ``identity_header_value``),
+``X-Auth-Assertion`` (``verifier.assertion``: a MAC over that identity, the
+method and the raw URI, which the API verifies) and ``X-Auth-Reason`` (``ok``).
+One JSON header instead of a header per field: nginx copies a few variables
+instead of ten, the API parses one header, and a role list is a list (a comma in
+a role name cannot split it).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from urllib.parse import quote
 
 from flask import Blueprint, Flask, Response, current_app, request
 
+from verifier import assertion
 from verifier.audit import audit_record
 from verifier.auditlog import append_audit_line
 from verifier.errors import AuditUnavailable
@@ -52,6 +58,7 @@ from verifier.handler import decide
 from verifier.jwks import JWKSKeySource, KeySource
 from verifier.policy import Policy, load_policy
 from verifier.response import DENY, AuthorizerResponse, Identity
+from verifier.revocation import CRLFileSource, RevocationSource
 from verifier.settings import ENV_PREFIX, Settings
 from verifier.subrequest import event_from_subrequest
 
@@ -88,11 +95,19 @@ class Verifier:
     settings: Settings
     policy: Policy
     keys: KeySource
+    revocation: RevocationSource
     clock: Callable[[], float]
+    assertion_key: bytes | None = None
+    """Signs ``X-Auth-Assertion`` on every allow; None only in tests that inject none."""
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
-    """Application factory; fails at start-up on missing CA, policy or bad settings."""
+    """Application factory; fails at start-up on missing CA, policy or bad settings.
+
+    A missing or bad CRL FILE does not stop the start: it is logged here and
+    every request is refused with ``crl_unavailable`` until the file is fixed
+    (the file is re-checked per request, so no restart is needed).
+    """
     app = Flask(__name__)
     if test_config is None:
         app.config.from_prefixed_env(prefix=ENV_PREFIX.rstrip("_"))
@@ -100,18 +115,27 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     settings = Settings.from_config(app.config)
     injected = test_config or {}  # objects can only be injected by code, never by env
+    if test_config is None and not settings.assertion_key_file:
+        raise ValueError(
+            f"{ENV_PREFIX}ASSERTION_KEY_FILE is required: the API refuses every request "
+            "without the verifier's identity assertion (verifier/assertion.py)"
+        )
+    key_file = settings.assertion_key_file
     app.extensions["verifier"] = Verifier(
         settings=settings,
         policy=load_policy(settings.policy_path),
         keys=injected.get("KEY_SOURCE") or JWKSKeySource.from_settings(settings),
+        revocation=injected.get("REVOCATION") or CRLFileSource.from_settings(settings),
         clock=injected.get("CLOCK") or time.time,
+        assertion_key=assertion.load_key(key_file) if key_file else None,
     )
+    verifier = app.extensions["verifier"]
+    verifier.revocation.refresh_if_changed(verifier.clock())  # logs a bad file at boot
     if test_config is None:
         # Each gunicorn worker loads Keycloak's keys as it boots, so no worker
         # meets its first request cold (nginx keeps connections to one worker
         # alive; a cold one would answer jwks_unavailable if Keycloak were down).
         # A failed fetch is only logged: the cooldown and fail-closed rules apply.
-        verifier = app.extensions["verifier"]
         verifier.keys.refresh_if_stale(verifier.clock())
     app.register_blueprint(bp)
     return app
@@ -128,11 +152,13 @@ def authz() -> Response:
     started = time.perf_counter()
     event = AuthorizerEvent(event_from_subrequest(request.headers.items()))
     now = verifier.clock()
+    verifier.revocation.refresh_if_changed(now)
     response = decide(
         event,
         keys=verifier.keys,
         policy=verifier.policy,
         settings=verifier.settings,
+        revocation=verifier.revocation,
         now=now,
     )
     latency_ms = (time.perf_counter() - started) * 1000
@@ -145,17 +171,17 @@ def authz() -> Response:
         )
         # The only trail left: the record (no token in it) on gunicorn's error log.
         log.error("audit write failed (%s); denying: %s", e.detail, json.dumps(record))
-    return _answer(
-        response, cacheable_seconds(response, verifier.settings.decision_cache_seconds, now)
-    )
+    cache_seconds = cacheable_seconds(response, verifier.settings.decision_cache_seconds, now)
+    return _answer(response, cache_seconds, _signer(verifier, event, now, cache_seconds))
 
 
 def cacheable_seconds(response: AuthorizerResponse, limit: float, now: float) -> int:
     """Whole seconds nginx's decision cache may reuse this answer; 0 = never cache it.
 
     Only an allow (a deny is always decided afresh and audited), at most
-    ``limit``, and ending a second before ``valid_until`` (token ``exp`` or cert
-    ``notAfter``): nginx adds these seconds to its own once-per-event-loop clock.
+    ``limit``, and ending a second before ``valid_until`` (token ``exp``, cert
+    ``notAfter`` or the CRL's ``nextUpdate``): nginx adds these seconds to its own
+    once-per-event-loop clock.
     """
     if not response.allowed or limit <= 0:
         return 0
@@ -176,13 +202,29 @@ class _NoContent(Response):
     default_mimetype = None
 
 
-def _answer(response: AuthorizerResponse, cache_seconds: int) -> Response:
+Signer = Callable[[str], str]
+"""Identity JSON -> its ``X-Auth-Assertion`` for the request being answered."""
+
+
+def _signer(verifier: Verifier, event: AuthorizerEvent, now: float, lifetime: int) -> Signer:
+    """Assertions bound to this request's method and raw URI, valid while nginx may
+    reuse the answer (``lifetime``) plus ``assertion.SLACK_SECONDS``."""
+    key = verifier.assertion_key
+    if key is None:
+        return lambda _identity: ""
+    method, uri = event.http_method, event.path
+    return lambda identity: assertion.sign(key, identity, method, uri, now=now, lifetime=lifetime)
+
+
+def _answer(response: AuthorizerResponse, cache_seconds: int, signer: Signer) -> Response:
     """The HTTP answer to nginx, every header in one list (no per-header rewrites)."""
     headers = [("X-Auth-Reason", response.reason), ("X-Accel-Expires", str(cache_seconds))]
     if response.allowed:
         identity = response.identity
+        identity_json = identity_header_value(identity)
         headers.append((SUBJECT_HEADER, _header_value(identity.subject)))
-        headers.append((IDENTITY_HEADER, identity_header_value(identity)))
+        headers.append((IDENTITY_HEADER, identity_json))
+        headers.append((assertion.HEADER, signer(identity_json)))
         return _NoContent(status=ALLOW_HTTP_STATUS, headers=headers)
     status = response.status if response.status in _DENY_BODIES else 401
     if status == 401:

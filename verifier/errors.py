@@ -15,8 +15,10 @@ it inherits it from its category:
 * ``AuthorizationError`` -> 403: the principal is known but may not do this.
 * ``InternalError`` -> 401: an unexpected bug must still deny, and must not look
   like a server fault (500) that a caller could provoke and probe.
-* ``AuditUnavailable`` -> 503: the decision cannot be recorded, which is a
-  server-side fault the caller cannot fix; nginx turns it into a 5xx.
+* ``ServiceUnavailable`` -> 503: the verifier cannot decide or record safely
+  right now (no audit line can be written, no current CRL to check the
+  certificate against). A server-side fault the caller cannot fix, so it is not
+  a 401 that would blame the caller; nginx turns it into a 5xx.
 """
 
 from __future__ import annotations
@@ -82,6 +84,12 @@ class ClientCertIssuerUntrusted(TransportError):
     """The certificate was not issued by a configured client issuing CA."""
 
     reason = "client_cert_issuer_untrusted"
+
+
+class ClientCertRevoked(TransportError):
+    """The certificate, or the CA that issued it, is listed on its issuer's CRL."""
+
+    reason = "cert_revoked"
 
 
 # --- 2. token: the bearer access token -------------------------------------------
@@ -289,11 +297,22 @@ class InternalError(VerifierError):
     status = 401
 
 
-class AuditUnavailable(VerifierError):
+class ServiceUnavailable(VerifierError):
+    """The verifier cannot decide or record safely now: a server-side fault (503)."""
+
+    status = 503
+
+
+class AuditUnavailable(ServiceUnavailable):
     """The audit line could not be written, so the request may not proceed."""
 
     reason = "audit_unavailable"
-    status = 503
+
+
+class CrlUnavailable(ServiceUnavailable):
+    """No current CRL covers the certificate's issuer, so revocation cannot be checked."""
+
+    reason = "crl_unavailable"
 
 
 def all_reasons() -> dict[str, int]:

@@ -1,10 +1,11 @@
-"""The decision: one pure function of (event, keys, policy, settings, now).
+"""The decision: one pure function of (event, keys, policy, settings, revocation, now).
 
 Read this file to know the whole request path. ``decide`` runs the four checks
 in order and stops at the first failure; each failure is a ``VerifierError``
 whose reason and status become the response. Allow only when all passed:
 
 1. transport   ``transport.parse_client_cert`` / ``check_client_cert``
+               -> ``revocation.check_not_revoked`` (the cert and its issuing CA)
 2. token       ``bearer.bearer_token`` -> ``claims.verify_token`` (keys via ``jwks``)
 3. binding     ``binding.check_binding``
 4. authz       ``paths.canonical_path`` -> ``policy.Policy.authorize``
@@ -12,10 +13,15 @@ whose reason and status become the response. Allow only when all passed:
 Nothing raises out of ``decide``: an unexpected exception is a bug, and a bug
 denies (``internal_error``, 401) rather than answering 500.
 
+The key source and the revocation source are objects passed in: they own
+their caches, and the adapters refresh them (``decide`` does no I/O except the
+JWKS fetch the key source may make for an unknown kid).
+
 ``handler(event, context)`` is the AWS Lambda entry point. It builds settings,
-policy and the JWKS key source once from ``ZT_VERIFIER_*`` environment
-variables (see ``verifier.settings``) and returns ``decide(...).asdict()``, the
-API Gateway authorizer response, because Lambda must return JSON.
+policy, the JWKS key source and the CRL file source once from ``ZT_VERIFIER_*``
+environment variables (see ``verifier.settings``), re-checks the CRL file per
+invocation, and returns ``decide(...).asdict()``, the API Gateway authorizer
+response, because Lambda must return JSON.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from verifier.jwks import JWKSKeySource, KeySource
 from verifier.paths import canonical_path
 from verifier.policy import Policy, load_policy
 from verifier.response import ALLOW, ALLOW_STATUS, DENY, AuthorizerResponse, Identity
+from verifier.revocation import CRLFileSource, RevocationSource, check_not_revoked
 from verifier.settings import Settings
 from verifier.transport import PresentedCert, check_client_cert, parse_client_cert
 
@@ -52,6 +59,8 @@ class _Proven:
     cert: PresentedCert | None = None
     token: VerifiedToken | None = None
     subject: str = ""
+    crl_valid_until: float = 0.0
+    """Earliest ``nextUpdate`` of the CRLs the certificate was checked against."""
 
 
 def decide(
@@ -60,13 +69,14 @@ def decide(
     keys: KeySource,
     policy: Policy,
     settings: Settings,
+    revocation: RevocationSource,
     now: float,
 ) -> AuthorizerResponse:
     """Allow or deny one request; never raises."""
     view = event if isinstance(event, AuthorizerEvent) else AuthorizerEvent(event)
     proven = _Proven()
     try:
-        _run_checks(view, keys, policy, settings, now, proven)
+        _run_checks(view, keys, policy, settings, revocation, now, proven)
     except VerifierError as e:
         return _deny(view, e, proven)
     except Exception as e:  # a bug must deny, never answer 500
@@ -87,12 +97,16 @@ def _run_checks(
     keys: KeySource,
     policy: Policy,
     settings: Settings,
+    revocation: RevocationSource,
     now: float,
     proven: _Proven,
 ) -> None:
     """The four checks, in order; each raises its ``VerifierError`` on failure."""
     proven.cert = parse_client_cert(view, require_verify_header=settings.require_verify_header)
-    check_client_cert(proven.cert, settings.client_cas, now)
+    issuing_ca = check_client_cert(proven.cert, settings.client_cas, now)
+    proven.crl_valid_until = check_not_revoked(
+        proven.cert.serial_number, issuing_ca, revocation, now
+    )
 
     token = verify_token(bearer_token(view, settings.max_token_bytes), keys, settings, now)
     proven.token = token
@@ -104,14 +118,16 @@ def _run_checks(
 
 
 def _valid_until(proven: _Proven) -> float:
-    """When the allow's inputs stop being valid: the earlier of token exp and cert notAfter.
+    """When the allow's inputs stop being valid: the earliest of token exp, cert
+    notAfter and the nextUpdate of the CRLs the certificate was checked against.
 
     The token's raw ``exp`` (no leeway): a decision cache must never stretch a
-    token's life the way the clock-skew leeway does for one live check.
+    token's life the way the clock-skew leeway does for one live check. The
+    CRL's nextUpdate: past it a newer CRL may list the certificate.
     """
     cert_end = proven.cert.not_after if proven.cert else 0.0
     token_end = float(proven.token.exp) if proven.token else 0.0
-    return min(cert_end, token_end)
+    return min(cert_end, token_end, proven.crl_valid_until)
 
 
 def _deny(view: AuthorizerEvent, error: VerifierError, proven: _Proven) -> AuthorizerResponse:
@@ -151,20 +167,25 @@ def _claim(claims: Mapping[str, Any], name: str) -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def _lambda_defaults() -> tuple[Settings, Policy, JWKSKeySource]:
+def _lambda_defaults() -> tuple[Settings, Policy, JWKSKeySource, CRLFileSource]:
     """Built on the first invocation and reused while the Lambda container lives."""
     settings = Settings.from_env(os.environ)
     policy = load_policy(settings.policy_path)
-    return settings, policy, JWKSKeySource.from_settings(settings)
+    keys = JWKSKeySource.from_settings(settings)
+    return settings, policy, keys, CRLFileSource.from_settings(settings)
 
 
 def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
     """AWS Lambda REQUEST-authorizer entry point; the wall clock is read here only."""
     try:
-        settings, policy, keys = _lambda_defaults()
+        settings, policy, keys, revocation = _lambda_defaults()
     except Exception as e:  # misconfiguration denies, it does not crash the caller
         log.exception("verifier misconfigured")
         error = InternalError(type(e).__name__)
         return _deny(AuthorizerEvent(event), error, _Proven()).asdict()
-    response = decide(event, keys=keys, policy=policy, settings=settings, now=wall_clock())
+    now = wall_clock()
+    revocation.refresh_if_changed(now)
+    response = decide(
+        event, keys=keys, policy=policy, settings=settings, revocation=revocation, now=now
+    )
     return response.asdict()

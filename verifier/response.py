@@ -70,7 +70,8 @@ class AuthorizerResponse:
     method_arn: str = ""
     valid_until: float = 0.0
     """Allow only: epoch seconds when what it rests on ends (token ``exp``, cert
-    ``notAfter``, whichever is first); a cached copy of it must expire by then."""
+    ``notAfter``, the checked CRLs' ``nextUpdate``, whichever is first); a cached
+    copy of it must expire by then."""
 
     @property
     def allowed(self) -> bool:

@@ -1,7 +1,10 @@
 """The verifier's configuration, as one frozen value.
 
 Why frozen: the decision is a pure function of (event, keys, policy, settings,
-now); settings that could change under a running request would break that.
+revocation, now); settings that could change under a running request would
+break that. Files that change while the verifier runs (the CRL file) are named
+here by path only and read by the object that owns them
+(``verifier.revocation.CRLFileSource``).
 
 Every field can be set from the environment with the ``ZT_VERIFIER_`` prefix
 (``ZT_VERIFIER_ISSUER=...``) or from a mapping of the same names without the
@@ -19,9 +22,20 @@ JWKS_CA_BUNDLE              PEM file of the SERVER CA used to verify the JWKS en
                             TLS certificate (unset: the system trust store)
 CLIENT_CA_CERT              PEM file of the CLIENT issuing CA certificate(s); a client
                             cert must be issued directly by one of them (required)
+CLIENT_CRL                  PEM file of the CLIENT CAs' CRLs (``BEGIN X509 CRL`` blocks:
+                            the root's and one per issuing CA), the same file nginx's
+                            ``ssl_crl`` loads; re-read when it changes (checked at most
+                            once a second). A certificate is refused when it or its
+                            issuing CA is listed (401), and the request is refused with
+                            503 when the file is unusable or has no current CRL for
+                            either issuer (required, no default)
 POLICY_PATH                 route policy JSON (``verifier/policy.json``)
 AUDIT_LOG                   file the Flask adapter appends audit JSON lines to; unset
                             means every request is denied with ``audit_unavailable``
+ASSERTION_KEY_FILE          the key (hex, >= 32 bytes) of the identity assertion the
+                            Flask adapter adds to every allow (``X-Auth-Assertion``,
+                            ``verifier.assertion``), shared with the API; required by
+                            the adapter when configured from the environment
 ALGORITHMS                  comma-separated JWS ``alg`` allowlist (``RS256``); ``none``
                             and ``HS*`` are refused at start-up
 LEEWAY_SECONDS              clock-skew leeway for exp/iat/nbf (30)
@@ -58,19 +72,26 @@ from cryptography import x509
 ENV_PREFIX = "ZT_VERIFIER_"
 DEFAULT_ISSUER = "https://localhost:8443/realms/zerotrust"
 DEFAULT_POLICY_PATH = str(Path(__file__).with_name("policy.json"))
+_CRL_REQUIRED = (
+    "CLIENT_CRL (env ZT_VERIFIER_CLIENT_CRL: PEM file of the client CAs' CRLs) is required"
+)
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the decision depends on besides the event, the keys and the clock."""
+    """Everything the decision depends on besides the event, the keys, the CRLs and the clock."""
 
     client_ca_pem: str
+    client_crl: str
+    """Path of the CRL PEM file (``CLIENT_CRL``); read by ``CRLFileSource``, never here."""
     issuer: str = DEFAULT_ISSUER
     audience: str = "zerotrust-api"
     jwks_url: str = DEFAULT_ISSUER + "/protocol/openid-connect/certs"
     jwks_ca_bundle: str | None = None
     policy_path: str = DEFAULT_POLICY_PATH
     audit_log: str | None = None
+    assertion_key_file: str | None = None
+    """The identity-assertion key (``verifier.assertion``); the Flask adapter requires it."""
     algorithms: tuple[str, ...] = ("RS256",)
     leeway_seconds: float = 30.0
     max_token_lifetime_seconds: float = 3600.0
@@ -99,6 +120,8 @@ class Settings:
             raise ValueError("DECISION_CACHE_SECONDS must be within 0..300")
         if not issuing_cas(self.client_ca_pem):
             raise ValueError("CLIENT_CA_CERT holds no certificate")
+        if not self.client_crl:
+            raise ValueError(_CRL_REQUIRED)
 
     @property
     def client_cas(self) -> tuple[x509.Certificate, ...]:
@@ -111,9 +134,13 @@ class Settings:
         ca_path = config.get("CLIENT_CA_CERT")
         if not ca_path:
             raise ValueError("CLIENT_CA_CERT (client issuing CA PEM file) is required")
+        crl_path = config.get("CLIENT_CRL")
+        if not crl_path:
+            raise ValueError(_CRL_REQUIRED)
         issuer = str(config.get("ISSUER") or DEFAULT_ISSUER)
         fields: dict[str, Any] = {
             "client_ca_pem": Path(str(ca_path)).read_text(encoding="ascii"),
+            "client_crl": str(crl_path),
             "issuer": issuer,
             "jwks_url": str(config.get("JWKS_URL") or issuer + "/protocol/openid-connect/certs"),
         }
@@ -122,6 +149,7 @@ class Settings:
             "jwks_ca_bundle": "JWKS_CA_BUNDLE",
             "policy_path": "POLICY_PATH",
             "audit_log": "AUDIT_LOG",
+            "assertion_key_file": "ASSERTION_KEY_FILE",
         }
         for field, name in text.items():
             if config.get(name):

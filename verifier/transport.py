@@ -14,6 +14,10 @@ verifier safe to run anywhere the event comes from (API Gateway, tests, fuzzer):
    SubjectKeyIdentifier, and the signature verifies with the CA's key. This is
    what refuses a certificate from the SERVER CA even when it carries clientAuth.
 
+``check_client_cert`` returns that issuing CA: the step after it,
+``verifier.revocation.check_not_revoked``, looks up the certificate on its
+issuer's CRL and the issuing CA on the root's.
+
 Parsing is on every request, so parsed certificates are cached by their exact PEM
 text in a small LRU (a dict lookup; no digest to compute per request, no collision
 to reason about), and the issuer verdict by (cert fingerprint, CA object).
@@ -53,6 +57,9 @@ class PresentedCert:
     fingerprint: bytes
     common_names: tuple[str, ...]
     serial: str
+    """Hex, as nginx writes it (audit, identity header)."""
+    serial_number: int
+    """The same serial as an int, as CRLs list it (``verifier.revocation``)."""
     subject_dn: str
     issuer_dn: str
     not_before: float
@@ -105,8 +112,11 @@ def _checked_pem_bytes(pem: str) -> bytes:
 
 def check_client_cert(
     presented: PresentedCert, client_cas: tuple[x509.Certificate, ...], now: float
-) -> None:
-    """Steps 3-5: a clientAuth certificate, valid now, issued by a client CA."""
+) -> x509.Certificate:
+    """Steps 3-5: a clientAuth certificate, valid now, issued by a client CA.
+
+    Returns the configured issuing CA that signed it.
+    """
     if not presented.client_auth:
         raise ClientCertNotClientAuth("no clientAuth in extendedKeyUsage")
     if now < presented.not_before:
@@ -115,7 +125,7 @@ def check_client_cert(
         raise ClientCertExpired(f"notAfter {presented.not_after:.0f} < now")
     for ca in client_cas:
         if _issued_by(presented, ca):
-            return
+            return ca
     raise ClientCertIssuerUntrusted(f"issuer {presented.issuer_dn!r}")
 
 
@@ -132,6 +142,7 @@ def _describe(pem: bytes) -> PresentedCert:
             fingerprint=cert.fingerprint(hashes.SHA256()),
             common_names=common_names,
             serial=_serial_hex(cert.serial_number),
+            serial_number=cert.serial_number,
             subject_dn=subject.rfc4514_string(),
             issuer_dn=cert.issuer.rfc4514_string(),
             not_before=cert.not_valid_before_utc.timestamp(),

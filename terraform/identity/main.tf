@@ -64,13 +64,15 @@ resource "keycloak_openid_client" "api" {
 }
 
 # One confidential client per workload identity, client_credentials only.
+# A workload in var.disabled_workloads gets no new token (incident response:
+# `zt revoke <serial> --disable-client`, undone by `zt enable-client <id>`).
 resource "keycloak_openid_client" "workload" {
   for_each = var.workload_identities
 
   realm_id                     = keycloak_realm.this.id
   client_id                    = each.key
   name                         = "Workload ${each.key}"
-  enabled                      = true
+  enabled                      = !contains(var.disabled_workloads, each.key)
   access_type                  = "CONFIDENTIAL"
   standard_flow_enabled        = false
   implicit_flow_enabled        = false

@@ -121,3 +121,14 @@ variable "workload_identities" {
     error_message = "realm_roles may only name viewer, operator or admin."
   }
 }
+
+variable "disabled_workloads" {
+  description = "Workload identities whose Keycloak client is disabled (no new tokens), e.g. after their key leaked. Kept by `zt revoke --disable-client` / `zt enable-client` in the state folder and passed as TF_VAR_disabled_workloads (.state/env.sh exports it for hand-run Terraform)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for id in var.disabled_workloads : contains(keys(var.workload_identities), id)])
+    error_message = "disabled_workloads may only name workload identities of workload_identities."
+  }
+}

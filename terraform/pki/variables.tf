@@ -86,13 +86,28 @@ variable "issuing_ca_ttl_seconds" {
 }
 
 variable "crl_expiry" {
-  description = "CRL validity (Vault duration). nginx fails closed on an expired CRL; the renew command refreshes well before."
+  description = "CRL validity (Vault duration) on all four mounts. OpenBao rebuilds a mount's CRL on every revocation (auto_rebuild off) but not as it nears expiry; nginx fails closed on an expired client CRL, so the CRL watcher (and zt renew) calls crl/rotate on all four mounts once a third of this has passed."
   type        = string
   default     = "72h"
 
   validation {
     condition     = can(regex("^[0-9]+h$", var.crl_expiry))
     error_message = "crl_expiry must be a whole number of hours, e.g. \"72h\"."
+  }
+}
+
+variable "ocsp_expiry" {
+  description = "Validity of OCSP responses on all four mounts (Vault duration, minutes or hours, 1m-24h): the nextUpdate of each response. A relying party that caches OCSP responses (nginx's ssl_ocsp_cache does) may keep a \"good\" answer for a certificate revoked since, for up to this long, so it is short here (OpenBao's default is 12h). The gateway itself enforces revocation through CRLs (docs/revocation.md)."
+  type        = string
+  default     = "5m"
+
+  validation {
+    # Minutes: the number before "m", or 60 x the number before "h".
+    condition = can(regex("^[1-9][0-9]*[mh]$", var.ocsp_expiry)) && try(
+      (endswith(var.ocsp_expiry, "h") ? 60 * tonumber(trimsuffix(var.ocsp_expiry, "h")) : tonumber(trimsuffix(var.ocsp_expiry, "m"))) <= 1440,
+      false,
+    )
+    error_message = "ocsp_expiry must be a whole number of minutes or hours between 1m and 24h, e.g. \"12h\"."
   }
 }
 

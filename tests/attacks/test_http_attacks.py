@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import struct
+import time
 
 import pytest
 
@@ -257,3 +259,31 @@ def test_many_small_headers_without_a_token_get_401_token_missing_not_5xx(log_si
     assert status < 500, f"{status} {body[:80]!r}: a client's excess answered as a server fault"
     assert status == 401, body
     assert trail.reasons == ["token_missing"]
+
+
+RESETS = 30
+
+
+def test_clients_resetting_mid_request_leave_only_parseable_access_log_lines(stack):
+    """nginx logs status "000" for a request whose client went away before any
+    answer; written bare, that line was not JSON and broke every reader of the
+    log (an attacker could blind log-based tooling at will). It is logged as 0."""
+    ctx = ssl.create_default_context(cafile=SERVER_CA)
+    ctx.load_cert_chain(*cert_of("python-client"))
+    offset = config.NGINX_ACCESS_LOG.stat().st_size
+    for i in range(RESETS):
+        tls = ctx.wrap_socket(
+            socket.create_connection((config.HOST, config.NGINX_PORT), timeout=10),
+            server_hostname="localhost",
+        )
+        tls.sendall(f"GET /api/resource?reset={i} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+        time.sleep((i % 6) * 0.0005)  # a spread of moments: read, deciding, answering
+        tls.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        tls.close()  # RST, before nginx can answer
+    time.sleep(1)  # nginx logs after it gave up on each
+    with open(config.NGINX_ACCESS_LOG, "rb") as fh:
+        fh.seek(offset)
+        raw_lines = fh.read().splitlines()
+    assert raw_lines, "nginx logged none of the reset requests"
+    lines = [json.loads(line) for line in raw_lines]  # every line is JSON
+    assert all(isinstance(line["status"], int) for line in lines)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import requests
 
+from client.api import reload_safe_adapter
 from scripts import config, procs
 from tests.attacks.conftest import (  # noqa: F401  (fixtures re-exported for this suite)
     _sigpipe_stays_ignored,
@@ -53,7 +54,8 @@ def wait_for(predicate, seconds: float, interval: float = 0.1) -> bool:
 
 
 class Load:
-    """A bounded request loop through the gateway (as in tests/integration/test_rotation).
+    """A bounded request loop through the gateway (as in tests/integration/test_rotation),
+    with the client's retry of idempotent requests on a connection nginx closed.
 
     ``threads`` threads, each sending python-client's GET /api/resource every
     ``interval`` seconds for ``seconds`` seconds; outcomes counted by status.
@@ -70,6 +72,7 @@ class Load:
 
     def _run(self) -> None:
         s = requests.Session()
+        s.mount("https://", reload_safe_adapter())  # as every client of ours does
         deadline = time.monotonic() + self.seconds
         while time.monotonic() < deadline:
             try:

@@ -3,7 +3,8 @@
 Everything is generated once per session, in memory, at a fixed clock (``now``),
 so no test depends on the wall clock, on files outside ``tmp_path`` or on a
 server. The shapes copy the real stack: a client root CA and a client
-intermediate (the issuing CA the verifier trusts), a separate server CA, and
+intermediate (the issuing CA the verifier trusts), a separate server CA, the
+CRL file nginx and the verifier load (the root's CRL and the issuing CA's), and
 Keycloak-like access tokens.
 """
 
@@ -13,6 +14,7 @@ import datetime as dt
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import hypothesis
@@ -29,6 +31,7 @@ from verifier.handler import decide
 from verifier.jwks import KeySource, StaticKeySource
 from verifier.policy import Policy, load_policy
 from verifier.response import AuthorizerResponse
+from verifier.revocation import RevocationSource, StaticCRLSource
 from verifier.settings import DEFAULT_POLICY_PATH, Settings
 
 # No example database: unit runs leave nothing behind in the work tree.
@@ -119,6 +122,12 @@ class Pki:
     forged_signature: Issued
     wrong_aki: Issued
     two_cns: Issued
+    revoked: Issued
+    """A python-client certificate listed on the issuing CA's CRL."""
+    retired_ca: Issued
+    """An issuing CA the root has revoked (the end of a CA rollover)."""
+    from_retired_ca: Issued
+    """A python-client certificate issued by ``retired_ca``."""
 
 
 @pytest.fixture(scope="session")
@@ -128,6 +137,7 @@ def pki() -> Pki:
     client_ca = issue(_name("zerotrust client issuing CA"), root, ca=True)
     server_ca = issue(_name("zerotrust server CA"), None, ca=True)
     intruder = ec.generate_private_key(ec.SECP256R1())
+    retired_ca = issue(_name("zerotrust client issuing CA (retired)"), root, ca=True)
     return Pki(
         client_root=root,
         client_ca=client_ca,
@@ -154,7 +164,100 @@ def pki() -> Pki:
         forged_signature=issue(_name("python-client"), client_ca, signing_key=intruder),
         wrong_aki=issue(_name("python-client"), client_ca, aki=b"\x01" * 20),
         two_cns=issue(_name("python-client", "other-client"), client_ca),
+        revoked=issue(_name("python-client"), client_ca),
+        retired_ca=retired_ca,
+        from_retired_ca=issue(_name("python-client"), retired_ca),
     )
+
+
+CRL_LIFETIME = 3 * DAY  # OpenBao's crl_expiry is 72 h
+
+
+def make_crl(
+    issuer: Issued,
+    revoked: Iterable[int] = (),
+    *,
+    last_update: float = NOW - 3600,
+    next_update: float | None = None,
+    issuer_name: x509.Name | None = None,
+) -> x509.CertificateRevocationList:
+    """A CRL signed by ``issuer`` listing ``revoked`` serials, current at ``NOW`` by default."""
+    start = dt.datetime.fromtimestamp(last_update, tz=dt.UTC)
+    end = (
+        dt.datetime.fromtimestamp(next_update, tz=dt.UTC)
+        if next_update is not None
+        else start + CRL_LIFETIME
+    )
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer_name or issuer.cert.subject)
+        .last_update(start)
+        .next_update(end)
+    )
+    for serial in revoked:
+        entry = (
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(start).build()
+        )
+        builder = builder.add_revoked_certificate(entry)
+    return builder.sign(issuer.key, hashes.SHA256())
+
+
+def crl_pem(*crls: x509.CertificateRevocationList) -> str:
+    """CRLs as one PEM file, the way the ops tooling concatenates them for ``ssl_crl``."""
+    return "".join(crl.public_bytes(serialization.Encoding.PEM).decode("ascii") for crl in crls)
+
+
+def client_crls(pki: Pki, revoked: Iterable[int] = (), **times: float) -> str:
+    """A CRL file of the client PKI: the issuing CA's CRL listing ``revoked``, the
+    root's listing nothing; ``times`` (``last_update``, ``next_update``) apply to both."""
+    return crl_pem(make_crl(pki.client_ca, revoked, **times), make_crl(pki.client_root, **times))
+
+
+@pytest.fixture(scope="session")
+def client_crl_pem(pki: Pki) -> str:
+    """The CRL file as the stack writes it: the issuing CA's CRL, then the root's.
+
+    The issuing CA revoked ``pki.revoked``; the root revoked ``pki.retired_ca``
+    (whose own CRL is no longer published). Every other certificate is in good
+    standing until ``NOW + CRL_LIFETIME``.
+    """
+    return crl_pem(
+        make_crl(pki.client_ca, [pki.revoked.cert.serial_number]),
+        make_crl(pki.client_root, [pki.retired_ca.cert.serial_number]),
+    )
+
+
+@pytest.fixture(scope="session")
+def crl_file(tmp_path_factory: pytest.TempPathFactory, client_crl_pem: str) -> Path:
+    """``client_crl_pem`` on disk, for settings and the file-reading source."""
+    path = tmp_path_factory.mktemp("crl") / "client-ca.crl.pem"
+    path.write_text(client_crl_pem)
+    return path
+
+
+ASSERTION_KEY_HEX = "ab" * 32
+
+
+@pytest.fixture
+def production_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pki: Any, crl_file: Path
+) -> Path:
+    """The ``ZT_VERIFIER_*`` variables a production worker needs, set to test files
+    (client CA, CRL, audit log, assertion key); returns the folder holding them."""
+    ca = tmp_path / "client-ca.pem"
+    ca.write_text(pki.client_ca.pem)
+    key = tmp_path / "assertion.key"
+    key.write_text(ASSERTION_KEY_HEX)
+    monkeypatch.setenv("ZT_VERIFIER_CLIENT_CA_CERT", str(ca))
+    monkeypatch.setenv("ZT_VERIFIER_CLIENT_CRL", str(crl_file))
+    monkeypatch.setenv("ZT_VERIFIER_AUDIT_LOG", str(tmp_path / "audit.log"))
+    monkeypatch.setenv("ZT_VERIFIER_ASSERTION_KEY_FILE", str(key))
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def revocation(client_crl_pem: str) -> StaticCRLSource:
+    return StaticCRLSource.from_pem(client_crl_pem)
 
 
 @dataclass(frozen=True)
@@ -310,8 +413,8 @@ def make_event(pki: Pki) -> MakeEvent:
 
 
 @pytest.fixture(scope="session")
-def settings(pki: Pki) -> Settings:
-    return Settings(client_ca_pem=pki.client_ca.pem)
+def settings(pki: Pki, crl_file: Path) -> Settings:
+    return Settings(client_ca_pem=pki.client_ca.pem, client_crl=str(crl_file))
 
 
 @pytest.fixture(scope="session")
@@ -328,16 +431,26 @@ Decide = Callable[..., AuthorizerResponse]
 
 
 @pytest.fixture
-def run(keys: StaticKeySource, policy: Policy, settings: Settings) -> Decide:
-    """``decide`` with the session's keys, policy and settings at ``NOW``."""
+def run(
+    keys: StaticKeySource, policy: Policy, settings: Settings, revocation: StaticCRLSource
+) -> Decide:
+    """``decide`` with the session's keys, policy, settings and CRLs at ``NOW``."""
 
     def run_decide(
         event: dict[str, Any],
         *,
         keys_: KeySource = keys,
         settings_: Settings = settings,
+        revocation_: RevocationSource = revocation,
         now: float = NOW,
     ) -> AuthorizerResponse:
-        return decide(event, keys=keys_, policy=policy, settings=settings_, now=now)
+        return decide(
+            event,
+            keys=keys_,
+            policy=policy,
+            settings=settings_,
+            revocation=revocation_,
+            now=now,
+        )
 
     return run_decide

@@ -8,7 +8,12 @@ from urllib.parse import quote
 import pytest
 from cryptography import x509
 
+from api.app import create_app as create_api
+from verifier import assertion
 from verifier.app import create_app
+from verifier.revocation import StaticCRLSource
+
+from .conftest import ASSERTION_KEY_HEX, client_crls
 
 
 @pytest.fixture
@@ -17,7 +22,15 @@ def audit_log(tmp_path):
 
 
 @pytest.fixture
-def make_app(tmp_path, pki, keys, now, audit_log):
+def crl_path(tmp_path, client_crl_pem):
+    """This app's own copy of the CRL file (tests replace it)."""
+    path = tmp_path / "client-ca.crl.pem"
+    path.write_text(client_crl_pem)
+    return path
+
+
+@pytest.fixture
+def make_app(tmp_path, pki, keys, now, audit_log, crl_path):
     ca_file = tmp_path / "client-ca.pem"
     ca_file.write_text(pki.client_ca.pem)
 
@@ -25,6 +38,7 @@ def make_app(tmp_path, pki, keys, now, audit_log):
         config = {
             "TESTING": True,
             "CLIENT_CA_CERT": str(ca_file),
+            "CLIENT_CRL": str(crl_path),
             "AUDIT_LOG": str(audit_log),
             "KEY_SOURCE": keys,
             "CLOCK": lambda: now,
@@ -223,17 +237,29 @@ def test_healthz_reports_ok_and_the_number_of_jwks_keys(client):
     assert answer.get_json() == {"status": "ok", "jwks_keys": 1}
 
 
-def test_create_app_reads_zt_verifier_environment_variables(monkeypatch, tmp_path, pki):
-    ca_file = tmp_path / "ca.pem"
-    ca_file.write_text(pki.client_ca.pem)
-    monkeypatch.setenv("ZT_VERIFIER_CLIENT_CA_CERT", str(ca_file))
+def test_create_app_reads_zt_verifier_environment_variables(monkeypatch, production_env, crl_file):
     monkeypatch.setenv("ZT_VERIFIER_LEEWAY_SECONDS", "5")
-    monkeypatch.setenv("ZT_VERIFIER_AUDIT_LOG", str(tmp_path / "a.jsonl"))
     monkeypatch.setenv("ZT_VERIFIER_JWKS_URL", "https://kc.test/certs")
     verifier = create_app().extensions["verifier"]
+    assert verifier.assertion_key == bytes.fromhex(ASSERTION_KEY_HEX)
     assert verifier.settings.leeway_seconds == 5
-    assert verifier.settings.audit_log == str(tmp_path / "a.jsonl")
+    assert verifier.settings.audit_log == str(production_env / "audit.log")
     assert verifier.keys.url == "https://kc.test/certs"
+    assert verifier.revocation.path == str(crl_file)
+    assert verifier.revocation.snapshot().by_issuer  # loaded at boot
+
+
+def test_create_app_refuses_to_start_without_an_assertion_key(monkeypatch, production_env):
+    monkeypatch.delenv("ZT_VERIFIER_ASSERTION_KEY_FILE")
+    with pytest.raises(ValueError, match="ZT_VERIFIER_ASSERTION_KEY_FILE is required"):
+        create_app()
+
+
+@pytest.mark.parametrize("text", ["", "zz" * 32, "ab" * 16])
+def test_create_app_refuses_an_unusable_assertion_key(production_env, text):
+    (production_env / "assertion.key").write_text(text)
+    with pytest.raises(ValueError, match="identity assertion key"):
+        create_app()
 
 
 def test_create_app_refuses_to_start_without_a_client_ca(monkeypatch):
@@ -265,9 +291,10 @@ def test_an_allow_may_be_cached_up_to_the_limit_and_never_past_the_token(
 
 
 def test_a_cached_allow_never_outlives_the_client_certificate(
-    make_app, nginx_headers, make_token, pki
+    make_app, nginx_headers, make_token, pki, crl_path
 ):
     cert = presented_not_after(pki.client.pem)
+    crl_path.write_text(client_crls(pki, last_update=cert - 3600, next_update=cert + 3600))
     client = make_app(DECISION_CACHE_SECONDS=30, CLOCK=lambda: cert - 5.5).test_client()
     token = make_token(iat=int(cert) - 20, exp=int(cert) + 200)
     answer = client.get("/_authz", headers=nginx_headers(token))
@@ -319,3 +346,105 @@ def test_the_header_fast_path_answers_exactly_what_quote_would(value):
     from verifier.app import _HEADER_SAFE, _header_value
 
     assert _header_value(value) == quote(value, safe=_HEADER_SAFE)
+
+
+# --- revocation (CLIENT_CRL, re-read when it changes) -----------------------------------
+
+
+def test_a_revoked_certificate_answers_401_cert_revoked_and_is_never_cacheable(
+    make_app, nginx_headers, make_token, pki, audit_log
+):
+    client = make_app(DECISION_CACHE_SECONDS=30).test_client()
+    answer = client.get("/_authz", headers=nginx_headers(make_token(), cert=pki.revoked.pem))
+    assert answer.status_code == 401
+    assert answer.get_json() == {"error": "unauthorized"}
+    assert answer.headers["X-Auth-Reason"] == "cert_revoked"
+    assert answer.headers["X-Accel-Expires"] == "0"
+    assert "X-Auth-Identity" not in answer.headers
+    (line,) = audit_lines(audit_log)
+    assert (line["decision"], line["reason"], line["status"]) == ("deny", "cert_revoked", 401)
+    assert int(line["cert_serial"], 16) == pki.revoked.cert.serial_number
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda path: path.unlink(), id="missing"),
+        pytest.param(lambda path: path.write_text("garbage\n"), id="garbage"),
+    ],
+)
+def test_an_unusable_crl_file_answers_503_crl_unavailable(
+    make_app, nginx_headers, make_token, crl_path, damage
+):
+    damage(crl_path)
+    client = make_app(DECISION_CACHE_SECONDS=30).test_client()
+    answer = client.get("/_authz", headers=nginx_headers(make_token()))
+    assert answer.status_code == 503
+    assert answer.get_json() == {"error": "unavailable"}
+    assert answer.headers["X-Auth-Reason"] == "crl_unavailable"
+    assert answer.headers["X-Accel-Expires"] == "0"
+
+
+def test_a_revocation_written_to_the_file_is_enforced_within_a_second_without_a_restart(
+    make_app, nginx_headers, make_token, pki, crl_path, now
+):
+    clock = [now]
+    client = make_app(CLOCK=lambda: clock[0]).test_client()
+    headers = nginx_headers(make_token())
+    assert client.get("/_authz", headers=headers).status_code == 204
+    revoked = client_crls(pki, [pki.client.cert.serial_number])
+    tmp = crl_path.with_name("crl.tmp")
+    tmp.write_text(revoked)
+    tmp.replace(crl_path)  # atomic, as the ops tooling writes it
+    clock[0] = now + 0.5
+    assert client.get("/_authz", headers=headers).status_code == 204  # not looked at yet
+    clock[0] = now + 1.0
+    answer = client.get("/_authz", headers=headers)
+    assert (answer.status_code, answer.headers["X-Auth-Reason"]) == (401, "cert_revoked")
+
+
+def test_a_cached_allow_never_outlives_the_crl_it_was_checked_against(
+    make_app, nginx_headers, make_token, pki, crl_path, now
+):
+    crl_path.write_text(client_crls(pki, next_update=now + 12))
+    client = make_app(DECISION_CACHE_SECONDS=30).test_client()
+    answer = client.get("/_authz", headers=nginx_headers(make_token()))
+    assert answer.status_code == 204
+    assert answer.headers["X-Accel-Expires"] == "11"
+
+
+def test_an_injected_revocation_source_replaces_the_file(
+    make_app, nginx_headers, make_token, pki, tmp_path
+):
+    source = StaticCRLSource.from_pem(client_crls(pki, [pki.client.cert.serial_number]))
+    client = make_app(CLIENT_CRL=str(tmp_path / "absent.pem"), REVOCATION=source).test_client()
+    answer = client.get("/_authz", headers=nginx_headers(make_token()))
+    assert answer.headers["X-Auth-Reason"] == "cert_revoked"
+
+
+def test_create_app_refuses_to_start_without_a_client_crl_setting(make_app):
+    with pytest.raises(ValueError, match="ZT_VERIFIER_CLIENT_CRL"):
+        make_app(CLIENT_CRL=None)
+
+
+def test_the_verifiers_allow_carries_an_assertion_the_api_accepts(
+    make_app, nginx_headers, make_token, tmp_path, now
+):
+    """The contract between the two: what nginx copies from the verifier's 204 to the
+    API (X-Auth-Identity, X-Auth-Assertion) is served for the same method and URI,
+    and refused for any other."""
+    key_file = tmp_path / "assertion.key"
+    key_file.write_text(ASSERTION_KEY_HEX)
+    verifier = make_app(ASSERTION_KEY_FILE=str(key_file)).test_client()
+    uri = "/api/resource?page=2&q=%C3%BC"
+    allow = verifier.get("/_authz", headers=nginx_headers(make_token(), uri=uri))
+    assert allow.status_code == 204
+    forwarded = {
+        name: allow.headers[name]
+        for name in ("X-Auth-Subject", "X-Auth-Identity", assertion.HEADER)
+    }
+    api_config = {"ASSERTION_KEY": bytes.fromhex(ASSERTION_KEY_HEX), "CLOCK": lambda: now}
+    api = create_api(api_config).test_client()
+    assert api.get(uri, headers=forwarded).status_code == 200
+    assert api.get("/api/resource", headers=forwarded).status_code == 401
+    assert api.post(uri, headers=forwarded).status_code == 401

@@ -6,11 +6,7 @@ from verifier import app as app_module
 from verifier import jwks
 
 
-def test_each_worker_fetches_the_jwks_once_at_boot(monkeypatch, tmp_path, pki, signing_key):
-    ca = tmp_path / "client-ca.pem"
-    ca.write_text(pki.client_ca.pem)
-    monkeypatch.setenv("ZT_VERIFIER_CLIENT_CA_CERT", str(ca))
-    monkeypatch.setenv("ZT_VERIFIER_AUDIT_LOG", str(tmp_path / "audit.log"))
+def test_each_worker_fetches_the_jwks_once_at_boot(monkeypatch, production_env, signing_key):
     calls = []
 
     def fake_fetch(url, ca_bundle, timeout):
@@ -23,11 +19,7 @@ def test_each_worker_fetches_the_jwks_once_at_boot(monkeypatch, tmp_path, pki, s
     assert application.extensions["verifier"].keys.key_count == 1
 
 
-def test_a_worker_boots_even_when_keycloak_is_down(monkeypatch, tmp_path, pki):
-    ca = tmp_path / "client-ca.pem"
-    ca.write_text(pki.client_ca.pem)
-    monkeypatch.setenv("ZT_VERIFIER_CLIENT_CA_CERT", str(ca))
-
+def test_a_worker_boots_even_when_keycloak_is_down(monkeypatch, production_env):
     def down(url, ca_bundle, timeout):
         raise jwks.JwksUnavailable("connection refused")
 

@@ -40,13 +40,13 @@ def test_a_certificate_is_due_for_renewal_after_two_thirds_of_its_lifetime(elaps
     ],
 )
 def test_serials_are_normalised_to_openbao_format(given, normal):
-    assert rotation._normalize_serial(given) == normal
+    assert rotation.normalize_serial(given) == normal
 
 
 @pytest.mark.parametrize("bad", ["", "zz", "12 34", "0x12"])
 def test_a_malformed_serial_is_refused_with_a_clear_error(bad):
     with pytest.raises(StepFailed, match="not a certificate serial"):
-        rotation._normalize_serial(bad)
+        rotation.normalize_serial(bad)
 
 
 def test_serial_hex_matches_openbao_format():
@@ -92,17 +92,44 @@ def test_write_atomic_replaces_and_leaves_no_temp_file_on_failure(tmp_path, monk
     assert [p.name for p in tmp_path.iterdir()] == ["f"]
 
 
-@pytest.mark.parametrize("changed", ["policy", "client_ca", "identity_snippet"])
-def test_the_decision_cache_generation_changes_with_each_input(tmp_path, monkeypatch, changed):
+GENERATION_FILES = ("policy.json", "client-issuing-ca.pem", "client-ca.crl.pem", "handler.py")
+
+
+@pytest.mark.parametrize("changed", GENERATION_FILES)
+def test_the_decision_cache_generation_changes_with_each_input_file(tmp_path, changed):
+    from scripts import gateway
+
+    paths = [tmp_path / name for name in GENERATION_FILES]
+    for path in paths:
+        path.write_text("v1")
+    before = gateway.authz_cache_generation(paths, {"ZT_VERIFIER_ISSUER": "a"})
+    assert gateway.authz_cache_generation(paths, {"ZT_VERIFIER_ISSUER": "a"}) == before
+    (tmp_path / changed).write_text("v2")
+    assert gateway.authz_cache_generation(paths, {"ZT_VERIFIER_ISSUER": "a"}) != before
+
+
+def test_the_decision_cache_generation_changes_with_a_verifier_setting(tmp_path):
+    from scripts import gateway
+
+    settings = {"ZT_VERIFIER_ISSUER": "a", "ZT_VERIFIER_LEEWAY_SECONDS": "30"}
+    before = gateway.authz_cache_generation([], settings)
+    changed = {**settings, "ZT_VERIFIER_LEEWAY_SECONDS": "60"}
+    assert gateway.authz_cache_generation([], changed) != before
+
+
+def test_the_stack_generation_covers_policy_cas_crls_identity_headers_code_and_settings(
+    monkeypatch,
+):
     from scripts import config, gateway
 
-    inputs = {name: tmp_path / name for name in ("policy", "client_ca", "identity_snippet")}
-    for path in inputs.values():
-        path.write_text("v1")
-    monkeypatch.setattr(config, "VERIFIER_POLICY", inputs["policy"])
-    monkeypatch.setattr(config, "CLIENT_ISSUING_CA", inputs["client_ca"])
-    monkeypatch.setattr(gateway, "IDENTITY_SNIPPET", inputs["identity_snippet"])
-    before = gateway.authz_cache_generation()
-    assert gateway.authz_cache_generation() == before  # a pure function of the files
-    inputs[changed].write_text("v2")
-    assert gateway.authz_cache_generation() != before
+    monkeypatch.setattr(gateway, "verifier_env", lambda: {"ZT_VERIFIER_ISSUER": "x"})
+    files, settings = gateway.generation_inputs()
+    expected = {
+        config.VERIFIER_POLICY,
+        config.CLIENT_ISSUING_CA,
+        config.CLIENT_CRL,
+        gateway.IDENTITY_SNIPPET,
+        *(config.REPO / "verifier").glob("*.py"),
+    }
+    assert set(files) == expected
+    assert settings == {"ZT_VERIFIER_ISSUER": "x"}

@@ -12,6 +12,7 @@ EXPECTED_STATUS = {
     errors.TokenError: 401,
     errors.BindingError: 401,
     errors.AuthorizationError: 403,
+    errors.ServiceUnavailable: 503,
 }
 
 
@@ -42,6 +43,18 @@ def test_faults_of_the_verifier_itself_have_their_documented_status():
     assert (errors.AuditUnavailable.status, errors.AuditUnavailable().reason) == (
         503,
         "audit_unavailable",
+    )
+    assert (errors.CrlUnavailable.status, errors.CrlUnavailable().reason) == (
+        503,
+        "crl_unavailable",
+    )
+
+
+def test_a_revoked_certificate_is_a_transport_refusal_with_401():
+    assert issubclass(errors.ClientCertRevoked, errors.TransportError)
+    assert (errors.ClientCertRevoked.reason, errors.ClientCertRevoked.status) == (
+        "cert_revoked",
+        401,
     )
 
 

@@ -22,8 +22,10 @@ json_values = st.recursive(
 
 
 @pytest.fixture(scope="module")
-def core(keys, policy, settings):
-    return lambda event: decide(event, keys=keys, policy=policy, settings=settings, now=NOW)
+def core(keys, policy, settings, revocation):
+    return lambda event: decide(
+        event, keys=keys, policy=policy, settings=settings, revocation=revocation, now=NOW
+    )
 
 
 @settings(max_examples=150)

@@ -23,6 +23,8 @@ from verifier import jwks
 from verifier.errors import JwksUnavailable, all_reasons
 from verifier.jwks import JWKSKeySource
 
+from .conftest import client_crls
+
 
 @dataclass(frozen=True)
 class Ctx:
@@ -129,6 +131,16 @@ REFUSALS: list[Scenario] = [
         "client_cert_issuer_untrusted",
         "wrong-authority-key-id",
         lambda c: c.event(token=c.token(), cert_pem=c.pki.wrong_aki.pem),
+    ),
+    (
+        "client_cert_issuer_untrusted",
+        "from-a-retired-ca-no-longer-trusted",
+        lambda c: c.event(token=c.token(), cert_pem=c.pki.from_retired_ca.pem),
+    ),
+    (
+        "cert_revoked",
+        "on-the-issuing-cas-crl",
+        lambda c: c.event(token=c.token(), cert_pem=c.pki.revoked.pem),
     ),
     # 2. token: the header
     ("token_missing", "no-authorization", lambda c: c.event()),
@@ -346,6 +358,7 @@ def test_every_reason_code_has_a_refusal_scenario():
         "jwks_unavailable": "test_a_never_fetched_jwks_is_refused_with_jwks_unavailable",
         "internal_error": "test_a_bug_in_a_check_denies_with_internal_error",
         "audit_unavailable": "test_app.py: unwritable audit log",
+        "crl_unavailable": "test_revocation.py: every way the CRLs can be unusable",
     }
     assert set(all_reasons()) - covered == set(elsewhere)
 
@@ -478,11 +491,12 @@ def test_asdict_is_an_api_gateway_authorizer_response(ctx, run):
 
 
 def test_lambda_handler_builds_its_defaults_from_the_environment(
-    ctx, pki, signing_key, monkeypatch, tmp_path, now
+    ctx, pki, signing_key, monkeypatch, tmp_path, now, crl_file
 ):
     ca_file = tmp_path / "client-ca.pem"
     ca_file.write_text(pki.client_ca.pem)
     monkeypatch.setenv("ZT_VERIFIER_CLIENT_CA_CERT", str(ca_file))
+    monkeypatch.setenv("ZT_VERIFIER_CLIENT_CRL", str(crl_file))
     monkeypatch.setenv("ZT_VERIFIER_JWKS_URL", "https://keycloak.test/certs")
     fetched: list[str] = []
 
@@ -512,3 +526,33 @@ def test_lambda_handler_denies_when_misconfigured_instead_of_raising(ctx, monkey
         handler_module._lambda_defaults.cache_clear()
     assert body["context"]["reason"] == "internal_error"
     assert body["policyDocument"]["Statement"][0]["Effect"] == "Deny"
+
+
+def test_lambda_handler_checks_revocation_against_the_crl_file_of_the_setting(
+    ctx, pki, signing_key, monkeypatch, tmp_path, now
+):
+    ca_file = tmp_path / "client-ca.pem"
+    ca_file.write_text(pki.client_ca.pem)
+    crl_file = tmp_path / "client-ca.crl.pem"
+    crl_file.write_text(client_crls(pki, [pki.client.cert.serial_number]))
+    monkeypatch.setenv("ZT_VERIFIER_CLIENT_CA_CERT", str(ca_file))
+    monkeypatch.setenv("ZT_VERIFIER_CLIENT_CRL", str(crl_file))
+    monkeypatch.setattr(
+        jwks, "fetch_jwks", lambda url, ca_bundle, timeout: {"keys": [signing_key.jwk]}
+    )
+    clock = [now]
+    monkeypatch.setattr(handler_module, "wall_clock", lambda: clock[0])
+    handler_module._lambda_defaults.cache_clear()
+    try:
+        revoked = handler_module.handler(ctx.event(token=ctx.token()), None)
+        crl_file.unlink()  # the next invocation after the check interval looks again
+        clock[0] = now + 1
+        unavailable = handler_module.handler(ctx.event(token=ctx.token()), None)
+    finally:
+        handler_module._lambda_defaults.cache_clear()
+    assert revoked["context"]["reason"] == "cert_revoked"
+    assert revoked["policyDocument"]["Statement"][0]["Effect"] == "Deny"
+    assert (unavailable["context"]["reason"], unavailable["context"]["status"]) == (
+        "crl_unavailable",
+        503,
+    )

@@ -28,6 +28,7 @@ def test_defaults_match_the_realm_and_the_api_client(settings):
 def test_every_setting_can_come_from_zt_verifier_environment_variables(ca_file):
     env = {
         "ZT_VERIFIER_CLIENT_CA_CERT": str(ca_file),
+        "ZT_VERIFIER_CLIENT_CRL": "/etc/zt/client-ca.crl.pem",
         "ZT_VERIFIER_ISSUER": "https://kc.test/realms/r",
         "ZT_VERIFIER_AUDIENCE": "api",
         "ZT_VERIFIER_JWKS_CA_BUNDLE": "/ca/server.pem",
@@ -59,12 +60,13 @@ def test_every_setting_can_come_from_zt_verifier_environment_variables(ca_file):
     assert settings.jwks_timeout_seconds == 1.5
     assert settings.require_verify_header is False
     assert "zerotrust client issuing CA" in settings.client_cas[0].subject.rfc4514_string()
+    assert settings.client_crl == "/etc/zt/client-ca.crl.pem"  # a path: the source reads it
 
 
 @pytest.mark.parametrize("algorithms", [("none",), ("HS256",), ("RS256", "hs512"), ()])
-def test_none_and_hmac_algorithms_are_refused_at_start_up(pki, algorithms):
+def test_none_and_hmac_algorithms_are_refused_at_start_up(pki, crl_file, algorithms):
     with pytest.raises(ValueError, match="algorithm"):
-        Settings(client_ca_pem=pki.client_ca.pem, algorithms=algorithms)
+        Settings(client_ca_pem=pki.client_ca.pem, client_crl=str(crl_file), algorithms=algorithms)
 
 
 def test_a_missing_client_ca_is_refused_at_start_up():
@@ -72,17 +74,36 @@ def test_a_missing_client_ca_is_refused_at_start_up():
         Settings.from_env({})
 
 
-def test_a_client_ca_file_without_a_certificate_is_refused(tmp_path):
+def test_a_client_ca_file_without_a_certificate_is_refused(tmp_path, crl_file):
     empty = tmp_path / "empty.pem"
     empty.write_text("nothing here\n")
     with pytest.raises(ValueError, match="CLIENT_CA_CERT"):
-        Settings.from_config({"CLIENT_CA_CERT": str(empty)})
+        Settings.from_config({"CLIENT_CA_CERT": str(empty), "CLIENT_CRL": str(crl_file)})
+
+
+@pytest.mark.parametrize("crl", [None, ""])
+def test_a_missing_client_crl_is_refused_at_start_up_naming_the_variable(ca_file, crl):
+    with pytest.raises(ValueError, match="ZT_VERIFIER_CLIENT_CRL"):
+        Settings.from_config({"CLIENT_CA_CERT": str(ca_file), "CLIENT_CRL": crl})
+    with pytest.raises(ValueError, match="CLIENT_CRL"):
+        Settings.from_env({"ZT_VERIFIER_CLIENT_CA_CERT": str(ca_file)})
+
+
+def test_settings_built_in_code_refuse_an_empty_crl_path_too(pki):
+    with pytest.raises(ValueError, match="CLIENT_CRL"):
+        Settings(client_ca_pem=pki.client_ca.pem, client_crl="")
 
 
 @pytest.mark.parametrize("value", ["maybe", "", "2"])
-def test_an_unreadable_boolean_is_refused_rather_than_guessed(ca_file, value):
+def test_an_unreadable_boolean_is_refused_rather_than_guessed(ca_file, crl_file, value):
     with pytest.raises(ValueError, match="boolean"):
-        Settings.from_config({"CLIENT_CA_CERT": str(ca_file), "REQUIRE_VERIFY_HEADER": value})
+        Settings.from_config(
+            {
+                "CLIENT_CA_CERT": str(ca_file),
+                "CLIENT_CRL": str(crl_file),
+                "REQUIRE_VERIFY_HEADER": value,
+            }
+        )
 
 
 def test_settings_are_immutable(settings):

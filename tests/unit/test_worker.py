@@ -61,7 +61,7 @@ def server(tmp_path):
     )
     wait_until(
         "test gunicorn",
-        lambda: proc.poll() is None and gateway._socket_answers(sock, "/"),
+        lambda: proc.poll() is None and gateway.socket_answers(sock, "/"),
         30,
         "gunicorn's stderr (run the command above by hand)",
         interval=0.1,
@@ -118,7 +118,7 @@ def test_a_reload_still_answers_a_request_sent_on_an_idle_connection(server):
     # ...and the reloaded server answers on a new connection, from a new worker.
     wait_until(
         "an answer after the reload",
-        lambda: gateway._socket_answers(sock, "/"),
+        lambda: gateway.socket_answers(sock, "/"),
         20,
         "the reloaded gunicorn",
         interval=0.1,

@@ -112,11 +112,16 @@ resource "vault_pki_secret_backend_config_issuers" "this" {
   default = vault_pki_secret_backend_intermediate_set_signed.this[local.latest].imported_issuers[0]
 }
 
-# bao write pki_<name>[_root]/config/urls issuing_certificates=... crl_distribution_points=... ocsp_servers=...
+# Every mount publishes where to fetch its CA certificate (AIA), its CRL and
+# its OCSP responder, so a relying party can check any certificate of the
+# hierarchy, the issuing CA's own included (its URLs come from the root mount).
+# bao write pki_<name>[_root]/config/urls issuing_certificates=<addr>/v1/<mount>/ca \
+#   crl_distribution_points=<addr>/v1/<mount>/crl ocsp_servers=<addr>/v1/<mount>/ocsp
 resource "vault_pki_secret_backend_config_urls" "root" {
   backend                 = vault_mount.root.path
   issuing_certificates    = ["${var.vault_address}/v1/${local.root_path}/ca"]
   crl_distribution_points = ["${var.vault_address}/v1/${local.root_path}/crl"]
+  ocsp_servers            = ["${var.vault_address}/v1/${local.root_path}/ocsp"]
 }
 
 resource "vault_pki_secret_backend_config_urls" "intermediate" {
@@ -126,15 +131,27 @@ resource "vault_pki_secret_backend_config_urls" "intermediate" {
   ocsp_servers            = ["${var.vault_address}/v1/${local.intermediate_path}/ocsp"]
 }
 
-# bao write pki_<name>[_root]/config/crl expiry=<crl_expiry> auto_rebuild=true
+# auto_rebuild = false: OpenBao then rebuilds the mount's CRL inside every
+# revocation (revokeCert, internal/builtin/logical/pki/crl_util.go), so a
+# certificate revoked by any path (zt revoke, the revoker AppRole, `bao write
+# .../revoke`, Terraform's revoke = true above) is in the published CRL when
+# the call returns. With auto_rebuild on, a revocation waits for the periodic
+# rebuild, which only happens within auto_rebuild_grace_period of expiry. The
+# price: nothing rebuilds a CRL just because it is about to expire, so someone
+# must call crl/rotate before crl_expiry (the revoker policy allows it on all
+# four mounts; the bring-up's CRL refresh does it for the client mounts).
+# bao write pki_<name>[_root]/config/crl expiry=<crl_expiry> auto_rebuild=false \
+#   ocsp_expiry=<ocsp_expiry>
 resource "vault_pki_secret_backend_crl_config" "root" {
   backend      = vault_mount.root.path
   expiry       = var.crl_expiry
-  auto_rebuild = true
+  auto_rebuild = false
+  ocsp_expiry  = var.ocsp_expiry
 }
 
 resource "vault_pki_secret_backend_crl_config" "intermediate" {
   backend      = vault_mount.intermediate.path
   expiry       = var.crl_expiry
-  auto_rebuild = true
+  auto_rebuild = false
+  ocsp_expiry  = var.ocsp_expiry
 }

@@ -40,7 +40,12 @@ variable "vault_address" {
 }
 
 variable "crl_expiry" {
-  description = "How long a published CRL stays valid (Vault duration, e.g. \"72h\"). nginx refuses every client once its CRL expires, so the renew command refreshes it well before."
+  description = "How long a published CRL stays valid (Vault duration, e.g. \"72h\"). OpenBao rebuilds a CRL on every revocation (auto_rebuild off) but never because it nears expiry, so whoever relies on it must call crl/rotate well before (nginx refuses every client once the client CRL expires)."
+  type        = string
+}
+
+variable "ocsp_expiry" {
+  description = "Validity of the OCSP responses of both mounts (Vault duration, e.g. \"12h\"; sets nextUpdate). A relying party caching OCSP responses may keep a \"good\" answer for a revoked certificate that long."
   type        = string
 }
 

@@ -1,0 +1,115 @@
+"""The unprivileged accounts the request path runs as (when the bring-up runs as root).
+
+* ``config.GATEWAY_GROUP`` (``zt-gateway``): the group of the verifier's and the
+  API's unix sockets (0660). Only nginx's workers are in it, so nothing else on
+  the machine can connect — not even ``www-data``, Debian's default nginx user.
+* ``config.NGINX_USER`` (``zt-nginx``, primary group ``zt-gateway``): nginx's
+  worker processes (the master stays root to bind the port and read the keys).
+* ``config.SERVICE_USER`` (``zt-service``, its own group): the gunicorn workers of
+  the verifier and the API (``--user/--group``; the master stays root to bind the
+  socket). It owns exactly what they write (the audit and request logs) and the
+  identity-assertion key; everything else they read is world-readable config.
+
+System accounts (``--system``), no home, no login shell; created once, idempotent.
+Not root (a developer's own machine): nothing is created and every process runs
+as the invoking user, with sockets 0600.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import shutil
+import subprocess
+from pathlib import Path
+
+from scripts import config
+from scripts.steps import StepFailed, say
+
+NOLOGIN = "/usr/sbin/nologin"
+
+
+def privileged() -> bool:
+    """True when processes can be started as other users (we run as root)."""
+    return os.geteuid() == 0
+
+
+def _group_exists(name: str) -> bool:
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def _run(argv: list[str]) -> None:
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise StepFailed(f"{' '.join(argv)} failed: {proc.stderr.strip()}")
+
+
+def ensure() -> None:
+    """Create the group and users if missing (root only; a no-op otherwise)."""
+    if not privileged():
+        return
+    if not _group_exists(config.GATEWAY_GROUP):
+        _run(["groupadd", "--system", config.GATEWAY_GROUP])
+        say(f"    created group {config.GATEWAY_GROUP}")
+    common = ["--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell", NOLOGIN]
+    if not _user_exists(config.NGINX_USER):
+        _run(["useradd", *common, "--gid", config.GATEWAY_GROUP, config.NGINX_USER])
+        say(f"    created user {config.NGINX_USER} (nginx workers)")
+    if not _user_exists(config.SERVICE_USER):
+        _run(["useradd", *common, "--user-group", config.SERVICE_USER])
+        say(f"    created user {config.SERVICE_USER} (verifier and API workers)")
+
+
+def give_to_service(path: Path, mode: int) -> None:
+    """Make ``path`` (an existing file) the service user's, with ``mode``."""
+    if privileged():
+        shutil.chown(path, user=config.SERVICE_USER, group=config.SERVICE_USER)
+    os.chmod(path, mode)
+
+
+def service_file(path: Path) -> None:
+    """A file the services append to (a log): created if missing, theirs, 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    give_to_service(path, 0o600)
+
+
+def owned_by_nginx_workers(folder: Path) -> bool:
+    """True when ``folder`` and the folders directly in it belong to the user nginx's
+    workers run as (nginx creates a cache's level folders as its workers)."""
+    expected = pwd.getpwnam(config.NGINX_USER).pw_uid if privileged() else os.geteuid()
+    return all(p.stat().st_uid == expected for p in (folder, *folder.iterdir()))
+
+
+def gunicorn_args() -> list[str]:
+    """gunicorn's flags for the workers' user and the socket's group and mode."""
+    if privileged():
+        return [
+            "--user",
+            config.SERVICE_USER,
+            "--group",
+            config.GATEWAY_GROUP,
+            "--umask",
+            "0o117",  # socket srw-rw---- service:zt-gateway
+        ]
+    return ["--umask", "0o177"]
+
+
+def nginx_user_directive() -> str:
+    """nginx.conf's first line when the master runs as root, else nothing."""
+    if privileged():
+        return f"user {config.NGINX_USER} {config.GATEWAY_GROUP};\n"
+    return ""
