@@ -6,7 +6,7 @@ ZT := $(PY) -m scripts.zt
 # The cached terraform CLI (scripts/config.py CACHE: /var/cache/zerotrust as root).
 TERRAFORM = $$($(PY) -c 'from scripts import config; print(config.BIN / "terraform")')
 
-.PHONY: help venv up down status clean renew test test-unit test-integration lint fmt
+.PHONY: help venv up down status clean renew validate test test-unit test-integration lint fmt
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -29,16 +29,20 @@ clean: venv ## down, then delete the state folder
 renew: venv ## rotate certs past 2/3 of their lifetime, refresh the CRL (cron-safe)
 	@$(ZT) renew
 
+validate: venv ## check every config the stack would load, apply nothing (exit 1 + every problem)
+	@$(ZT) validate
+
 test: up ## the whole suite against the real stack
 	@$(PY) -m pytest
 
 test-unit: venv ## fast tests of the pure core, no servers
 	@$(PY) -m pytest tests/unit
 
-lint: venv ## ruff + terraform fmt/validate
+lint: venv ## ruff, terraform fmt -check, and `zt validate` (policy, settings, nginx -t, terraform validate)
 	@$(PY) -m ruff check .
 	@$(PY) -m ruff format --check .
 	@$(TERRAFORM) fmt -check -recursive terraform
+	@$(ZT) validate
 
 fmt: venv ## format Python and Terraform
 	@$(PY) -m ruff format .

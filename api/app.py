@@ -142,7 +142,8 @@ def tenant_resource(org: str):
 
 @bp.get("/healthz")
 def healthz():
-    return jsonify({"status": "ok"})
+    """Liveness, and which worker answered (see verifier/app.py healthz)."""
+    return jsonify({"status": "ok", "pid": os.getpid()})
 
 
 def settings_from_env(environ: Mapping[str, str]) -> dict[str, Any]:

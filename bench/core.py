@@ -61,7 +61,7 @@ from bench import config as bench_config
 from bench.stack import WaitBudget
 from bench.tokens import token_source
 from client.token import TokenError
-from scripts import config, gateway
+from scripts import apps, config
 from scripts.steps import StepFailed, say
 from verifier.app import create_app
 from verifier.claims import verify_token
@@ -109,7 +109,7 @@ class Rate:
 
 def build_inputs() -> CoreInputs:
     """A real token, the real client cert, production settings, keys fetched once."""
-    settings = Settings.from_env(gateway.verifier_env())
+    settings = Settings.from_env(apps.verifier_env())
     now = time.time()
     keys = JWKSKeySource.from_settings(settings)
     keys.refresh_if_stale(now)
@@ -276,7 +276,7 @@ def _wsgi_authz(inputs: CoreInputs, headers: list[tuple[str, str]]) -> Callable[
     audit.parent.mkdir(parents=True, exist_ok=True)
     audit.unlink(missing_ok=True)
     app_config: dict[str, Any] = {
-        name.removeprefix(ENV_PREFIX): value for name, value in gateway.verifier_env().items()
+        name.removeprefix(ENV_PREFIX): value for name, value in apps.verifier_env().items()
     }
     app_config |= {"AUDIT_LOG": str(audit), "KEY_SOURCE": inputs.keys, "CLOCK": lambda: inputs.now}
     app = create_app(app_config)

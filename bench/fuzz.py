@@ -41,12 +41,23 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from jwt.algorithms import RSAAlgorithm
 
-from tests.unit.conftest import NOW, SigningKey, _name, base_claims, crl_pem, issue, make_crl
+from tests.unit.conftest import (
+    CLIENT_ID,
+    ISSUER,
+    JWKS_URL,
+    NOW,
+    SigningKey,
+    _name,
+    base_claims,
+    crl_pem,
+    issue,
+    make_crl,
+)
 from verifier.handler import decide
 from verifier.jwks import StaticKeySource
-from verifier.policy import load_policy
+from verifier.policy import SHIPPED_POLICY_PATH, load_policy
 from verifier.revocation import StaticCRLSource
-from verifier.settings import DEFAULT_POLICY_PATH, Settings
+from verifier.settings import Settings
 
 KID = "fuzz-key-1"
 
@@ -99,12 +110,19 @@ class World:
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             ),
             # The CRLs are in memory (``revocation``); the path is never read.
-            settings=Settings(client_ca_pem=client_ca.pem, client_crl="<in memory>"),
+            settings=Settings(
+                client_ca_pem=client_ca.pem,
+                client_crl="<in memory>",
+                issuer=ISSUER,
+                audience=CLIENT_ID,
+                jwks_url=JWKS_URL,
+                policy_path=str(SHIPPED_POLICY_PATH),
+            ),
             keys=StaticKeySource.from_jwks({"keys": [key.jwk]}),
             revocation=StaticCRLSource.from_pem(
                 crl_pem(make_crl(client_ca, [revoked.cert.serial_number]), make_crl(root))
             ),
-            policy=load_policy(DEFAULT_POLICY_PATH),
+            policy=load_policy(SHIPPED_POLICY_PATH),
             certs=certs,
             genuine=genuine,
         )

@@ -34,7 +34,7 @@ from pathlib import Path
 import requests
 
 from bench import config as bench_config
-from scripts import accounts, config, gateway, procs
+from scripts import accounts, apps, config, gateway, procs, unixhttp
 from scripts.steps import say, wait_until
 
 PRODUCTION_TEMPLATE = gateway.NGINX_TEMPLATE
@@ -105,10 +105,10 @@ def start_api() -> int:
     request_log.unlink(missing_ok=True)
     accounts.service_file(request_log)
     env = {"ZT_API_INSECURE_SKIP_ASSERTION": "1", "ZT_API_REQUEST_LOG": str(request_log)}
-    gateway.start_gunicorn(BENCH_API, BENCH_API_SOCKET, "api.app:create_app()", env)
+    apps.start_gunicorn(BENCH_API, BENCH_API_SOCKET, "api.app:create_app()", env)
     wait_until(
         "bench API (baseline, no assertion check)",
-        lambda: procs.alive_or_fail(BENCH_API) and gateway.socket_answers(BENCH_API_SOCKET),
+        lambda: procs.alive_or_fail(BENCH_API) and unixhttp.answers(BENCH_API_SOCKET),
         60,
         str(BENCH_API.log_file),
         interval=0.1,

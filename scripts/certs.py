@@ -166,3 +166,21 @@ def issued(mount: str, serial: str) -> x509.Certificate | None:
         return None
     pem = r.json().get("data", {}).get("certificate", "")
     return x509.load_pem_x509_certificate(pem.encode()) if pem else None
+
+
+def revoke(serial: str) -> str:
+    """Revoke ``serial`` (OpenBao's format) with the revoker AppRole; returns its mount.
+
+    OpenBao rebuilds that mount's CRL inside the call; installing it for nginx and
+    the verifier is the CRL watcher's job (or the caller's, ``rotation.revoke``)."""
+    mounts = pki_outputs()["mounts"]
+    client = approle_client("revoker")
+    for mount in (mounts["client_issuing"], mounts["server_issuing"]):
+        try:
+            client.write_data(f"{mount}/revoke", data={"serial_number": serial})
+        except hvac.exceptions.InvalidRequest:
+            continue  # not issued by this mount
+        except (hvac.exceptions.VaultError, requests.RequestException) as e:
+            raise vault_failure(e, f"revoking {serial}") from e
+        return mount
+    raise StepFailed(f"no certificate with serial {serial} was issued by our CAs")

@@ -70,7 +70,25 @@ ENV_FILE = STATE / "env.sh"
 VAULT_DIR = STATE / "vault"
 VAULT_DATA = VAULT_DIR / "data"
 VAULT_CONFIG = VAULT_DIR / "config.hcl"
-VAULT_INIT = VAULT_DIR / "init.json"  # unseal key + root token, mode 0600
+# The unseal key alone (0600); no token is ever stored beside it.
+VAULT_UNSEAL = VAULT_DIR / "unseal.json"
+# The root token `bao operator init` returned lives here (0600) only until the
+# bring-up has applied terraform/pki with it once and created the operator
+# AppRole; then it is revoked and moved to VAULT_REVOKED_ROOT, which is kept so
+# the tests can show OpenBao refuses it (a revoked token cannot come back).
+VAULT_BOOTSTRAP_ROOT = VAULT_DIR / "bootstrap-root-token.json"
+VAULT_REVOKED_ROOT = VAULT_DIR / "revoked-root-token.json"
+# Before the operator AppRole: unseal key + root token in one file. `make up`
+# splits it into the two above, and the root token then goes the same way.
+VAULT_INIT = VAULT_DIR / "init.json"
+# The AppRole terraform/pki applies as after the bootstrap, and `zt` logs in as
+# (terraform/pki operator.tf; passed as TF_VAR_operator_approle, since Python
+# needs the name before it can read any Terraform output).
+VAULT_OPERATOR_APPROLE = "terraform-pki"
+# OpenBao's audit device, declared in vault/config.hcl.tmpl (OpenBao refuses
+# API-created ones): one JSON line per request and per response, secrets HMAC'd.
+VAULT_AUDIT_DEVICE = "file"
+VAULT_AUDIT_LOG = LOGS / "openbao-audit.log"
 # What clients trust for Vault's listener: the bootstrap self-signed cert until
 # the server CA exists, then the server CA bundle (see scripts/vault_server.py).
 VAULT_TLS_CA = VAULT_DIR / "listener-ca.pem"
@@ -134,7 +152,9 @@ CRL_WATCH_SECONDS = 5.0
 REVOCATION_BOUND_SECONDS = 10.0
 CRL_WATCH_STATUS = RUN / "crl-watcher.json"  # last check: time, ok, outcome
 NGINX_ACCESS_LOG = LOGS / "nginx-access.log"
-VERIFIER_POLICY = REPO / "verifier" / "policy.json"
+VERIFIER_POLICY = REPO / "verifier" / "policy.json"  # the source, edited by people
+# What the verifier reads: VERIFIER_POLICY once the strict loader accepted it (scripts/apps.py).
+INSTALLED_POLICY = STATE / "verifier" / "policy.json"
 AUDIT_LOG = LOGS / "audit.log"  # the verifier's decisions, one JSON line each
 API_REQUEST_LOG = LOGS / "api-requests.log"  # every request the API received
 # Who runs what when the bring-up runs as root (scripts/accounts.py): nginx's workers

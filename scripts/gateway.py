@@ -9,212 +9,21 @@ ingress-nginx's testTemplate(). The client CA's CRLs are fetched from OpenBao
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import os
 import secrets
 import shutil
 import signal
-import socket
 import string
 import subprocess
-import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
-from scripts import accounts, certs, config, crl, procs
+from scripts import accounts, apps, certs, config, crl, procs
 from scripts.files import read_json, write_atomic, write_secret, write_secret_json
 from scripts.steps import StepFailed, say, wait_until
-
-GUNICORN = Path(sys.prefix) / "bin" / "gunicorn"
-
-
-def start_gunicorn(
-    svc: config.Service,
-    socket: Path,
-    app: str,
-    env: dict[str, str],
-    *extra: str,
-    worker_class: str = "gthread",
-):
-    socket.unlink(missing_ok=True)
-    procs.start(
-        svc,
-        [
-            str(GUNICORN),
-            "--bind",
-            f"unix:{socket}",
-            "--workers",
-            str(config.GUNICORN_WORKERS),
-            # Keep-alive: nginx's upstream keepalive pools reuse the unix-socket
-            # connections (the sync worker answers Connection: close).
-            "--worker-class",
-            worker_class,
-            # Only gthread has a thread pool (KeepAliveWorker: one thread per connection).
-            *(["--threads", str(config.GUNICORN_THREADS)] if worker_class == "gthread" else []),
-            "--keep-alive",
-            "30",
-            "--timeout",
-            "30",
-            "--graceful-timeout",
-            "10",
-            "--error-logfile",
-            "-",
-            # gunicorn 27's control socket defaults to ~/.gunicorn/gunicorn.ctl,
-            # shared by every gunicorn of this user; we manage ours by pid file.
-            "--no-control-socket",
-            *accounts.gunicorn_args(),
-            *extra,
-            app,
-        ],
-        env=env,
-        cwd=config.REPO,
-    )
-
-
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: Path) -> None:
-        super().__init__("localhost", timeout=5)
-        self._path = str(path)
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(5)
-        self.sock.connect(self._path)
-
-
-@dataclass(frozen=True)
-class SocketAnswer:
-    status: int
-    headers: http.client.HTTPMessage
-    body: bytes
-
-
-def socket_request(
-    sock_path: Path, method: str, path: str, headers: Mapping[str, str] | None = None
-) -> SocketAnswer:
-    """One HTTP request to the gunicorn app behind ``sock_path`` (OSError if it is down)."""
-    conn = _UnixHTTPConnection(sock_path)
-    try:
-        conn.request(method, path, headers=dict(headers or {}))
-        response = conn.getresponse()
-        return SocketAnswer(response.status, response.headers, response.read())
-    finally:
-        conn.close()
-
-
-def socket_answers(sock_path: Path, path: str = "/healthz") -> bool:
-    """True when the gunicorn app behind ``sock_path`` answers 200 on ``path``."""
-    if not sock_path.exists():
-        return False
-    try:
-        return socket_request(sock_path, "GET", path).status == 200
-    except OSError:
-        return False
-
-
-def verifier_env() -> dict[str, str]:
-    identity = read_json(config.IDENTITY_OUTPUTS)
-    return {
-        "ZT_VERIFIER_ISSUER": identity["issuer"],
-        "ZT_VERIFIER_AUDIENCE": identity["api_client_id"],
-        "ZT_VERIFIER_JWKS_URL": identity["jwks_uri"],
-        "ZT_VERIFIER_JWKS_CA_BUNDLE": str(config.SERVER_CA_BUNDLE),
-        "ZT_VERIFIER_CLIENT_CA_CERT": str(config.CLIENT_ISSUING_CA),
-        "ZT_VERIFIER_CLIENT_CRL": str(config.CLIENT_CRL),
-        "ZT_VERIFIER_AUDIT_LOG": str(config.AUDIT_LOG),
-        "ZT_VERIFIER_POLICY_PATH": str(config.VERIFIER_POLICY),
-        "ZT_VERIFIER_ASSERTION_KEY_FILE": str(config.ASSERTION_KEY),
-        # How long nginx's decision cache may keep an allow (X-Accel-Expires);
-        # whether nginx caches at all is `zt authz-cache on|off`.
-        "ZT_VERIFIER_DECISION_CACHE_SECONDS": str(config.AUTHZ_CACHE_MAX_SECONDS),
-        "ZT_VERIFIER_MAX_TOKEN_LIFETIME_SECONDS": str(
-            max(3600, int(identity["access_token_lifespan_seconds"]))
-        ),
-    }
-
-
-def assertion_key() -> Path:
-    """The identity-assertion key: generated at first start, the services' own, 0600."""
-    if not config.ASSERTION_KEY.exists():
-        write_secret(config.ASSERTION_KEY, secrets.token_hex(32) + "\n")
-    config.ASSERTION_KEY.parent.chmod(0o755)  # the service user must reach its key
-    accounts.give_to_service(config.ASSERTION_KEY, 0o600)
-    return config.ASSERTION_KEY
-
-
-def api_env() -> dict[str, str]:
-    return {
-        "ZT_API_ASSERTION_KEY_FILE": str(assertion_key()),
-        "ZT_API_REQUEST_LOG": str(config.API_REQUEST_LOG),
-    }
-
-
-def start_verifier() -> None:
-    assertion_key()
-    accounts.service_file(config.AUDIT_LOG)
-    if not procs.running(config.VERIFIER):
-        # A token at the verifier's 8 KiB limit plus "Bearer " exceeds gunicorn's
-        # default 8190-byte header field limit; raise it so the verifier (not
-        # gunicorn) refuses oversized tokens with its own reason code.
-        start_gunicorn(
-            config.VERIFIER,
-            config.VERIFIER_SOCKET,
-            "verifier.app:create_app()",
-            verifier_env(),
-            "--limit-request-field_size",
-            "16384",
-            # A thread per nginx connection, no per-request hand-off (verifier/worker.py).
-            "--worker-connections",
-            str(config.VERIFIER_MAX_CONNECTIONS),
-            worker_class=config.VERIFIER_WORKER_CLASS,
-        )
-    wait_until(
-        "verifier /healthz (JWKS loaded)",
-        lambda: (
-            procs.alive_or_fail(config.VERIFIER)
-            and socket_answers(config.VERIFIER_SOCKET, "/healthz")
-        ),
-        60,
-        str(config.VERIFIER.log_file),
-    )
-
-
-def start_api() -> None:
-    accounts.service_file(config.API_REQUEST_LOG)
-    if not procs.running(config.API):
-        start_gunicorn(config.API, config.API_SOCKET, "api.app:create_app()", api_env())
-    wait_until(
-        "API /healthz",
-        lambda: procs.alive_or_fail(config.API) and socket_answers(config.API_SOCKET, "/healthz"),
-        60,
-        str(config.API.log_file),
-    )
-
-
-def reload_verifier() -> None:
-    """Graceful gunicorn reload (HUP): new workers with fresh settings (client CA
-    generations), old ones finish their requests. Returns once they are replaced."""
-    pid = procs.running(config.VERIFIER)
-    if pid is None:
-        raise StepFailed("the verifier is not running; `make up` starts it")
-    old = _children(pid)
-    os.kill(pid, signal.SIGHUP)
-    wait_until(
-        "verifier reload (workers replaced)",
-        lambda: (
-            not (old & _children(pid))
-            and len(_children(pid)) >= config.GUNICORN_WORKERS
-            and socket_answers(config.VERIFIER_SOCKET, "/healthz")
-        ),
-        30,
-        str(config.VERIFIER.log_file),
-        interval=0.1,
-    )
-
 
 NGINX_TEMPLATE = config.REPO / "nginx" / "nginx.conf.tmpl"
 
@@ -330,9 +139,9 @@ def generation_inputs() -> tuple[list[Path], dict[str, str]]:
     """What a cached allow rests on: the policy, the client issuing CAs and their CRLs
     (a revocation starts an empty cache), the identity headers nginx forwards from an
     allow, the verifier's code, and the verifier's settings."""
-    files = [config.VERIFIER_POLICY, config.CLIENT_ISSUING_CA, config.CLIENT_CRL, IDENTITY_SNIPPET]
-    files += sorted((config.REPO / "verifier").glob("*.py"))
-    return files, verifier_env()
+    files = [config.INSTALLED_POLICY, config.CLIENT_ISSUING_CA, config.CLIENT_CRL]
+    files += [IDENTITY_SNIPPET, *sorted((config.REPO / "verifier").glob("*.py"))]
+    return files, apps.verifier_env()
 
 
 def authz_cache_generation(files: Iterable[Path], settings: Mapping[str, str]) -> str:
@@ -378,30 +187,48 @@ def _gateway_answers() -> bool:
     return r.status_code == 400
 
 
-def start_nginx() -> None:
+def nginx_fingerprint() -> str:
+    """A digest of what the running nginx rests on: its rendered config, every file it
+    includes or loads (snippets, decision-cache include, certificate, key, client CA
+    bundle, CRLs)."""
+    cert, key = config.server_cert_paths("nginx")
+    files = [config.NGINX_CONF, *sorted((config.REPO / "nginx" / "snippets").glob("*.conf"))]
+    files += [config.AUTHZ_CACHE_CONF, cert, key, config.CLIENT_CA_BUNDLE, config.CLIENT_CRL]
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path).encode() + b"\0")
+        digest.update(path.read_bytes() if path.exists() else b"<missing>")
+    return digest.hexdigest()
+
+
+NGINX_FINGERPRINT = config.RUN / "nginx.fingerprint"
+
+
+def start_nginx() -> str:
+    """Start nginx, or reload it when what it rests on changed; returns what it did."""
     cert, _ = config.server_cert_paths("nginx")
     if not cert.exists():
         certs.issue_server_cert("nginx")
     crl.fetch_and_install()
     render_nginx_conf()
+    did = "started"
     if procs.running(config.NGINX):
-        reload_nginx()
+        recorded = NGINX_FINGERPRINT.read_text().strip() if NGINX_FINGERPRINT.exists() else ""
+        if recorded == nginx_fingerprint():
+            did = "unchanged"
+        else:
+            reload_nginx()
+            did = "reloaded"
     else:
         procs.start(config.NGINX, ["nginx", "-c", str(config.NGINX_CONF)])
+        write_atomic(NGINX_FINGERPRINT, nginx_fingerprint() + "\n")
     wait_until(
         f"nginx on {config.GATEWAY_URL}",
         lambda: procs.alive_or_fail(config.NGINX) and _gateway_answers(),
         30,
         str(config.LOGS / "nginx-error.log"),
     )
-
-
-def _children(pid: int) -> set[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return set()
-    return {int(c) for c in text.split()}
+    return did
 
 
 def reload_nginx() -> None:
@@ -415,15 +242,22 @@ def reload_nginx() -> None:
     if pid is None:
         raise StepFailed("nginx is not running; `make up` starts it")
     render_nginx_conf()
-    old = _children(pid)
+    old = procs.children(pid)
     os.kill(pid, signal.SIGHUP)
     wait_until(
         "nginx reload (old workers drained)",
-        lambda: not (old & _children(pid)) and len(_children(pid)) >= 1,
+        lambda: not (old & procs.children(pid)) and len(procs.children(pid)) >= 1,
         30,
         str(config.LOGS / "nginx-error.log"),
         interval=0.05,
     )
+    write_atomic(NGINX_FINGERPRINT, nginx_fingerprint() + "\n")
+
+
+def reload_nginx_if_running() -> None:
+    """What a replaced verifier or API needs of nginx: drain connections to the old one."""
+    if procs.running(config.NGINX):
+        reload_nginx()
 
 
 def demo_call() -> dict:

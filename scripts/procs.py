@@ -81,8 +81,14 @@ def start(
     argv: Sequence[str],
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    *,
+    not_inherited: tuple[str, ...] = (),
 ) -> int:
-    """Start ``argv`` detached, logging to the service's log file; record its pid."""
+    """Start ``argv`` detached, logging to the service's log file; record its pid.
+
+    It inherits our environment plus ``env``, except the variables whose names start
+    with one of ``not_inherited`` (a service's own settings come from ``env`` only,
+    never from whatever the operator's shell happens to export)."""
     svc.run_dir.mkdir(parents=True, exist_ok=True)
     svc.log_dir.mkdir(parents=True, exist_ok=True)
     if svc.port is not None:
@@ -93,7 +99,10 @@ def start(
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
+            env={
+                **{k: v for k, v in os.environ.items() if not k.startswith(not_inherited)},
+                **(env or {}),
+            },
             cwd=cwd,
             start_new_session=True,  # own process group: ctrl-C on `make` doesn't kill it
         )
@@ -138,3 +147,22 @@ def _alive(pid: int) -> bool:
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
     return _start_time(pid) is not None
+
+
+def retire(svc: config.Service, to: config.Service) -> config.Service:
+    """Record ``svc``'s process under ``to`` instead (its pid and start-time files
+    move), so a replacement can be started as ``svc``; returns ``to``."""
+    for suffix in (".pid", ".start"):
+        src = svc.pid_file.with_suffix(suffix)
+        if src.exists():
+            os.replace(src, to.pid_file.with_suffix(suffix))
+    return to
+
+
+def children(pid: int) -> set[int]:
+    """Direct children of ``pid`` (a gunicorn or nginx master's workers)."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return set()
+    return {int(c) for c in text.split()}

@@ -30,11 +30,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import hvac.exceptions
-import requests
 from cryptography import x509
 
-from scripts import certs, config, crl, gateway, keycloak_server, procs, vault_server
+from scripts import apps, certs, config, crl, gateway, keycloak_server, procs, vault_server
 from scripts.files import write_atomic
 from scripts.steps import StepFailed, say, wait_until
 
@@ -184,20 +182,11 @@ def _installed_next_update() -> dt.datetime:
 
 
 def revoke(serial: str) -> str:
-    """Revoke ``serial`` (client or server CA); returns the mount it belonged to."""
-    sn = normalize_serial(serial)
-    mounts = certs.pki_outputs()["mounts"]
-    c = certs.approle_client("revoker")
-    for mount in (mounts["client_issuing"], mounts["server_issuing"]):
-        try:
-            c.write_data(f"{mount}/revoke", data={"serial_number": sn})
-        except hvac.exceptions.InvalidRequest:
-            continue  # not issued by this mount
-        except (hvac.exceptions.VaultError, requests.RequestException) as e:
-            raise certs.vault_failure(e, f"revoking {sn}") from e
-        refresh_crl()
-        return mount
-    raise StepFailed(f"no certificate with serial {sn} was issued by our CAs")
+    """Revoke ``serial`` (client or server CA), install the new CRL, reload nginx;
+    returns the mount it belonged to."""
+    mount = certs.revoke(normalize_serial(serial))
+    refresh_crl()
+    return mount
 
 
 def due(cert: x509.Certificate, now: dt.datetime | None = None) -> bool:
@@ -243,7 +232,7 @@ def _apply_generations(gens: list[str]) -> None:
 def _trust_current_generations() -> None:
     """nginx and the verifier load the client CA bundle / issuing CAs anew."""
     refresh_crl()  # also renders nginx's config and reloads it with the new bundle
-    gateway.reload_verifier()
+    apps.reload(apps.VERIFIER, gateway.reload_nginx_if_running)
 
 
 def rollover_begin() -> None:

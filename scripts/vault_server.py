@@ -7,6 +7,14 @@ it); once `terraform/pki` has created the server CA, `switch_to_server_ca()`
 issues OpenBao's serving cert from it through the `server-certs` AppRole,
 swaps the files atomically, and SIGHUPs OpenBao to reload them. From then on
 every client trusts the server CA bundle only.
+
+No permanent root token: ``init_and_unseal()`` keeps the unseal key in its own
+file and the root token in a bootstrap file, ``terraform_token()`` hands
+Terraform that root token for the one bootstrap apply, and after it (and a
+clean plan as the operator AppRole, see ``zt.export_pki_outputs``)
+``revoke_bootstrap_root()`` revokes it. From then on Terraform and ``zt`` log
+in as the operator AppRole (terraform/pki operator.tf). A state folder from
+before (``init.json``: key + root token together) migrates the same way.
 """
 
 from __future__ import annotations
@@ -19,13 +27,14 @@ import string
 from pathlib import Path
 
 import hvac
+import hvac.exceptions
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from scripts import config, procs, tools
+from scripts import certs, config, procs, tools
 from scripts.files import read_json, write_atomic, write_secret, write_secret_json
 from scripts.steps import StepFailed, say, wait_until
 
@@ -36,7 +45,8 @@ def cert_paths() -> tuple[Path, Path]:
     return config.server_cert_paths("vault")
 
 
-def render_config() -> None:
+def render_config() -> bool:
+    """Write config.hcl from the template; True when its text changed."""
     cert, key = cert_paths()
     tmpl = string.Template((config.REPO / "vault" / "config.hcl.tmpl").read_text())
     text = tmpl.substitute(
@@ -46,8 +56,13 @@ def render_config() -> None:
         cluster_port=config.VAULT_CLUSTER_PORT,
         tls_cert=cert,
         tls_key=key,
+        audit_device=config.VAULT_AUDIT_DEVICE,
+        audit_log=config.VAULT_AUDIT_LOG,
     )
+    if config.VAULT_CONFIG.exists() and config.VAULT_CONFIG.read_text() == text:
+        return False
     write_atomic(config.VAULT_CONFIG, text, mode=0o600)
+    return True
 
 
 def write_bootstrap_cert() -> None:
@@ -110,17 +125,6 @@ def client(token: str | None = None) -> hvac.Client:
     return hvac.Client(url=config.VAULT_ADDR, token=token, verify=str(config.VAULT_TLS_CA))
 
 
-def root_token() -> str:
-    """The root token, for bootstrap steps only (terraform/pki apply)."""
-    try:
-        return read_json(config.VAULT_INIT)["root_token"]
-    except FileNotFoundError as e:
-        raise StepFailed(
-            f"{config.VAULT_INIT} is missing: OpenBao was never initialised by this state "
-            "folder. Run `make up`, or `make clean` to start over."
-        ) from e
-
-
 def start() -> None:
     """Start OpenBao if it is not running; wait until its API answers."""
     config.VAULT_DATA.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -129,9 +133,15 @@ def start() -> None:
     if not cert_file.exists():
         say("    first start: self-signed bootstrap cert for OpenBao's listener")
         write_bootstrap_cert()
-    render_config()
+    changed = render_config()
     if procs.running(config.VAULT):
         say(f"    already running (pid {procs.read_pid(config.VAULT.pid_file)})")
+        if changed:
+            # SIGHUP re-reads what OpenBao can reload live, the declared audit
+            # devices included: a state folder from before the audit device
+            # gets it without a restart.
+            say("    config.hcl changed: SIGHUP to reload it")
+            reload_listener()
     else:
         procs.start(config.VAULT, [str(tools.BAO), "server", f"-config={config.VAULT_CONFIG}"])
     wait_until(
@@ -143,30 +153,101 @@ def start() -> None:
 
 
 def init_and_unseal() -> None:
-    """Initialise once (keys to the state folder, 0600), then unseal from there."""
+    """Initialise once, then unseal from the state folder.
+
+    Initialisation writes the unseal key (``unseal.json``) and the root token
+    (``bootstrap-root-token.json``) to two files, both 0600; the root token is
+    revoked once terraform/pki has created the operator AppRole. A state folder
+    from before keeps both in ``init.json``: it is split the same way here."""
     c = client()
     if not c.sys.is_initialized():
         say("    first start: initialising OpenBao (1 key share; see README)")
         result = c.sys.initialize(secret_shares=1, secret_threshold=1)
-        write_secret_json(
-            config.VAULT_INIT,
-            {"unseal_keys_b64": result["keys_base64"], "root_token": result["root_token"]},
-        )
+        write_secret_json(config.VAULT_UNSEAL, {"unseal_keys_b64": result["keys_base64"]})
+        write_secret_json(config.VAULT_BOOTSTRAP_ROOT, {"root_token": result["root_token"]})
+    if config.VAULT_INIT.exists():
+        _split_legacy_init()
     if c.sys.is_sealed():
-        try:
-            keys = read_json(config.VAULT_INIT)["unseal_keys_b64"]
-        except FileNotFoundError as e:
-            raise StepFailed(
-                f"OpenBao is sealed and {config.VAULT_INIT} is missing; restore it or "
-                "`make clean` to start over"
-            ) from e
-        c.sys.submit_unseal_keys(keys)
+        c.sys.submit_unseal_keys(unseal_keys())
     wait_until(
         "OpenBao unsealed and active",
         lambda: (h := health()) is not None and not h.get("sealed") and not h.get("standby"),
         30,
         str(config.VAULT.log_file),
     )
+
+
+def _split_legacy_init() -> None:
+    """init.json (unseal key + root token) -> unseal.json + the bootstrap file."""
+    say(f"    {config.VAULT_INIT.name}: unseal key and root token to separate files")
+    legacy = read_json(config.VAULT_INIT)
+    write_secret_json(config.VAULT_UNSEAL, {"unseal_keys_b64": legacy["unseal_keys_b64"]})
+    write_secret_json(config.VAULT_BOOTSTRAP_ROOT, {"root_token": legacy["root_token"]})
+    config.VAULT_INIT.unlink()
+
+
+def unseal_keys() -> list[str]:
+    try:
+        return read_json(config.VAULT_UNSEAL)["unseal_keys_b64"]
+    except FileNotFoundError as e:
+        raise StepFailed(
+            f"OpenBao is sealed and {config.VAULT_UNSEAL} is missing; restore it or "
+            "`make clean` to start over"
+        ) from e
+
+
+def _bootstrap_root() -> str | None:
+    """The root token from init while OpenBao still accepts it, else None.
+
+    Revoked but still on file (the bring-up stopped between the revocation and
+    the move): finish the move now."""
+    if not config.VAULT_BOOTSTRAP_ROOT.exists():
+        return None
+    token = read_json(config.VAULT_BOOTSTRAP_ROOT)["root_token"]
+    try:
+        client(token).auth.token.lookup_self()
+    except hvac.exceptions.Forbidden:
+        _keep_as_revoked(token)
+        return None
+    return token
+
+
+def bootstrap_pending() -> bool:
+    """True until the root token from init has been revoked."""
+    return _bootstrap_root() is not None
+
+
+def operator_token() -> str:
+    """A token of the operator AppRole (short-lived, policy terraform-pki only)."""
+    return certs.approle_client(config.VAULT_OPERATOR_APPROLE).token
+
+
+def terraform_token() -> str:
+    """The token terraform/pki applies with: the root token for the one bootstrap
+    apply (no operator AppRole exists yet), the operator AppRole's after it."""
+    return _bootstrap_root() or operator_token()
+
+
+def revoke_bootstrap_root() -> None:
+    """Revoke the root token from init (revoke-self), check OpenBao refuses it,
+    and keep it only in the clearly named revoked file (for the tests)."""
+    token = _bootstrap_root()
+    if token is None:
+        return
+    root = client(token)
+    root.auth.token.revoke_self()
+    try:
+        root.auth.token.lookup_self()
+    except hvac.exceptions.Forbidden:
+        _keep_as_revoked(token)
+        return
+    raise StepFailed("OpenBao still accepts the root token after revoke-self; it stays on file")
+
+
+def _keep_as_revoked(token: str) -> None:
+    revoked_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    write_secret_json(config.VAULT_REVOKED_ROOT, {"root_token": token, "revoked_at": revoked_at})
+    config.VAULT_BOOTSTRAP_ROOT.unlink()
 
 
 def reload_listener() -> None:
@@ -192,8 +273,6 @@ def serving_cert_matches_ca() -> bool:
 
 def switch_to_server_ca() -> None:
     """Replace the bootstrap listener cert with one from the server CA (once)."""
-    from scripts import certs  # late import: needs the server CA bundle on disk
-
     if not listener_is_bootstrap():
         say("    OpenBao already serves a server-CA certificate")
         return
@@ -217,3 +296,20 @@ def seal_status_line() -> str:
     if h.get("sealed"):
         return "sealed"
     return f"unsealed, active, version {h.get('version')}"
+
+
+def audit_status_line() -> str:
+    """The declared audit device as OpenBao reports it (operator token: sys/audit)."""
+    if (h := health()) is None or h.get("sealed") or not h.get("initialized"):
+        return "unknown (OpenBao unreachable or sealed)"
+    try:
+        devices = client(terraform_token()).sys.list_enabled_audit_devices()["data"]
+    except (StepFailed, hvac.exceptions.VaultError, requests.RequestException) as e:
+        return f"unknown ({e})"
+    device = devices.get(f"{config.VAULT_AUDIT_DEVICE}/")
+    if device is None:
+        return f"NOT enabled (no {config.VAULT_AUDIT_DEVICE}/ device; `make up` declares it)"
+    options = device.get("options", {})
+    hashed = "secrets HMAC'd" if options.get("log_raw", "false") == "false" else "RAW secrets"
+    path = options.get("file_path")
+    return f"{device['type']} device {config.VAULT_AUDIT_DEVICE}/ enabled, {hashed}: {path}"

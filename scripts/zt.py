@@ -20,15 +20,18 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import shlex
 import shutil
 import signal
 import sys
 import time
+from collections.abc import Iterable
 
 from cryptography import x509
 
 from scripts import (
     accounts,
+    apps,
     certs,
     config,
     crl,
@@ -38,6 +41,7 @@ from scripts import (
     procs,
     tf,
     tools,
+    validate,
     vault_server,
 )
 from scripts.files import read_json, write_atomic, write_secret_json
@@ -51,11 +55,13 @@ def client_ca_generations() -> str:
     return '["1"]'
 
 
-def pki_env() -> dict[str, str]:
-    """Environment for terraform/pki: the root token (bootstrap only) and Vault's CA."""
+def pki_env(token: str | None = None) -> dict[str, str]:
+    """Environment for terraform/pki: ``token``, else the operator AppRole's token (the
+    root token from init only until the bootstrap apply is done), and OpenBao's CA."""
     return {
         "TF_VAR_client_issuing_generations": client_ca_generations(),
-        "VAULT_TOKEN": vault_server.root_token(),
+        "TF_VAR_operator_approle": config.VAULT_OPERATOR_APPROLE,
+        "VAULT_TOKEN": token or vault_server.terraform_token(),
         "TF_VAR_vault_address": config.VAULT_ADDR,
         "TF_VAR_vault_ca_cert_file": str(config.VAULT_TLS_CA),
         "TF_IN_AUTOMATION": "1",
@@ -63,15 +69,32 @@ def pki_env() -> dict[str, str]:
 
 
 def export_pki_outputs() -> None:
-    """Write CA bundles, non-secret outputs and AppRole credentials to the state folder."""
-    out = tf.outputs("pki", pki_env())
+    """Write CA bundles, non-secret outputs and AppRole credentials to the state folder.
+
+    After the bootstrap apply, hand over: a plan as the operator AppRole (just written)
+    must show no changes, then the root token from init is revoked. Until that plan
+    passes, the root token stays, so a broken operator policy never locks us out."""
+    out = tf.outputs("pki", {"TF_IN_AUTOMATION": "1"})  # reads the state: no token needed
     write_atomic(config.SERVER_CA_BUNDLE, out["server_ca_bundle_pem"])
     write_atomic(config.CLIENT_CA_BUNDLE, out["client_ca_bundle_pem"])
     write_atomic(config.CLIENT_ISSUING_CA, out["client_issuing_ca_pem"])
-    public = {k: out[k] for k in ("mounts", "server_role", "client_roles", "ca_serials")}
+    keys = ("mounts", "server_role", "client_roles", "ca_serials", "operator_approles")
+    public = {k: out[k] for k in keys}
     write_secret_json(config.PKI_OUTPUTS, public)  # not secret, but nobody else needs it
     for name, creds in out["approle_credentials"].items():
         write_secret_json(config.VAULT_APPROLES / f"{name}.json", creds)
+    if vault_server.bootstrap_pending():
+        changes, plan = tf.plan_has_changes("pki", pki_env(vault_server.operator_token()))
+        if changes:
+            raise StepFailed(
+                "terraform/pki plans changes as the operator AppRole right after the bootstrap "
+                f"apply; the root token is kept ({config.VAULT_BOOTSTRAP_ROOT}).\n{plan[-3000:]}"
+            )
+        vault_server.revoke_bootstrap_root()
+        say(
+            f"    root token revoked; terraform/pki applies as the "
+            f"{config.VAULT_OPERATOR_APPROLE} AppRole from now on"
+        )
 
 
 def identity_env() -> dict[str, str]:
@@ -117,29 +140,63 @@ def export_identity_outputs() -> None:
         )
 
 
+def hand_env() -> dict[str, str]:
+    """What Terraform gets from the bring-up, for running it by hand: the same variables
+    (both roots), so a hand-run plan sees exactly what `make up` applied. Holds the
+    scoped OpenBao token and the Keycloak admin password: printed only for `eval`."""
+    env = {**pki_env(), **identity_env()}
+    env.pop("TF_IN_AUTOMATION", None)
+    return env
+
+
 def write_env_file() -> None:
+    """``.state/env.sh``: tools and addresses, plus one ``eval`` that asks ``zt env
+    --credentials`` for everything that changes or is secret, each time it is sourced
+    (so it is never stale after a rollover, and holds no secret itself)."""
     text = (
-        "# Source me: `. .state/env.sh` — tools and addresses for running commands by hand.\n"
+        "# Source me: `. .state/env.sh` — tools, addresses and credentials to run terraform\n"
+        "# and bao by hand as `make up` runs them, e.g.\n"
+        "#   terraform -chdir=terraform/pki plan\n"
+        "#   terraform -chdir=terraform/identity plan\n"
+        "# Secrets (a short-lived scoped OpenBao token, the Keycloak admin password) and\n"
+        "# values that change (CA generations, disabled workloads) are read from the state\n"
+        "# folder each time this file is sourced; none is written here.\n"
         f'export PATH="{config.BIN}:$PATH"\n'
         f'export TF_CLI_CONFIG_FILE="{tools.TERRAFORM_RC}"\n'
         f'export VAULT_ADDR="{config.VAULT_ADDR}"\n'
         f'export BAO_ADDR="{config.VAULT_ADDR}"\n'
         f'export VAULT_CACERT="{config.VAULT_TLS_CA}"\n'
         f'export BAO_CACERT="{config.VAULT_TLS_CA}"\n'
-        f'export TF_VAR_vault_ca_cert_file="{config.VAULT_TLS_CA}"\n'
-        "# workloads whose Keycloak client is disabled (`zt revoke --disable-client`):\n"
-        f"export TF_VAR_disabled_workloads='{json.dumps(disabled_workloads())}'\n"
-        "# client issuing-CA generations (changed only by `zt rollover-client-ca`):\n"
-        "export TF_VAR_client_issuing_generations="
-        f"'{client_ca_generations()}'\n"
-        "# terraform/pki by hand also needs VAULT_TOKEN: the root token (bootstrap only)\n"
-        f"# kept in {config.VAULT_INIT} (mode 0600).\n"
+        f'eval "$(cd {shlex.quote(str(config.REPO))} && .venv/bin/python -m scripts.zt env '
+        '--credentials)"\n'
     )
     write_atomic(config.ENV_FILE, text)
 
 
+def retire_removed_workloads(identities: Iterable[str]) -> None:
+    """A workload removed from the identities file loses its certificate and files:
+    the certificate is revoked, its folder, AppRole credentials and client secret go."""
+    for folder in sorted(config.PKI_DIR.glob("client/*")):
+        if folder.name in identities or not folder.is_dir():
+            continue
+        cert_file = folder / "cert.pem"
+        what = "no certificate"
+        if cert_file.exists():
+            serial = certs.serial_hex(certs.load(cert_file))
+            try:
+                certs.revoke(serial)
+                what = f"certificate {serial} revoked"
+            except StepFailed as e:  # already revoked, or expired long ago
+                what = f"certificate {serial} not revoked ({e})"
+        shutil.rmtree(folder)
+        (config.VAULT_APPROLES / f"client-{folder.name}.json").unlink(missing_ok=True)
+        (config.KEYCLOAK_CLIENT_SECRETS / f"{folder.name}.json").unlink(missing_ok=True)
+        say(f"    {folder.name}: no longer a workload identity; {what}, its files removed")
+
+
 def ensure_client_certs() -> None:
     identities = certs.pki_outputs()["client_roles"]
+    retire_removed_workloads(identities)
     for identity in sorted(identities):
         cert_file, _ = config.client_cert_paths(identity)
         fresh = cert_file.exists() and _time_left(certs.load(cert_file)) > dt.timedelta(hours=1)
@@ -177,12 +234,11 @@ def cmd_up(_: argparse.Namespace) -> int:
     with step("terraform/identity: apply (realm, clients, mappers, roles)"):
         tf.apply("identity", identity_env())
         export_identity_outputs()
-    with step("Verifier (gunicorn, unix socket)"):
-        gateway.start_verifier()
-    with step("API (gunicorn, unix socket)"):
-        gateway.start_api()
+    for app in apps.APPS:
+        with step(f"{app.svc.name} (gunicorn, unix socket)"):
+            say(f"    {app.svc.name}: {apps.converge(app, gateway.reload_nginx_if_running)}")
     with step(f"nginx: mTLS + auth_request on {config.GATEWAY_URL}"):
-        gateway.start_nginx()
+        say(f"    nginx: {gateway.start_nginx()}")
     with step(f"CRL watcher: client CRLs from OpenBao every {config.CRL_WATCH_SECONDS:g}s"):
         crlwatch.start()
     with step("Demo: python-client token + mTLS call to /api/resource"):
@@ -217,6 +273,7 @@ def cmd_status(_: argparse.Namespace) -> int:
         state = f"running (pid {pid})" if pid else "stopped"
         detail = f"; {health[svc.name]()}" if pid and svc.name in health else ""
         say(f"  {svc.name:<10} {state}{detail}")
+    say(f"  {'audit':<10} {vault_server.audit_status_line()}")
     say("certificates:")
     found = sorted(config.PKI_DIR.glob("*/*/cert.pem")) if config.PKI_DIR.exists() else []
     if not found:
@@ -263,6 +320,9 @@ def cmd_down(_: argparse.Namespace) -> int:
     for svc in reversed(config.SERVICES):
         with step(f"stop {svc.name}"):
             say(f"    {'stopped' if procs.stop(svc) else 'was not running'}")
+    for app in apps.APPS:  # an old master a replacement left behind (a crash mid-way)
+        if procs.stop(app.retired):
+            say(f"    stopped a retired {app.svc.name} master")
     return 0
 
 
@@ -354,7 +414,22 @@ def cmd_crl_watch(args: argparse.Namespace) -> int:
     return crlwatch.run(args.interval, args.rounds)
 
 
-def cmd_env(_: argparse.Namespace) -> int:
+def cmd_validate(_: argparse.Namespace) -> int:
+    failed = 0
+    for name, problems in validate.everything().items():
+        say(f"{name}: {'ok' if not problems else f'{len(problems)} problem(s)'}")
+        for problem in problems:
+            say(f"  - {problem}")
+        failed += len(problems)
+    say("all valid" if not failed else f"{failed} problem(s); fix them, then `make up`")
+    return 1 if failed else 0
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    if args.credentials:
+        for name, value in sorted(hand_env().items()):
+            sys.stdout.write(f"export {name}={shlex.quote(value)}\n")
+        return 0
     write_env_file()
     sys.stdout.write(config.ENV_FILE.read_text())
     return 0
@@ -383,10 +458,24 @@ def main(argv: list[str] | None = None) -> int:
         ("status", cmd_status, "service health, every issued certificate, the CRL"),
         ("down", cmd_down, "stop every process we started; keep state"),
         ("clean", cmd_clean, "down, then delete the state folder"),
-        ("env", cmd_env, "print shell exports for using terraform/bao by hand"),
         ("renew", cmd_renew, "rotate certs past 2/3 of their lifetime, refresh the CRL; cron-safe"),
+        (
+            "validate",
+            cmd_validate,
+            "check the policy, the verifier and API settings, nginx's rendered config and "
+            "both Terraform roots without applying anything; exit 1 listing every problem",
+        ),
     ):
         sub.add_parser(name, help=help_, description=help_).set_defaults(fn=fn)
+    env = sub.add_parser(
+        "env",
+        help="print .state/env.sh, the shell exports for running terraform/bao by hand",
+        description="Without options: (re)write and print .state/env.sh. --credentials: print "
+        "the variables it evaluates when sourced (a scoped OpenBao token, the Keycloak admin "
+        "credentials, every TF_VAR_ the bring-up passes): meant for `eval`, not a terminal.",
+    )
+    env.add_argument("--credentials", action="store_true", help="print the secret exports")
+    env.set_defaults(fn=cmd_env)
     rot = sub.add_parser(
         "rotate",
         help="issue a new certificate from OpenBao and switch to it without downtime",

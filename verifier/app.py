@@ -19,13 +19,17 @@ Routes
                             it is stale (within the cooldown), so N > 0 proves
                             Keycloak's keys are loaded.
 
-Configuration: ``create_app(test_config)`` takes the names listed in
-``verifier.settings`` without prefix (``{"ISSUER": ...}``); without
-``test_config`` they are read from ``ZT_VERIFIER_*`` environment variables
-(Flask's ``from_prefixed_env``: values are parsed as JSON when they can be).
-Three extra keys exist for tests only: ``KEY_SOURCE`` (a ``KeySource``),
-``REVOCATION`` (a ``RevocationSource``; otherwise a ``CRLFileSource`` of
-``CLIENT_CRL``) and ``CLOCK`` (a callable returning epoch seconds).
+Configuration: without ``test_config`` (gunicorn, production) the settings
+are read strictly from ``ZT_VERIFIER_*`` environment variables by
+``Settings.from_env``: an unknown name, a missing required setting or a bad
+value stops the start with one error listing every problem. This adapter also
+needs ``AUDIT_LOG`` and ``ASSERTION_KEY_FILE`` (``ENV_REQUIRED``).
+``create_app(test_config)`` takes the same names without prefix
+(``{"ISSUER": ...}``, ``Settings.from_config``), and refuses unknown keys too,
+except those in ``TEST_CONFIG_KEYS``: three hooks for tests only, which the
+environment can never set, ``KEY_SOURCE`` (a ``KeySource``), ``REVOCATION``
+(a ``RevocationSource``; otherwise a ``CRLFileSource`` of ``CLIENT_CRL``) and
+``CLOCK`` (a callable returning epoch seconds), and Flask's own ``TESTING``.
 
 Answer headers when allowed: ``X-Auth-Subject`` (the workload: cert CN == azp,
 percent-encoded outside printable ASCII), ``X-Auth-Identity`` (``IDENTITY_FIELDS``
@@ -42,9 +46,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 from urllib.parse import quote
 
 from flask import Blueprint, Flask, Response, current_app, request
@@ -56,16 +62,16 @@ from verifier.errors import AuditUnavailable
 from verifier.event import AuthorizerEvent
 from verifier.handler import decide
 from verifier.jwks import JWKSKeySource, KeySource
-from verifier.policy import Policy, load_policy
+from verifier.policy import HTTP_METHODS, Policy, load_policy
 from verifier.response import DENY, AuthorizerResponse, Identity
 from verifier.revocation import CRLFileSource, RevocationSource
-from verifier.settings import ENV_PREFIX, Settings
+from verifier.settings import Settings
 from verifier.subrequest import event_from_subrequest
 
 log = logging.getLogger(__name__)
 bp = Blueprint("verifier", __name__)
 
-ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+ALL_METHODS = list(HTTP_METHODS)  # a policy rule can name exactly these
 ALLOW_HTTP_STATUS = 204
 _DENY_BODIES = {401: "unauthorized", 403: "forbidden", 503: "unavailable"}
 # Printable ASCII except '%': everything else is percent-encoded in X-Auth-* values.
@@ -101,6 +107,21 @@ class Verifier:
     """Signs ``X-Auth-Assertion`` on every allow; None only in tests that inject none."""
 
 
+TEST_CONFIG_KEYS: Final = ("KEY_SOURCE", "REVOCATION", "CLOCK", "TESTING")
+"""The keys of ``test_config`` that are not settings: the test hooks (read by
+``create_app``) and Flask's ``TESTING``. The one allowlist; any other key that is
+not a setting is refused."""
+ENV_REQUIRED: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "AUDIT_LOG": "this adapter audits every decision; without a log it denies every request",
+        "ASSERTION_KEY_FILE": "the API refuses every request without the verifier's "
+        "identity assertion (verifier/assertion.py)",
+    }
+)
+"""Settings optional in ``Settings`` that this adapter, started from the environment,
+cannot serve without (pass them to ``settings_problems`` to validate a deployment)."""
+
+
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Application factory; fails at start-up on missing CA, policy or bad settings.
 
@@ -109,17 +130,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     (the file is re-checked per request, so no restart is needed).
     """
     app = Flask(__name__)
+    injected: Mapping[str, Any] = {}  # objects can only be injected by code, never by env
     if test_config is None:
-        app.config.from_prefixed_env(prefix=ENV_PREFIX.rstrip("_"))
+        settings = Settings.from_env(os.environ, also_required=ENV_REQUIRED)
     else:
-        app.config.from_mapping(test_config)
-    settings = Settings.from_config(app.config)
-    injected = test_config or {}  # objects can only be injected by code, never by env
-    if test_config is None and not settings.assertion_key_file:
-        raise ValueError(
-            f"{ENV_PREFIX}ASSERTION_KEY_FILE is required: the API refuses every request "
-            "without the verifier's identity assertion (verifier/assertion.py)"
-        )
+        settings = Settings.from_config(test_config, also_allowed=TEST_CONFIG_KEYS)
+        app.testing = bool(test_config.get("TESTING", False))
+        injected = test_config
     key_file = settings.assertion_key_file
     app.extensions["verifier"] = Verifier(
         settings=settings,
@@ -190,10 +207,12 @@ def cacheable_seconds(response: AuthorizerResponse, limit: float, now: float) ->
 
 @bp.get("/healthz")
 def healthz() -> Response:
-    """Liveness plus how many JWKS keys are loaded."""
+    """Liveness plus how many JWKS keys are loaded, and which worker answered (the
+    bring-up waits until every worker of a new master has answered)."""
     verifier = _verifier()
     verifier.keys.refresh_if_stale(verifier.clock())
-    return _json(200, {"status": "ok", "jwks_keys": verifier.keys.key_count})
+    body = {"status": "ok", "jwks_keys": verifier.keys.key_count, "pid": os.getpid()}
+    return _json(200, body)
 
 
 class _NoContent(Response):

@@ -19,9 +19,14 @@ it inherits it from its category:
   right now (no audit line can be written, no current CRL to check the
   certificate against). A server-side fault the caller cannot fix, so it is not
   a 401 that would blame the caller; nginx turns it into a 5xx.
+
+``ConfigError`` (``PolicyError``, ``SettingsError``) is the other tree: a
+configuration refused at start-up, listing every problem, never a request.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class VerifierError(Exception):
@@ -313,6 +318,38 @@ class CrlUnavailable(ServiceUnavailable):
     """No current CRL covers the certificate's issuer, so revocation cannot be checked."""
 
     reason = "crl_unavailable"
+
+
+# --- start-up refusals: configuration that would not take effect as written -------
+
+
+class ConfigError(ValueError):
+    """Configuration refused at start-up; ``problems`` lists every reason, one line each.
+
+    Not a ``VerifierError``: nothing is decided with a refused configuration, so
+    there is no reason code or status. Every problem is collected before raising,
+    so one start (or one ``zt validate``) shows them all.
+    """
+
+    what = "configuration"
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems: tuple[str, ...] = tuple(problems)
+        count = len(self.problems)
+        heading = f"{self.what} refused ({count} problem{'' if count == 1 else 's'}):"
+        super().__init__("\n  ".join((heading, *self.problems)))
+
+
+class PolicyError(ConfigError):
+    """The route policy is refused; each problem names the file, the rule and the key."""
+
+    what = "policy"
+
+
+class SettingsError(ConfigError):
+    """The settings are refused; each problem names the setting (``ZT_VERIFIER_*``)."""
+
+    what = "verifier settings"
 
 
 def all_reasons() -> dict[str, int]:

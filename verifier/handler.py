@@ -19,9 +19,11 @@ JWKS fetch the key source may make for an unknown kid).
 
 ``handler(event, context)`` is the AWS Lambda entry point. It builds settings,
 policy, the JWKS key source and the CRL file source once from ``ZT_VERIFIER_*``
-environment variables (see ``verifier.settings``), re-checks the CRL file per
-invocation, and returns ``decide(...).asdict()``, the API Gateway authorizer
-response, because Lambda must return JSON.
+environment variables (``Settings.from_env``, as strict as the Flask adapter's;
+see ``verifier.settings``), re-checks the CRL file per invocation, and returns
+``decide(...).asdict()``, the API Gateway authorizer response, because Lambda
+must return JSON. A refused configuration denies every invocation
+(``internal_error``) and logs every problem.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The verifier's configuration, as one frozen value.
+"""The verifier's configuration, as one frozen value, read strictly.
 
 Why frozen: the decision is a pure function of (event, keys, policy, settings,
 revocation, now); settings that could change under a running request would
@@ -6,89 +6,134 @@ break that. Files that change while the verifier runs (the CRL file) are named
 here by path only and read by the object that owns them
 (``verifier.revocation.CRLFileSource``).
 
-Every field can be set from the environment with the ``ZT_VERIFIER_`` prefix
-(``ZT_VERIFIER_ISSUER=...``) or from a mapping of the same names without the
-prefix (the Flask config, ``create_app(test_config)``):
+Why strict: a change must take effect or stop the start. A misspelt name
+(``ZT_VERIFIER_ISUER``) would otherwise be ignored and leave the old value in
+force, and a convenient default for a security setting (a localhost issuer, the
+demo policy) would be trusted whenever a deployment forgot to set it. So:
+
+* every ``ZT_VERIFIER_*`` variable (``Settings.from_env``) and every key of a
+  config mapping (``Settings.from_config``, Flask's ``create_app(test_config)``)
+  must be a name from the table below; an unknown one is refused, with the
+  closest known name suggested;
+* the settings marked *required* have no default;
+* every value is parsed as the type the table gives, and range-checked;
+* every problem is collected first and raised as ONE ``SettingsError`` listing
+  them all, one line each, ``<NAME>: <what is wrong>``::
+
+      ZT_VERIFIER_ISUER: unknown setting; did you mean ZT_VERIFIER_ISSUER?
+      ZT_VERIFIER_LEEWAY_SECONDS: 'abc' is not a number of seconds
+      ZT_VERIFIER_AUDIENCE: required, not set (this API's client id: must be in aud)
+
+``settings_problems(environ)`` returns that list without raising (``zt validate``).
+
+Names, with the ``ZT_VERIFIER_`` prefix in the environment and without it in a
+config mapping:
 
 ==========================  ===========================================================
-name                        meaning (default)
+name                        meaning (default; *required* = no default)
 ==========================  ===========================================================
-ISSUER                      exact ``iss`` of accepted tokens
-                            (``https://localhost:8443/realms/zerotrust``)
+ISSUER                      exact ``iss`` of accepted tokens, an https:// URL (*required*)
 AUDIENCE                    this API's client id: must be in ``aud``; its client roles
-                            are read from ``resource_access[AUDIENCE]`` (``zerotrust-api``)
-JWKS_URL                    Keycloak's JWKS endpoint (``<ISSUER>/protocol/openid-connect/certs``)
+                            are read from ``resource_access[AUDIENCE]`` (*required*)
+JWKS_URL                    Keycloak's JWKS endpoint, an https:// URL (derived from
+                            ISSUER: ``<ISSUER>/protocol/openid-connect/certs``)
 JWKS_CA_BUNDLE              PEM file of the SERVER CA used to verify the JWKS endpoint's
-                            TLS certificate (unset: the system trust store)
+                            TLS certificate, checked to hold one at start-up (unset: the
+                            system trust store)
 CLIENT_CA_CERT              PEM file of the CLIENT issuing CA certificate(s); a client
-                            cert must be issued directly by one of them (required)
+                            cert must be issued directly by one of them. Read and parsed
+                            at start-up (*required*)
 CLIENT_CRL                  PEM file of the CLIENT CAs' CRLs (``BEGIN X509 CRL`` blocks:
                             the root's and one per issuing CA), the same file nginx's
                             ``ssl_crl`` loads; re-read when it changes (checked at most
                             once a second). A certificate is refused when it or its
                             issuing CA is listed (401), and the request is refused with
                             503 when the file is unusable or has no current CRL for
-                            either issuer (required, no default)
-POLICY_PATH                 route policy JSON (``verifier/policy.json``)
+                            either issuer, so a missing FILE does not stop the start
+                            (*required*)
+POLICY_PATH                 route policy JSON, loaded strictly by
+                            ``verifier.policy.load_policy`` (*required*; the stack
+                            names ``verifier/policy.json``)
 AUDIT_LOG                   file the Flask adapter appends audit JSON lines to; unset
-                            means every request is denied with ``audit_unavailable``
+                            means every request is denied with ``audit_unavailable``.
+                            The adapter started from the environment refuses to start
+                            without it (``verifier.app.ENV_REQUIRED``)
 ASSERTION_KEY_FILE          the key (hex, >= 32 bytes) of the identity assertion the
                             Flask adapter adds to every allow (``X-Auth-Assertion``,
                             ``verifier.assertion``), shared with the API; required by
-                            the adapter when configured from the environment
-ALGORITHMS                  comma-separated JWS ``alg`` allowlist (``RS256``); ``none``
-                            and ``HS*`` are refused at start-up
-LEEWAY_SECONDS              clock-skew leeway for exp/iat/nbf (30)
-MAX_TOKEN_LIFETIME_SECONDS  largest accepted ``exp - iat``; 0 disables (3600)
-MAX_TOKEN_BYTES             largest accepted token (8192)
-JWKS_COOLDOWN_SECONDS       least time between two JWKS fetch attempts (30)
-JWKS_MAX_AGE_SECONDS        age after which known keys are refreshed too (300)
-JWKS_TIMEOUT_SECONDS        timeout of one JWKS fetch (2)
-TOKEN_CACHE_SIZE            verified-token cache entries; 0 turns the cache off (4096).
-                            See ``verifier.claims``: it skips only the parse and the
-                            signature check of a token already verified with the same
-                            key; every time/type/binding/policy check still runs
+                            the adapter started from the environment
+ALGORITHMS                  comma-separated JWS ``alg`` allowlist (``RS256``); each must
+                            be an algorithm PyJWT knows; ``none`` and ``HS*`` are refused
+LEEWAY_SECONDS              clock-skew leeway for exp/iat/nbf, >= 0 (30)
+MAX_TOKEN_LIFETIME_SECONDS  largest accepted ``exp - iat``, >= 0; 0 disables (3600)
+MAX_TOKEN_BYTES             largest accepted token, >= 1 (8192)
+JWKS_COOLDOWN_SECONDS       least time between two JWKS fetch attempts, >= 0 (30)
+JWKS_MAX_AGE_SECONDS        age after which known keys are refreshed too, >= 0 (300)
+JWKS_TIMEOUT_SECONDS        timeout of one JWKS fetch, > 0 (2)
+TOKEN_CACHE_SIZE            verified-token cache entries, >= 0; 0 turns the cache off
+                            (4096). See ``verifier.claims``: it skips only the parse and
+                            the signature check of a token already verified with the
+                            same key; every time/type/binding/policy check still runs
 DECISION_CACHE_SECONDS      longest a front proxy may reuse an ALLOW (0..300; 0 = every
-                            answer says ``X-Accel-Expires: 0``). The bring-up sets 30
-                            for nginx's decision cache; never past token exp/cert end
-REQUIRE_VERIFY_HEADER       require nginx's ``X-Client-Verify: SUCCESS`` (true). Set false
-                            ONLY behind AWS API Gateway mutual TLS, whose events carry
-                            no such header because the gateway rejects unverified
+                            answer says ``X-Accel-Expires: 0``) (0). The bring-up sets
+                            30 for nginx's decision cache; never past token exp/cert end
+REQUIRE_VERIFY_HEADER       require nginx's ``X-Client-Verify: SUCCESS``; a boolean
+                            (true/false, yes/no, on/off, 1/0) (true). Set false ONLY
+                            behind AWS API Gateway mutual TLS, whose events carry no
+                            such header because the gateway rejects unverified
                             certificates itself; a header that is present must still
                             say ``SUCCESS``, and the issuer/validity/EKU checks remain
 ==========================  ===========================================================
+
+Numbers must be finite (``inf`` and ``nan`` would disable a check without
+saying so). An empty value is refused rather than read as "unset": unset the
+variable to get the default.
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
-from collections.abc import Mapping
+import math
+import os
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
+from urllib.parse import urlsplit
 
 from cryptography import x509
+from jwt.algorithms import get_default_algorithms
 
-ENV_PREFIX = "ZT_VERIFIER_"
-DEFAULT_ISSUER = "https://localhost:8443/realms/zerotrust"
-DEFAULT_POLICY_PATH = str(Path(__file__).with_name("policy.json"))
-_CRL_REQUIRED = (
-    "CLIENT_CRL (env ZT_VERIFIER_CLIENT_CRL: PEM file of the client CAs' CRLs) is required"
-)
+from verifier.errors import SettingsError
+
+__all__ = ["ENV_PREFIX", "JWKS_PATH", "Settings", "SettingsError", "settings_problems"]
+
+ENV_PREFIX: Final = "ZT_VERIFIER_"
+JWKS_PATH: Final = "/protocol/openid-connect/certs"
+"""Keycloak's JWKS endpoint under the issuer: the JWKS_URL derived from ISSUER."""
+MAX_DECISION_CACHE_SECONDS: Final = 300.0
+_NOTHING: Final[Mapping[str, str]] = MappingProxyType({})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Settings:
-    """Everything the decision depends on besides the event, the keys, the CRLs and the clock."""
+    """Everything the decision depends on besides the event, the keys, the CRLs and the clock.
+
+    Built in code (tests, the fuzzer) the values are checked the same way as
+    from the environment (``__post_init__``), without the parsing.
+    """
 
     client_ca_pem: str
+    """The text of the CLIENT_CA_CERT file (read once, at start-up)."""
     client_crl: str
     """Path of the CRL PEM file (``CLIENT_CRL``); read by ``CRLFileSource``, never here."""
-    issuer: str = DEFAULT_ISSUER
-    audience: str = "zerotrust-api"
-    jwks_url: str = DEFAULT_ISSUER + "/protocol/openid-connect/certs"
+    issuer: str
+    audience: str
+    jwks_url: str
+    policy_path: str
     jwks_ca_bundle: str | None = None
-    policy_path: str = DEFAULT_POLICY_PATH
     audit_log: str | None = None
     assertion_key_file: str | None = None
     """The identity-assertion key (``verifier.assertion``); the Flask adapter requires it."""
@@ -106,22 +151,15 @@ class Settings:
     adapter's answer, never past ``valid_until``); 0 = answers say "do not cache"."""
 
     def __post_init__(self) -> None:
-        """Refuse configurations that would silently weaken the checks."""
-        if not self.algorithms:
-            raise ValueError("ALGORITHMS must name at least one algorithm")
-        for alg in self.algorithms:
-            if alg.lower() == "none" or alg.upper().startswith("HS"):
-                raise ValueError(f"algorithm {alg!r} is never allowed")
-        if not self.issuer or not self.audience:
-            raise ValueError("ISSUER and AUDIENCE must be set")
-        if self.leeway_seconds < 0 or self.max_token_bytes <= 0:
-            raise ValueError("LEEWAY_SECONDS and MAX_TOKEN_BYTES must be positive")
-        if not 0 <= self.decision_cache_seconds <= 300:
-            raise ValueError("DECISION_CACHE_SECONDS must be within 0..300")
-        if not issuing_cas(self.client_ca_pem):
-            raise ValueError("CLIENT_CA_CERT holds no certificate")
-        if not self.client_crl:
-            raise ValueError(_CRL_REQUIRED)
+        """Refuse values that would silently weaken the checks, listing every one."""
+        problems = [
+            f"{spec.name}: {problem}"
+            for spec in _SETTINGS
+            if (value := getattr(self, spec.field)) is not None
+            and (problem := spec.check(value)) is not None
+        ]
+        if problems:
+            raise SettingsError(problems)
 
     @property
     def client_cas(self) -> tuple[x509.Certificate, ...]:
@@ -129,77 +167,47 @@ class Settings:
         return issuing_cas(self.client_ca_pem)
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> Settings:
-        """Build settings from un-prefixed names; reads the CLIENT_CA_CERT file."""
-        ca_path = config.get("CLIENT_CA_CERT")
-        if not ca_path:
-            raise ValueError("CLIENT_CA_CERT (client issuing CA PEM file) is required")
-        crl_path = config.get("CLIENT_CRL")
-        if not crl_path:
-            raise ValueError(_CRL_REQUIRED)
-        issuer = str(config.get("ISSUER") or DEFAULT_ISSUER)
-        fields: dict[str, Any] = {
-            "client_ca_pem": Path(str(ca_path)).read_text(encoding="ascii"),
-            "client_crl": str(crl_path),
-            "issuer": issuer,
-            "jwks_url": str(config.get("JWKS_URL") or issuer + "/protocol/openid-connect/certs"),
-        }
-        text = {
-            "audience": "AUDIENCE",
-            "jwks_ca_bundle": "JWKS_CA_BUNDLE",
-            "policy_path": "POLICY_PATH",
-            "audit_log": "AUDIT_LOG",
-            "assertion_key_file": "ASSERTION_KEY_FILE",
-        }
-        for field, name in text.items():
-            if config.get(name):
-                fields[field] = str(config[name])
-        numbers = {
-            "leeway_seconds": "LEEWAY_SECONDS",
-            "max_token_lifetime_seconds": "MAX_TOKEN_LIFETIME_SECONDS",
-            "jwks_cooldown_seconds": "JWKS_COOLDOWN_SECONDS",
-            "jwks_max_age_seconds": "JWKS_MAX_AGE_SECONDS",
-            "jwks_timeout_seconds": "JWKS_TIMEOUT_SECONDS",
-            "decision_cache_seconds": "DECISION_CACHE_SECONDS",
-        }
-        for field, name in numbers.items():
-            if config.get(name) is not None:
-                fields[field] = float(config[name])
-        if config.get("REQUIRE_VERIFY_HEADER") is not None:
-            fields["require_verify_header"] = _flag(config["REQUIRE_VERIFY_HEADER"])
-        if config.get("MAX_TOKEN_BYTES") is not None:
-            fields["max_token_bytes"] = int(config["MAX_TOKEN_BYTES"])
-        if config.get("TOKEN_CACHE_SIZE") is not None:
-            fields["token_cache_size"] = int(config["TOKEN_CACHE_SIZE"])
-        algorithms = config.get("ALGORITHMS")
-        if algorithms:
-            if isinstance(algorithms, str):
-                algorithms = algorithms.split(",")
-            fields["algorithms"] = tuple(str(a).strip() for a in algorithms)
+    def from_config(
+        cls,
+        config: Mapping[str, Any],
+        *,
+        also_allowed: Collection[str] = (),
+        also_required: Mapping[str, str] = _NOTHING,
+    ) -> Settings:
+        """Settings from un-prefixed names (``{"ISSUER": ...}``); reads the CLIENT_CA_CERT file.
+
+        ``also_allowed``: keys the caller reads itself (the Flask adapter's test
+        hooks), accepted and ignored here; any other unknown key is refused.
+        ``also_required``: optional settings this caller cannot run without,
+        each with the reason given in the error.
+        """
+        fields, problems = _read(config, str, also_allowed, also_required)
+        if problems:
+            raise SettingsError(problems)
         return cls(**fields)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Settings:
-        """Build settings from ``ZT_VERIFIER_*`` environment variables."""
-        return cls.from_config(
-            {
-                key[len(ENV_PREFIX) :]: value
-                for key, value in environ.items()
-                if key.startswith(ENV_PREFIX)
-            }
-        )
+    def from_env(
+        cls, environ: Mapping[str, str], *, also_required: Mapping[str, str] = _NOTHING
+    ) -> Settings:
+        """Settings from ``ZT_VERIFIER_*`` environment variables; other names are not
+        looked at. ``also_required`` as for ``from_config``."""
+        fields, problems = _read_env(environ, also_required)
+        if problems:
+            raise SettingsError(problems)
+        return cls(**fields)
 
 
-def _flag(value: Any) -> bool:
-    """A boolean from JSON (Flask's prefixed env) or from a plain env string."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"1", "true", "yes", "on"}:
-        return True
-    if text in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError(f"not a boolean: {value!r}")
+def settings_problems(
+    environ: Mapping[str, str], *, also_required: Mapping[str, str] = _NOTHING
+) -> list[str]:
+    """Every reason ``Settings.from_env(environ, ...)`` would refuse; empty when it starts.
+
+    For the ops tool, which prints them all. Reads the CLIENT_CA_CERT file, as
+    the verifier does at start-up. The Flask adapter's extra requirements are
+    ``verifier.app.ENV_REQUIRED`` (pass it as ``also_required``).
+    """
+    return _read_env(environ, also_required)[1]
 
 
 @functools.lru_cache(maxsize=8)
@@ -209,3 +217,287 @@ def issuing_cas(pem: str) -> tuple[x509.Certificate, ...]:
         return tuple(x509.load_pem_x509_certificates(pem.encode("ascii")))
     except ValueError:
         return ()
+
+
+# --- reading: one parser per type, one range check per setting ----------------------
+
+
+def _read_env(
+    environ: Mapping[str, str], also_required: Mapping[str, str]
+) -> tuple[dict[str, Any], list[str]]:
+    values = {
+        name.removeprefix(ENV_PREFIX): value
+        for name, value in environ.items()
+        if name.startswith(ENV_PREFIX)
+    }
+    return _read(values, lambda name: ENV_PREFIX + name, (), also_required)
+
+
+def _read(
+    values: Mapping[str, Any],
+    label: Callable[[str], str],
+    also_allowed: Collection[str],
+    also_required: Mapping[str, str],
+) -> tuple[dict[str, Any], list[str]]:
+    """``Settings`` fields from raw ``values``, and every problem, each line naming
+    the setting as its source spells it (``label``)."""
+    known = {spec.name: spec for spec in _SETTINGS}
+    not_settings = set(also_required) - known.keys()
+    if not_settings:
+        raise ValueError(f"also_required names no setting: {sorted(not_settings)}")
+    problems = [
+        f"{label(name)}: unknown setting{_suggestion(name, [*known, *also_allowed], label)}"
+        for name in values
+        if name not in known and name not in also_allowed
+    ]
+    fields: dict[str, Any] = {}
+    for spec in _SETTINGS:
+        raw = values.get(spec.name)
+        why = spec.required or also_required.get(spec.name, "")
+        problem: str | None = None
+        if raw is None:
+            problem = f"required, not set ({why})" if why else None
+        elif isinstance(raw, str) and not raw:
+            problem = f"empty; expected {spec.expected}" + (f" ({why})" if why else "")
+        else:
+            try:
+                value = spec.parse(raw)
+            except ValueError as e:
+                problem = f"{raw!r} is not {spec.expected}" + (f" ({e})" if str(e) else "")
+            else:
+                problem = spec.check(value)
+                fields[spec.field] = value
+        if problem is not None:
+            problems.append(f"{label(spec.name)}: {problem}")
+    if values.get("JWKS_URL") is None and "issuer" in fields:
+        fields["jwks_url"] = fields["issuer"] + JWKS_PATH
+    return fields, problems
+
+
+def _suggestion(name: str, known: list[str], label: Callable[[str], str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    if close:
+        return f"; did you mean {label(close[0])}?"
+    return " (the known names are in the table of verifier/settings.py)"
+
+
+def _text(raw: Any) -> str:
+    if isinstance(raw, os.PathLike):
+        raw = os.fspath(raw)
+    if not isinstance(raw, str):
+        raise ValueError(f"got {type(raw).__name__}")
+    if raw != raw.strip():
+        raise ValueError("leading or trailing whitespace")
+    return raw
+
+
+def _pem_file(raw: Any) -> str:
+    """The text of a PEM file of CA certificates, refused unless it holds one."""
+    try:
+        pem = Path(_text(raw)).read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(getattr(e, "strerror", None) or str(e)) from e
+    if not issuing_cas(pem):
+        raise ValueError("it holds no certificate")
+    return pem
+
+
+def _pem_file_path(raw: Any) -> str:
+    """The path of a PEM file of CA certificates, read once now so a wrong path stops
+    the start instead of failing every JWKS fetch."""
+    path = _text(raw)
+    _pem_file(path)
+    return path
+
+
+def _seconds(raw: Any) -> float:
+    """A finite number from a string (the environment) or a number (a config mapping)."""
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        raise ValueError(f"got {type(raw).__name__}")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError from None
+    if not math.isfinite(value):
+        raise ValueError("not finite")
+    return value
+
+
+def _count(raw: Any) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, str | int):
+        raise ValueError(f"got {type(raw).__name__}")
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError from None
+
+
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+_FALSE: Final = frozenset({"0", "false", "no", "off"})
+
+
+def _flag(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = raw.strip().lower() if isinstance(raw, str) else None
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError
+
+
+def _algorithms(raw: Any) -> tuple[str, ...]:
+    """A comma-separated string (the environment) or a list (a config mapping)."""
+    items = raw.split(",") if isinstance(raw, str) else raw
+    if not isinstance(items, list | tuple) or not all(isinstance(a, str) for a in items):
+        raise ValueError(f"got {type(raw).__name__}")
+    names = tuple(a.strip() for a in items)
+    if "" in names:
+        raise ValueError("an empty name")
+    return names
+
+
+def _https_url(value: str) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme == "https" and parts.hostname and not parts.query and not parts.fragment:
+        return None
+    return f"{value!r} is not an https:// URL without query or fragment"
+
+
+def _not_empty(value: str) -> str | None:
+    return None if value else "empty"
+
+
+def _has_certificate(pem: str) -> str | None:
+    return None if issuing_cas(pem) else "holds no PEM certificate"
+
+
+def _allowed_algorithms(algorithms: tuple[str, ...]) -> str | None:
+    """PyJWT's asymmetric algorithms only: ``none`` has no signature, and an HMAC
+    key would be the JWKS's public key used as a shared secret (alg confusion)."""
+    if not algorithms:
+        return "empty; expected at least one algorithm"
+    for alg in algorithms:
+        if alg.lower() == "none" or alg.upper().startswith("HS"):
+            return f"algorithm {alg!r} is never allowed"
+        if alg not in get_default_algorithms():
+            return f"{alg!r} is not an algorithm PyJWT knows"
+    return None
+
+
+def _within(
+    low: float, high: float = math.inf, *, above: bool = False
+) -> Callable[[float], str | None]:
+    """A range check; ``above``: ``low`` itself is out of range."""
+    shown = f"> {low:g}" if above else f">= {low:g}"
+    if high != math.inf:
+        shown = f"{low:g}..{high:g}"
+
+    def check(value: float) -> str | None:
+        inside = (value > low if above else value >= low) and value <= high
+        return None if inside and math.isfinite(value) else f"{value:g} is out of range ({shown})"
+
+    return check
+
+
+def _no_check(_value: Any) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class _Setting:
+    """One row of the table: how a raw value is parsed and what range it must be in."""
+
+    name: str
+    field: str
+    expected: str
+    """What a value must be, for "'abc' is not <expected>"."""
+    parse: Callable[[Any], Any]
+    """Raw value -> typed value, or ``ValueError`` (its text, if any, is a detail)."""
+    check: Callable[[Any], str | None] = _no_check
+    """Typed value -> what is wrong with it, or ``None``; also run on settings built in code."""
+    required: str = ""
+    """Why it has no default; empty for an optional setting."""
+
+
+_SECONDS = "a number of seconds"
+_COUNT = "a whole number"
+_PATH = "a file path"
+_PEM = "a readable PEM file of CA certificates"
+_SETTINGS: Final = (
+    _Setting(
+        "ISSUER", "issuer", "an https:// URL", _text, _https_url, "the exact iss of accepted tokens"
+    ),
+    _Setting(
+        "AUDIENCE",
+        "audience",
+        "a client id",
+        _text,
+        _not_empty,
+        "this API's client id: must be in aud",
+    ),
+    _Setting("JWKS_URL", "jwks_url", "an https:// URL", _text, _https_url),
+    _Setting("JWKS_CA_BUNDLE", "jwks_ca_bundle", _PEM, _pem_file_path, _not_empty),
+    _Setting(
+        "CLIENT_CA_CERT",
+        "client_ca_pem",
+        _PEM,
+        _pem_file,
+        _has_certificate,
+        "PEM file of the client issuing CA certificate(s)",
+    ),
+    _Setting(
+        "CLIENT_CRL",
+        "client_crl",
+        _PATH,
+        _text,
+        _not_empty,
+        "PEM file of the client CAs' CRLs, the one nginx's ssl_crl loads",
+    ),
+    _Setting(
+        "POLICY_PATH",
+        "policy_path",
+        _PATH,
+        _text,
+        _not_empty,
+        "the route policy JSON; there is no default policy",
+    ),
+    _Setting("AUDIT_LOG", "audit_log", _PATH, _text, _not_empty),
+    _Setting("ASSERTION_KEY_FILE", "assertion_key_file", _PATH, _text, _not_empty),
+    _Setting(
+        "ALGORITHMS",
+        "algorithms",
+        "a comma-separated list of JWS algorithms",
+        _algorithms,
+        _allowed_algorithms,
+    ),
+    _Setting("LEEWAY_SECONDS", "leeway_seconds", _SECONDS, _seconds, _within(0)),
+    _Setting(
+        "MAX_TOKEN_LIFETIME_SECONDS", "max_token_lifetime_seconds", _SECONDS, _seconds, _within(0)
+    ),
+    _Setting("MAX_TOKEN_BYTES", "max_token_bytes", _COUNT, _count, _within(1)),
+    _Setting("JWKS_COOLDOWN_SECONDS", "jwks_cooldown_seconds", _SECONDS, _seconds, _within(0)),
+    _Setting("JWKS_MAX_AGE_SECONDS", "jwks_max_age_seconds", _SECONDS, _seconds, _within(0)),
+    _Setting(
+        "JWKS_TIMEOUT_SECONDS",
+        "jwks_timeout_seconds",
+        _SECONDS,
+        _seconds,
+        _within(0, above=True),
+    ),
+    _Setting(
+        "REQUIRE_VERIFY_HEADER",
+        "require_verify_header",
+        "a boolean (true/false, yes/no, on/off, 1/0)",
+        _flag,
+    ),
+    _Setting("TOKEN_CACHE_SIZE", "token_cache_size", _COUNT, _count, _within(0)),
+    _Setting(
+        "DECISION_CACHE_SECONDS",
+        "decision_cache_seconds",
+        _SECONDS,
+        _seconds,
+        _within(0, MAX_DECISION_CACHE_SECONDS),
+    ),
+)

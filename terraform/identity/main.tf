@@ -5,7 +5,6 @@
 # its client roles on zerotrust-api, and org/department claims.
 
 locals {
-  realm_role_names = toset(["viewer", "operator", "admin"])
   # identity => list of { identity, role } pairs, flattened for for_each.
   realm_grants = {
     for g in flatten([

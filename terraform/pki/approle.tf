@@ -1,10 +1,12 @@
-# AppRole per consumer. Tokens are short-lived and carry exactly one policy.
+# AppRole per consumer, OpenBao's own operators included (operator.tf). Tokens
+# are short-lived and carry exactly one policy.
 # Secret IDs are generated here and handed to the bring-up scripts through a
 # sensitive output, which writes them to .state/vault/approle/<name>.json (0600).
 
 locals {
   approle_policies = merge(
     { "server-certs" = vault_policy.server_certs.name, "revoker" = vault_policy.revoker.name },
+    { (var.operator_approle) = vault_policy.operator.name, (local.break_glass_approle) = vault_policy.break_glass.name },
     { for id in local.identities : "client-${id}" => vault_policy.client[id].name },
   )
 }

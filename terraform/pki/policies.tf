@@ -1,6 +1,6 @@
 # Least privilege: one policy per consumer. Nothing here grants sys/, other
-# mounts, or another identity's role; the root token is used only to apply
-# this configuration (bootstrap).
+# mounts, or another identity's role. The policies of OpenBao's own operators
+# (Terraform, break-glass) are in operator.tf.
 
 # Rotation agent for serving certs: issue from the server role, read CA/CRL.
 # The issue request may carry only the two serving names (scripts/certs.py

@@ -35,12 +35,6 @@ variable "organization" {
   default     = "ZeroTrust Gateway"
 }
 
-variable "server_names" {
-  description = "Services that get a serving cert from the server CA; each gets its own AppRole."
-  type        = list(string)
-  default     = ["vault", "keycloak", "nginx"]
-}
-
 variable "client_cert_ttl_seconds" {
   description = "Default and maximum lifetime of a workload (client) certificate, in seconds."
   type        = number
@@ -119,6 +113,16 @@ variable "approle_token_ttl_seconds" {
   validation {
     condition     = var.approle_token_ttl_seconds >= 60 && var.approle_token_ttl_seconds <= 3600
     error_message = "approle_token_ttl_seconds must be between 1 minute and 1 hour."
+  }
+}
+
+variable "operator_approle" {
+  description = "Name of the operator AppRole and its policy: the scoped identity that applies this root after the bootstrap (operator.tf). The bring-up passes scripts/config.py VAULT_OPERATOR_APPROLE, so the Python side can log in before it can read any output."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,62}$", var.operator_approle)) && !startswith(var.operator_approle, "client-")
+    error_message = "operator_approle must be a lowercase DNS label outside the client-* names."
   }
 }
 

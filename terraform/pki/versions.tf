@@ -16,7 +16,8 @@ terraform {
 provider "vault" {
   address      = var.vault_address
   ca_cert_file = var.vault_ca_cert_file
-  # The token comes from VAULT_TOKEN (the root token, bootstrap only);
-  # it is never written to a file in the repo or to Terraform state.
+  # The token comes from VAULT_TOKEN: the operator AppRole's (operator.tf),
+  # or the root token for the one bootstrap apply. It is never written to a
+  # file in the repo or to Terraform state.
   skip_child_token = false
 }

@@ -277,13 +277,14 @@ def assert_refused_by_nginx(r: requests.Response, window: LogWindow, verify: str
 
 
 def sign_verbatim(mount: str, key: Any, **params: Any) -> dict[str, Any]:
-    """The root token signs a CN=python-client CSR for ``key``, verbatim, on the PKI
-    mount named ``mount`` in Terraform's outputs (``client_issuing``, ``server_issuing``):
-    a simulated mis-issuance that no workload AppRole could make."""
+    """The operator AppRole (terraform/pki operator.tf: it administers every path of the
+    PKI mounts) signs a CN=python-client CSR for ``key``, verbatim, on the PKI mount named
+    ``mount`` in Terraform's outputs (``client_issuing``, ``server_issuing``): a simulated
+    mis-issuance by a PKI administrator, which no workload AppRole could make."""
     mount_path = certs.pki_outputs()["mounts"][mount]
-    root = vault_server.client(vault_server.root_token())
+    operator = certs.approle_client(config.VAULT_OPERATOR_APPROLE)
     csr = csr_pem("python-client", key)
-    return root.write_data(f"{mount_path}/sign-verbatim", data={"csr": csr, **params})["data"]
+    return operator.write_data(f"{mount_path}/sign-verbatim", data={"csr": csr, **params})["data"]
 
 
 # --- Keycloak admin (throw-away clients outside Terraform's view) -----------------------

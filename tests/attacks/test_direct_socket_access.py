@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import accounts, config, gateway, procs
+from scripts import accounts, config, procs, unixhttp
 from verifier import assertion
 
 SOCKETS = (config.VERIFIER_SOCKET, config.API_SOCKET)
@@ -122,7 +122,7 @@ def test_the_api_refuses_a_forged_identity_sent_straight_to_its_socket(stack, va
     if value is not None:
         headers[assertion.HEADER] = value
     offset = config.API_REQUEST_LOG.stat().st_size
-    answer = gateway.socket_request(config.API_SOCKET, "GET", "/api/admin/stats", headers)
+    answer = unixhttp.request(config.API_SOCKET, "GET", "/api/admin/stats", headers)
     assert answer.status == 401
     assert json.loads(answer.body) == {"error": "unauthorized"}
     lines = [x for x in _api_lines_since(offset) if x["path"] == "/api/admin/stats"]

@@ -20,7 +20,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from scripts import gateway
+from scripts import apps
 from tests.attacks.conftest import SERVER_CA, LogWindow, Trail, bearer, call, cert_of
 from verifier.settings import Settings
 
@@ -55,7 +55,7 @@ def _present(window: LogWindow, token: str | None, path: str = "/api/resource") 
 
 def _leeway_seconds() -> float:
     """The running verifier's leeway: its env as the bring-up sets it, else the default."""
-    return float(gateway.verifier_env().get("ZT_VERIFIER_LEEWAY_SECONDS", Settings.leeway_seconds))
+    return float(apps.verifier_env().get("ZT_VERIFIER_LEEWAY_SECONDS", Settings.leeway_seconds))
 
 
 def test_a_certificate_without_a_token_is_refused_token_missing(log_since):

@@ -25,7 +25,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from scripts import config, gateway, procs
+from scripts import apps, config, procs
 from tests.attacks.conftest import LogWindow, bearer, call, cert_of, restore_stack
 from verifier.settings import Settings
 
@@ -35,7 +35,7 @@ REFETCH_LOG = "JWKS refresh failed"
 
 
 def _cooldown() -> float:
-    env = gateway.verifier_env()
+    env = apps.verifier_env()
     return float(env.get("ZT_VERIFIER_JWKS_COOLDOWN_SECONDS", Settings.jwks_cooldown_seconds))
 
 

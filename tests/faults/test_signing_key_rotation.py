@@ -23,13 +23,13 @@ from collections import Counter
 
 import jwt
 
-from scripts import config, gateway
+from scripts import apps, config
 from tests.attacks.conftest import LogWindow, bearer, call, cert_of
 from verifier.settings import Settings
 
 
 def _cooldown() -> float:
-    env = gateway.verifier_env()
+    env = apps.verifier_env()
     return float(env.get("ZT_VERIFIER_JWKS_COOLDOWN_SECONDS", Settings.jwks_cooldown_seconds))
 
 

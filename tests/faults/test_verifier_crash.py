@@ -20,7 +20,7 @@ import os
 import signal
 import time
 
-from scripts import config, gateway, procs
+from scripts import config, procs, unixhttp
 from tests.attacks.conftest import LogWindow, bearer, call, cert_of, restore_stack
 from tests.faults.conftest import Load, children, service_pid, wait_for
 
@@ -111,6 +111,6 @@ def test_a_hung_verifier_gets_503_from_nginx_within_its_read_timeout(log_since, 
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
     # The requests queued on the socket are answered late; the service recovers.
-    gateway.start_verifier()  # waits for /healthz
+    assert wait_for(lambda: unixhttp.answers(config.VERIFIER_SOCKET), 30, interval=0.5)
     assert wait_for(lambda: _get(log_since(), token).status_code == 200, 30, interval=0.5)
     _assert_works(log_since, token)

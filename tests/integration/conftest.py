@@ -33,9 +33,10 @@ def pki_outputs(stack: None) -> dict:
 
 
 @pytest.fixture
-def root_client(stack: None) -> hvac.Client:
-    """Root token client — tests only use it to inspect, never to issue."""
-    return vault_server.client(vault_server.root_token())
+def operator_client(stack: None) -> hvac.Client:
+    """The operator AppRole (terraform/pki operator.tf), the scoped token Terraform
+    applies with; there is no root token. Tests use it to inspect, never to issue."""
+    return certs.approle_client(config.VAULT_OPERATOR_APPROLE)
 
 
 @pytest.fixture

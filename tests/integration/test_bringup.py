@@ -46,7 +46,7 @@ def test_every_step_prints_its_duration(stack):
 
 def test_vault_restart_keeps_the_cas_and_unseals_from_the_state_folder(stack):
     before = _ca_serials()
-    served_before = vault_server.client(vault_server.root_token()).read(
+    served_before = vault_server.client().read(
         f"{json.loads(config.PKI_OUTPUTS.read_text())['mounts']['client_issuing']}/cert/ca"
     )["data"]["certificate"]
     r = _zt("down")
@@ -56,7 +56,7 @@ def test_vault_restart_keeps_the_cas_and_unseals_from_the_state_folder(stack):
     r = _zt("up")
     assert r.returncode == 0, r.stdout + r.stderr
     assert _ca_serials() == before
-    served_after = vault_server.client(vault_server.root_token()).read(
+    served_after = vault_server.client().read(
         f"{json.loads(config.PKI_OUTPUTS.read_text())['mounts']['client_issuing']}/cert/ca"
     )["data"]["certificate"]
     assert served_after == served_before

@@ -5,7 +5,7 @@ the ``client-<id>`` policy (terraform/pki/policies.tf): ``common_name`` must be 
 and must equal the identity, and only ``ttl`` (plus ``csr`` for sign) may come with
 it. The roles refuse e-mail CNs, wildcards, subdomains, IP/URI/other SANs and a
 CSR's own names as a second line. Every test runs through each identity's own
-AppRole against the real OpenBao; the root token only inspects.
+AppRole against the real OpenBao; the operator AppRole only inspects.
 """
 
 from __future__ import annotations
@@ -129,17 +129,17 @@ def client_mount(pki_outputs) -> str:
 
 
 @pytest.fixture
-def issued_since(root_client, client_mount) -> Callable[[], list[x509.Certificate]]:
-    """Certificates the client issuing mount stored since the test began (root: inspection)."""
+def issued_since(operator_client, client_mount) -> Callable[[], list[x509.Certificate]]:
+    """Certificates the client issuing mount stored since the test began (operator: inspection)."""
 
     def serials() -> set[str]:
-        return set(root_client.list(f"{client_mount}/certs")["data"]["keys"])
+        return set(operator_client.list(f"{client_mount}/certs")["data"]["keys"])
 
     before = serials()
 
     def new() -> list[x509.Certificate]:
         return [
-            _load(root_client.read(f"{client_mount}/cert/{s}")["data"]["certificate"])
+            _load(operator_client.read(f"{client_mount}/cert/{s}")["data"]["certificate"])
             for s in serials() - before
         ]
 
@@ -336,13 +336,13 @@ FORBIDDEN: dict[str, Callable[[Target], tuple[str, str, dict]]] = {
 }
 
 
-def _target(pki_outputs: dict, root_client: hvac.Client, identity: str) -> Target:
+def _target(pki_outputs: dict, operator_client: hvac.Client, identity: str) -> Target:
     mount = pki_outputs["mounts"]["client_issuing"]
     other = _another(identity)
     return Target(
         mount=mount,
         root_mount=pki_outputs["mounts"]["client_root"],
-        issuer_id=root_client.read(f"{mount}/config/issuers")["data"]["default"],
+        issuer_id=operator_client.read(f"{mount}/config/issuers")["data"]["default"],
         identity=identity,
         role=pki_outputs["client_roles"][identity],
         other=other,
@@ -353,9 +353,9 @@ def _target(pki_outputs: dict, root_client: hvac.Client, identity: str) -> Targe
 @pytest.mark.parametrize("operation", FORBIDDEN)
 @pytest.mark.parametrize("identity", IDENTITIES)
 def test_each_client_approle_is_refused_every_other_pki_operation(
-    approle, pki_outputs, root_client, identity, operation
+    approle, pki_outputs, operator_client, identity, operation
 ):
-    method, path, body = FORBIDDEN[operation](_target(pki_outputs, root_client, identity))
+    method, path, body = FORBIDDEN[operation](_target(pki_outputs, operator_client, identity))
     c = approle(f"client-{identity}")
     with pytest.raises(hvac.exceptions.Forbidden):
         c.read(path) if method == "read" else c.write_data(path, data=body)
@@ -387,13 +387,13 @@ def test_the_revoker_approle_cannot_issue_a_server_certificate(approle, pki_outp
 
 @pytest.mark.parametrize("identity", IDENTITIES)
 def test_each_client_role_also_refuses_by_itself_what_the_policy_refuses(
-    root_client, pki_outputs, identity
+    operator_client, pki_outputs, identity
 ):
-    # Defence in depth, read with the root token (inspection): were the policy
+    # Defence in depth, read with the operator AppRole (inspection): were the policy
     # ever widened, the role still refuses e-mail CNs, wildcards, subdomains,
     # IP/URI/other SANs and the names in a CSR.
     mount = pki_outputs["mounts"]["client_issuing"]
-    role = root_client.read(f"{mount}/roles/{pki_outputs['client_roles'][identity]}")["data"]
+    role = operator_client.read(f"{mount}/roles/{pki_outputs['client_roles'][identity]}")["data"]
     assert role["allowed_domains"] == [identity]
     assert role["cn_validations"] == ["hostname"]
     assert role["use_csr_common_name"] is False

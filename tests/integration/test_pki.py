@@ -137,17 +137,17 @@ def test_server_role_issues_server_auth_only_for_localhost(approle, pki_outputs)
         _issue(c, role, mount, "python-client")
 
 
-def test_crl_ocsp_and_issuing_urls_are_published_on_every_mount(root_client, pki_outputs):
+def test_crl_ocsp_and_issuing_urls_are_published_on_every_mount(operator_client, pki_outputs):
     for mount in pki_outputs["mounts"].values():
-        urls = root_client.secrets.pki.read_urls(mount_point=mount)["data"]
+        urls = operator_client.secrets.pki.read_urls(mount_point=mount)["data"]
         assert urls["issuing_certificates"] == [f"{config.VAULT_ADDR}/v1/{mount}/ca"]
         assert urls["crl_distribution_points"] == [f"{config.VAULT_ADDR}/v1/{mount}/crl"]
         assert urls["ocsp_servers"] == [f"{config.VAULT_ADDR}/v1/{mount}/ocsp"]
-        crl_cfg = root_client.secrets.pki.read_crl_configuration(mount_point=mount)["data"]
+        crl_cfg = operator_client.secrets.pki.read_crl_configuration(mount_point=mount)["data"]
         assert crl_cfg["expiry"] == "72h"
         assert crl_cfg["auto_rebuild"] is False  # rebuilt on every revocation instead
         assert crl_cfg["ocsp_expiry"] == "5m"
-        pem = root_client.secrets.pki.read_crl(mount_point=mount)
+        pem = operator_client.secrets.pki.read_crl(mount_point=mount)
         crl = x509.load_pem_x509_crl(pem.encode())
         left = crl.next_update_utc - dt.datetime.now(dt.UTC)
         assert dt.timedelta(0) < left <= dt.timedelta(hours=72)

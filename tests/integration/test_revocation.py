@@ -29,7 +29,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 
 from client.token import TokenSource
-from scripts import certs, config, gateway, rotation, tf, zt
+from scripts import certs, config, gateway, rotation, tf, unixhttp, zt
 from scripts.files import read_json
 from tests.integration.conftest import run_zt
 from tests.pki_helpers import Workload, issue_throwaway
@@ -243,7 +243,7 @@ def test_the_verifier_refuses_a_revoked_certificate_by_itself(workload, token):
     leaf = workload.certificate.public_bytes(serialization.Encoding.PEM).decode()
     request_id = f"revoked-{workload.nginx_serial[:16].lower()}"
     offset = config.AUDIT_LOG.stat().st_size
-    answer = gateway.socket_request(
+    answer = unixhttp.request(
         config.VERIFIER_SOCKET,
         "GET",
         "/_authz",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,10 +30,10 @@ from jwt.utils import base64url_encode
 
 from verifier.handler import decide
 from verifier.jwks import KeySource, StaticKeySource
-from verifier.policy import Policy, load_policy
+from verifier.policy import SHIPPED_POLICY_PATH, Policy, load_policy
 from verifier.response import AuthorizerResponse
 from verifier.revocation import RevocationSource, StaticCRLSource
-from verifier.settings import DEFAULT_POLICY_PATH, Settings
+from verifier.settings import ENV_PREFIX, JWKS_PATH, Settings
 
 # No example database: unit runs leave nothing behind in the work tree.
 hypothesis.settings.register_profile("unit", database=None, deadline=None)
@@ -41,6 +42,7 @@ hypothesis.settings.load_profile("unit")
 NOW = 1_750_000_000.0  # 2025-06-15T15:06:40Z
 ISSUER = "https://localhost:8443/realms/zerotrust"
 CLIENT_ID = "zerotrust-api"
+JWKS_URL = ISSUER + JWKS_PATH
 KID = "test-key-1"
 DAY = dt.timedelta(days=1)
 
@@ -242,12 +244,22 @@ ASSERTION_KEY_HEX = "ab" * 32
 def production_env(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pki: Any, crl_file: Path
 ) -> Path:
-    """The ``ZT_VERIFIER_*`` variables a production worker needs, set to test files
-    (client CA, CRL, audit log, assertion key); returns the folder holding them."""
+    """The ``ZT_VERIFIER_*`` variables a production worker needs: the realm's issuer
+    and the API's client id of these tests, the shipped policy, and test files
+    (client CA, CRL, audit log, assertion key); returns the folder holding them.
+
+    Every other ``ZT_VERIFIER_*`` variable is removed first, so a variable set in
+    the shell that runs the tests can neither break nor change them."""
+    for name in list(os.environ):
+        if name.startswith(ENV_PREFIX):
+            monkeypatch.delenv(name)
     ca = tmp_path / "client-ca.pem"
     ca.write_text(pki.client_ca.pem)
     key = tmp_path / "assertion.key"
     key.write_text(ASSERTION_KEY_HEX)
+    monkeypatch.setenv("ZT_VERIFIER_ISSUER", ISSUER)
+    monkeypatch.setenv("ZT_VERIFIER_AUDIENCE", CLIENT_ID)
+    monkeypatch.setenv("ZT_VERIFIER_POLICY_PATH", str(SHIPPED_POLICY_PATH))
     monkeypatch.setenv("ZT_VERIFIER_CLIENT_CA_CERT", str(ca))
     monkeypatch.setenv("ZT_VERIFIER_CLIENT_CRL", str(crl_file))
     monkeypatch.setenv("ZT_VERIFIER_AUDIT_LOG", str(tmp_path / "audit.log"))
@@ -412,14 +424,33 @@ def make_event(pki: Pki) -> MakeEvent:
     return make
 
 
+def required_config(ca_file: Path | str, crl_file: Path | str) -> dict[str, str]:
+    """The settings with no default (un-prefixed names, as ``Settings.from_config``
+    and ``create_app(test_config)`` take them), set for these tests."""
+    return {
+        "ISSUER": ISSUER,
+        "AUDIENCE": CLIENT_ID,
+        "POLICY_PATH": str(SHIPPED_POLICY_PATH),
+        "CLIENT_CA_CERT": str(ca_file),
+        "CLIENT_CRL": str(crl_file),
+    }
+
+
 @pytest.fixture(scope="session")
 def settings(pki: Pki, crl_file: Path) -> Settings:
-    return Settings(client_ca_pem=pki.client_ca.pem, client_crl=str(crl_file))
+    return Settings(
+        client_ca_pem=pki.client_ca.pem,
+        client_crl=str(crl_file),
+        issuer=ISSUER,
+        audience=CLIENT_ID,
+        jwks_url=JWKS_URL,
+        policy_path=str(SHIPPED_POLICY_PATH),
+    )
 
 
 @pytest.fixture(scope="session")
 def policy() -> Policy:
-    return load_policy(DEFAULT_POLICY_PATH)
+    return load_policy(SHIPPED_POLICY_PATH)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from urllib.parse import quote
 
 import pytest
@@ -10,10 +11,11 @@ from cryptography import x509
 
 from api.app import create_app as create_api
 from verifier import assertion
-from verifier.app import create_app
+from verifier.app import TEST_CONFIG_KEYS, create_app
+from verifier.errors import PolicyError, SettingsError
 from verifier.revocation import StaticCRLSource
 
-from .conftest import ASSERTION_KEY_HEX, client_crls
+from .conftest import ASSERTION_KEY_HEX, client_crls, required_config
 
 
 @pytest.fixture
@@ -37,8 +39,7 @@ def make_app(tmp_path, pki, keys, now, audit_log, crl_path):
     def make(**overrides):
         config = {
             "TESTING": True,
-            "CLIENT_CA_CERT": str(ca_file),
-            "CLIENT_CRL": str(crl_path),
+            **required_config(ca_file, crl_path),
             "AUDIT_LOG": str(audit_log),
             "KEY_SOURCE": keys,
             "CLOCK": lambda: now,
@@ -231,10 +232,10 @@ def test_a_role_name_with_a_comma_stays_one_role(client, nginx_headers, make_tok
     assert identity_of(answer)["realm_roles"] == ["a,b", "viewer"]
 
 
-def test_healthz_reports_ok_and_the_number_of_jwks_keys(client):
+def test_healthz_reports_ok_the_number_of_jwks_keys_and_the_worker(client):
     answer = client.get("/healthz")
     assert answer.status_code == 200
-    assert answer.get_json() == {"status": "ok", "jwks_keys": 1}
+    assert answer.get_json() == {"status": "ok", "jwks_keys": 1, "pid": os.getpid()}
 
 
 def test_create_app_reads_zt_verifier_environment_variables(monkeypatch, production_env, crl_file):
@@ -251,8 +252,71 @@ def test_create_app_reads_zt_verifier_environment_variables(monkeypatch, product
 
 def test_create_app_refuses_to_start_without_an_assertion_key(monkeypatch, production_env):
     monkeypatch.delenv("ZT_VERIFIER_ASSERTION_KEY_FILE")
-    with pytest.raises(ValueError, match="ZT_VERIFIER_ASSERTION_KEY_FILE is required"):
+    with pytest.raises(SettingsError) as refused:
         create_app()
+    assert refused.value.problems == (
+        "ZT_VERIFIER_ASSERTION_KEY_FILE: required, not set (the API refuses every request "
+        "without the verifier's identity assertion (verifier/assertion.py))",
+    )
+
+
+def test_create_app_refuses_to_start_without_an_audit_log(monkeypatch, production_env):
+    monkeypatch.delenv("ZT_VERIFIER_AUDIT_LOG")
+    with pytest.raises(SettingsError) as refused:
+        create_app()
+    (problem,) = refused.value.problems
+    assert problem.startswith("ZT_VERIFIER_AUDIT_LOG: required, not set (")
+
+
+def test_create_app_refuses_a_misspelt_environment_variable(monkeypatch, production_env):
+    monkeypatch.setenv("ZT_VERIFIER_LEEWAY_SECOND", "5")
+    with pytest.raises(SettingsError) as refused:
+        create_app()
+    assert refused.value.problems == (
+        "ZT_VERIFIER_LEEWAY_SECOND: unknown setting; did you mean ZT_VERIFIER_LEEWAY_SECONDS?",
+    )
+
+
+def test_create_app_reads_environment_values_as_text_not_as_json(monkeypatch, production_env):
+    """Flask's ``from_prefixed_env`` would have read this as the list ["RS256"]."""
+    monkeypatch.setenv("ZT_VERIFIER_ALGORITHMS", '["RS256"]')
+    with pytest.raises(
+        SettingsError, match=r"ZT_VERIFIER_ALGORITHMS: '\[.RS256.\]' is not an algorithm"
+    ):
+        create_app()
+
+
+def test_create_app_refuses_an_environment_that_names_no_issuer_audience_or_policy(
+    monkeypatch, production_env
+):
+    for name in ("ISSUER", "AUDIENCE", "POLICY_PATH"):
+        monkeypatch.delenv(f"ZT_VERIFIER_{name}")
+    with pytest.raises(SettingsError) as refused:
+        create_app()
+    assert [p.split(":")[0] for p in refused.value.problems] == [
+        "ZT_VERIFIER_ISSUER",
+        "ZT_VERIFIER_AUDIENCE",
+        "ZT_VERIFIER_POLICY_PATH",
+    ]
+
+
+def test_create_app_accepts_every_documented_test_hook(make_app, revocation):
+    verifier = make_app(REVOCATION=revocation).extensions["verifier"]
+    assert verifier.revocation is revocation
+    assert sorted(TEST_CONFIG_KEYS) == ["CLOCK", "KEY_SOURCE", "REVOCATION", "TESTING"]
+
+
+def test_create_app_refuses_an_unknown_test_config_key(make_app):
+    with pytest.raises(SettingsError) as refused:
+        make_app(KEY_SOURCES=None)
+    assert refused.value.problems == ("KEY_SOURCES: unknown setting; did you mean KEY_SOURCE?",)
+
+
+def test_create_app_refuses_a_policy_file_with_a_typo(make_app, tmp_path):
+    typo = tmp_path / "policy.json"
+    typo.write_text('{"rules": [{"pattern": "/api/x", "methods": ["GET"], "realm_role": ["a"]}]}')
+    with pytest.raises(PolicyError, match=r"rules\[0\] \(GET /api/x\): realm_role: unknown key"):
+        make_app(POLICY_PATH=str(typo))
 
 
 @pytest.mark.parametrize("text", ["", "zz" * 32, "ab" * 16])
@@ -262,9 +326,9 @@ def test_create_app_refuses_an_unusable_assertion_key(production_env, text):
         create_app()
 
 
-def test_create_app_refuses_to_start_without_a_client_ca(monkeypatch):
-    monkeypatch.delenv("ZT_VERIFIER_CLIENT_CA_CERT", raising=False)
-    with pytest.raises(ValueError, match="CLIENT_CA_CERT"):
+def test_create_app_refuses_to_start_without_a_client_ca(monkeypatch, production_env):
+    monkeypatch.delenv("ZT_VERIFIER_CLIENT_CA_CERT")
+    with pytest.raises(SettingsError, match=r"\n  ZT_VERIFIER_CLIENT_CA_CERT: required, not set"):
         create_app()
 
 
@@ -422,9 +486,14 @@ def test_an_injected_revocation_source_replaces_the_file(
     assert answer.headers["X-Auth-Reason"] == "cert_revoked"
 
 
-def test_create_app_refuses_to_start_without_a_client_crl_setting(make_app):
-    with pytest.raises(ValueError, match="ZT_VERIFIER_CLIENT_CRL"):
+def test_create_app_refuses_to_start_without_a_client_crl_setting(
+    make_app, monkeypatch, production_env
+):
+    with pytest.raises(SettingsError, match=r"\n  CLIENT_CRL: required, not set"):
         make_app(CLIENT_CRL=None)
+    monkeypatch.delenv("ZT_VERIFIER_CLIENT_CRL")
+    with pytest.raises(SettingsError, match=r"\n  ZT_VERIFIER_CLIENT_CRL: required, not set"):
+        create_app()
 
 
 def test_the_verifiers_allow_carries_an_assertion_the_api_accepts(

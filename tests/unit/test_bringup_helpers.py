@@ -120,12 +120,12 @@ def test_the_decision_cache_generation_changes_with_a_verifier_setting(tmp_path)
 def test_the_stack_generation_covers_policy_cas_crls_identity_headers_code_and_settings(
     monkeypatch,
 ):
-    from scripts import config, gateway
+    from scripts import apps, config, gateway
 
-    monkeypatch.setattr(gateway, "verifier_env", lambda: {"ZT_VERIFIER_ISSUER": "x"})
+    monkeypatch.setattr(apps, "verifier_env", lambda: {"ZT_VERIFIER_ISSUER": "x"})
     files, settings = gateway.generation_inputs()
     expected = {
-        config.VERIFIER_POLICY,
+        config.INSTALLED_POLICY,
         config.CLIENT_ISSUING_CA,
         config.CLIENT_CRL,
         gateway.IDENTITY_SNIPPET,

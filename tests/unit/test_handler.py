@@ -491,12 +491,8 @@ def test_asdict_is_an_api_gateway_authorizer_response(ctx, run):
 
 
 def test_lambda_handler_builds_its_defaults_from_the_environment(
-    ctx, pki, signing_key, monkeypatch, tmp_path, now, crl_file
+    ctx, signing_key, monkeypatch, production_env, now
 ):
-    ca_file = tmp_path / "client-ca.pem"
-    ca_file.write_text(pki.client_ca.pem)
-    monkeypatch.setenv("ZT_VERIFIER_CLIENT_CA_CERT", str(ca_file))
-    monkeypatch.setenv("ZT_VERIFIER_CLIENT_CRL", str(crl_file))
     monkeypatch.setenv("ZT_VERIFIER_JWKS_URL", "https://keycloak.test/certs")
     fetched: list[str] = []
 
@@ -528,14 +524,28 @@ def test_lambda_handler_denies_when_misconfigured_instead_of_raising(ctx, monkey
     assert body["policyDocument"]["Statement"][0]["Effect"] == "Deny"
 
 
-def test_lambda_handler_checks_revocation_against_the_crl_file_of_the_setting(
-    ctx, pki, signing_key, monkeypatch, tmp_path, now
+def test_lambda_handler_denies_and_logs_every_problem_when_a_variable_is_misspelt(
+    ctx, monkeypatch, production_env, caplog
 ):
-    ca_file = tmp_path / "client-ca.pem"
-    ca_file.write_text(pki.client_ca.pem)
-    crl_file = tmp_path / "client-ca.crl.pem"
+    monkeypatch.setenv("ZT_VERIFIER_ISUER", "https://keycloak.test/realms/r")
+    monkeypatch.setenv("ZT_VERIFIER_LEEWAY_SECONDS", "abc")
+    handler_module._lambda_defaults.cache_clear()
+    try:
+        body = handler_module.handler(ctx.event(token=ctx.token()), None)
+    finally:
+        handler_module._lambda_defaults.cache_clear()
+    assert body["context"]["reason"] == "internal_error"
+    assert body["policyDocument"]["Statement"][0]["Effect"] == "Deny"
+    logged = caplog.text
+    assert "ZT_VERIFIER_ISUER: unknown setting; did you mean ZT_VERIFIER_ISSUER?" in logged
+    assert "ZT_VERIFIER_LEEWAY_SECONDS: 'abc' is not a number of seconds" in logged
+
+
+def test_lambda_handler_checks_revocation_against_the_crl_file_of_the_setting(
+    ctx, pki, signing_key, monkeypatch, production_env, now
+):
+    crl_file = production_env / "client-ca.crl.pem"
     crl_file.write_text(client_crls(pki, [pki.client.cert.serial_number]))
-    monkeypatch.setenv("ZT_VERIFIER_CLIENT_CA_CERT", str(ca_file))
     monkeypatch.setenv("ZT_VERIFIER_CLIENT_CRL", str(crl_file))
     monkeypatch.setattr(
         jwks, "fetch_jwks", lambda url, ca_bundle, timeout: {"keys": [signing_key.jwk]}

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from scripts import config, gateway
+from scripts import config, unixhttp
 from scripts.steps import wait_until
 
 GUNICORN = Path(sys.prefix) / "bin" / "gunicorn"
 
 
-_Unix = gateway._UnixHTTPConnection  # the stack's own unix-socket HTTP client
+_Unix = unixhttp.UnixHTTPConnection  # the stack's own unix-socket HTTP client
 
 
 def _get(conn: http.client.HTTPConnection, path: str = "/") -> http.client.HTTPResponse:
@@ -61,7 +61,7 @@ def server(tmp_path):
     )
     wait_until(
         "test gunicorn",
-        lambda: proc.poll() is None and gateway.socket_answers(sock, "/"),
+        lambda: proc.poll() is None and unixhttp.answers(sock, "/"),
         30,
         "gunicorn's stderr (run the command above by hand)",
         interval=0.1,
@@ -118,7 +118,7 @@ def test_a_reload_still_answers_a_request_sent_on_an_idle_connection(server):
     # ...and the reloaded server answers on a new connection, from a new worker.
     wait_until(
         "an answer after the reload",
-        lambda: gateway.socket_answers(sock, "/"),
+        lambda: unixhttp.answers(sock, "/"),
         20,
         "the reloaded gunicorn",
         interval=0.1,

@@ -6,6 +6,7 @@ mock_provider "vault" {}
 
 variables {
   vault_ca_cert_file = "/dev/null"
+  operator_approle   = "terraform-pki"
 }
 
 run "client_roles_issue_only_their_identity" {

@@ -37,3 +37,8 @@ output "issuing_serials" {
   description = "Serial number of each issuing CA generation."
   value       = { for g, c in vault_pki_secret_backend_root_sign_intermediate.this : g => c.serial_number }
 }
+
+output "issuing_permitted_dns_domains" {
+  description = "Per issuing CA generation, the DNS name constraint the root signed into it (null: none)."
+  value       = { for g, c in vault_pki_secret_backend_root_sign_intermediate.this : g => c.permitted_dns_domains }
+}
