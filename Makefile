@@ -6,7 +6,7 @@ ZT := $(PY) -m scripts.zt
 # The cached terraform CLI (scripts/config.py CACHE: /var/cache/zerotrust as root).
 TERRAFORM = $$($(PY) -c 'from scripts import config; print(config.BIN / "terraform")')
 
-.PHONY: help venv up down status clean renew validate test test-unit test-integration lint fmt
+.PHONY: help venv up down status clean renew validate test test-unit lint fmt
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -51,7 +51,7 @@ fmt: venv ## format Python and Terraform
 .PHONY: fuzz test-all
 
 fuzz: venv ## long fuzz of the verifier core (<=100k inputs, <=3 min); 0 unsigned allows
-	@$(PY) -m bench.fuzz
+	@$(PY) -m tests.fuzz.long_run
 
 test-all: ## `make test` (includes the short fuzz) + `make fuzz` (the long run)
 	@$(MAKE) --no-print-directory test

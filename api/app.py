@@ -1,8 +1,11 @@
 """Protected API: serves only requests whose identity the verifier asserted.
 
-``X-Auth-Identity`` is the verifier's JSON object of the caller's identity
-(``azp``, ``sub``, ``cert_cn``, ``cert_serial``, ``realm_roles``, ``client_roles``,
-``org``, ``department``, ...); ``X-Auth-Subject`` names the workload. A header
+``X-Auth-Identity`` is the verifier's JSON object of the caller's identity, read
+into the verifier's own schema (``verifier.identity.Identity``: ``subject``,
+``azp``, ``sub``, ``jti``, ``cert_cn``, ``cert_serial``, ``cert_subject_dn``,
+``cert_issuer_dn``, ``realm_roles``, ``client_roles``, ``org``, ``department``);
+every answer and request-log line carries exactly those fields, under those
+names, plus ``request_id``. ``X-Auth-Subject`` names the workload. A header
 proves nothing about who wrote it, and being reachable only through nginx (a
 unix socket of the gateway's group) is one layer, not a proof: every request
 must also carry the verifier's ``X-Auth-Assertion`` (``verifier.assertion``: a
@@ -41,6 +44,8 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 
 from verifier import assertion
+from verifier.identity import HEADER as IDENTITY_HEADER
+from verifier.identity import Identity
 
 bp = Blueprint("api", __name__)
 _log_lock = threading.Lock()
@@ -49,33 +54,16 @@ ENV_NAMES = {"ASSERTION_KEY_FILE", "REQUEST_LOG", "INSECURE_SKIP_ASSERTION"}
 UNAUTHENTICATED_ROUTES = frozenset({"/healthz"})
 
 
-def _identity() -> dict[str, Any]:
-    """The verifier's ``X-Auth-Identity`` JSON object; ``{}`` when nginx sent none.
-
-    Only nginx can reach this API and it always overwrites the header with the
-    verifier's answer, so it is trusted as is; anything but a JSON object (which
-    nginx never sends) counts as no identity rather than a crash.
-    """
-    try:
-        identity = json.loads(request.headers.get("X-Auth-Identity") or "{}")
-    except ValueError:
-        return {}
-    return identity if isinstance(identity, dict) else {}
-
-
 def _caller() -> dict[str, Any]:
-    identity = _identity()
-    return {
-        "token_azp": identity.get("azp"),
-        "token_sub": identity.get("sub"),
-        "tls_client_cn": identity.get("cert_cn"),
-        "tls_client_serial": identity.get("cert_serial"),
-        "realm_roles": identity.get("realm_roles", []),
-        "client_roles": identity.get("client_roles", []),
-        "org": identity.get("org"),
-        "department": identity.get("department"),
-        "request_id": request.headers.get("X-Request-ID"),
-    }
+    """The caller as the verifier proved it, and this request's id.
+
+    Only nginx can reach this API and it always overwrites ``X-Auth-Identity``
+    with the verifier's answer (and the assertion check below proves it did);
+    anything but a JSON object (which nginx never sends) is nobody: every
+    field empty, rather than a crash.
+    """
+    identity = Identity.from_header(request.headers.get(IDENTITY_HEADER))
+    return {**identity.asdict(), "request_id": request.headers.get("X-Request-ID")}
 
 
 def _raw_uri() -> str:
@@ -92,7 +80,7 @@ def _refusal() -> str | None:
         assertion.verify(
             key,
             request.headers.get(assertion.HEADER),
-            request.headers.get("X-Auth-Identity", ""),
+            request.headers.get(IDENTITY_HEADER, ""),
             request.method,
             _raw_uri(),
             now=current_app.config["CLOCK"](),

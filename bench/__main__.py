@@ -13,7 +13,7 @@ One invocation measures everything it compares, on this machine, now:
    maximum) to compare latency;
 4. stops its nginx instances, then times the verifier core alone
    (``bench.core``) against ``openssl speed rsa2048``;
-5. writes JSON + Markdown under ``.state/bench/`` (with issue 8's targets,
+5. writes JSON + Markdown under ``.state/bench/`` (with the targets,
    each met or not, with its figure) and prints the Markdown.
 
 Needs the stack up (``make up``). Speed is measured here only, never asserted

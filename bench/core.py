@@ -3,8 +3,9 @@
 ``decide()`` is timed in-process on one core with real inputs: a token from
 Keycloak, the python-client certificate as nginx forwards it (escaped PEM in
 ``X-Client-Cert``, turned into an event by ``verifier.subrequest``), the
-production settings (``scripts.gateway.verifier_env``), a pre-warmed
-``JWKSKeySource`` (fetched once, then served from memory, as in the verifier)
+production settings (``scripts.services.apps.verifier_env``), a pre-warmed
+``JWKSKeySource`` (fetched once, then served from memory, as in the verifier),
+the ``DecisionCaches`` built next to it (as ``create_app`` does)
 and the stack's CRL file loaded once into a ``CRLFileSource`` (the adapter's
 per-request ``refresh_if_changed`` is timed in the WSGI layer, not in
 ``decide``). The clock is injected as a fixed ``now``, so no call touches the
@@ -61,12 +62,14 @@ from bench import config as bench_config
 from bench.stack import WaitBudget
 from bench.tokens import token_source
 from client.token import TokenError
-from scripts import apps, config
+from scripts import config
+from scripts.services import apps
 from scripts.steps import StepFailed, say
 from verifier.app import create_app
+from verifier.caches import DecisionCaches
 from verifier.claims import verify_token
+from verifier.decision import decide
 from verifier.event import AuthorizerEvent
-from verifier.handler import decide
 from verifier.jwks import JWKSKeySource
 from verifier.policy import Policy, load_policy
 from verifier.revocation import CRLFileSource, check_not_revoked
@@ -74,7 +77,7 @@ from verifier.settings import ENV_PREFIX, Settings
 from verifier.subrequest import event_from_subrequest
 from verifier.transport import check_client_cert, parse_client_cert
 
-DECIDE = "verifier.handler.decide"
+DECIDE = "verifier.decision.decide"
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,8 @@ class CoreInputs:
     token: str
     keys: JWKSKeySource
     revocation: CRLFileSource
+    caches: DecisionCaches
+    """Built next to ``keys``, as ``create_app`` does; warmed by the first call."""
     policy: Policy
     settings: Settings
     now: float
@@ -139,6 +144,7 @@ def build_inputs() -> CoreInputs:
         token=token,
         keys=keys,
         revocation=revocation,
+        caches=DecisionCaches.from_settings(settings),
         policy=load_policy(settings.policy_path),
         settings=settings,
         now=now,
@@ -234,27 +240,32 @@ def _layers(inputs: CoreInputs) -> dict[str, Callable[[], object]]:
             options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
         )
 
-    def decide_with(settings: Settings) -> Callable[[], object]:
+    def decide_with(settings: Settings, caches: DecisionCaches) -> Callable[[], object]:
         return lambda: decide(
             inputs.event,
             keys=inputs.keys,
             policy=inputs.policy,
             settings=settings,
             revocation=inputs.revocation,
+            caches=caches,
             now=now,
         )
 
-    presented = parse_client_cert(AuthorizerEvent(inputs.event))
-    issuing_ca = check_client_cert(presented, settings.client_cas, now)
+    caches = inputs.caches
+    presented = parse_client_cert(AuthorizerEvent(inputs.event), cache=caches.certs)
+    issuing_ca = check_client_cert(presented, settings.client_cas, now, cache=caches.issuers)
+    no_token_cache = dataclasses.replace(settings, token_cache_size=0)
 
     return {
         "cryptography RSA verify": rsa_verify,
         "PyJWT jwt.decode": pyjwt_decode,
-        "verifier.handler.decide, token cache off": decide_with(
-            dataclasses.replace(settings, token_cache_size=0)
+        "verifier.decision.decide, token cache off": decide_with(
+            no_token_cache, DecisionCaches.from_settings(no_token_cache)
         ),
-        "verifier.claims.verify_token": lambda: verify_token(token, inputs.keys, settings, now),
-        DECIDE: decide_with(settings),
+        "verifier.claims.verify_token": lambda: verify_token(
+            token, inputs.keys, settings, now, cache=caches.tokens
+        ),
+        DECIDE: decide_with(settings, caches),
         "verifier.revocation.check_not_revoked": lambda: check_not_revoked(
             presented.serial_number, issuing_ca, inputs.revocation, now
         ),
@@ -326,6 +337,7 @@ def run_core(budget: WaitBudget | None = None, profile: bool = True) -> dict[str
         policy=inputs.policy,
         settings=inputs.settings,
         revocation=inputs.revocation,
+        caches=inputs.caches,
         now=inputs.now,
     )
     if not first.allowed:

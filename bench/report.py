@@ -22,6 +22,8 @@ MEMORY_LABELS = {
     "verifier": "verifier (gunicorn)",
     "api": "API (gunicorn)",
     "api-bench": "API (bench baseline, gunicorn)",
+    "nginx-bench-full-stock-worker": "nginx (bench, stock-worker full chain :8455)",
+    "verifier-bench": "verifier (bench, stock gthread worker)",
     "keycloak": "Keycloak (java)",
     "vault": "OpenBao",
 }
@@ -36,13 +38,17 @@ def ratios(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         if base is None:
             continue
         row: dict[str, Any] = {"concurrency": concurrency}
-        for number in (3, 4, 5):
+        for number in (3, 4, 5, 6):
             run = by_key.get((number, concurrency))
             if run is None:
                 continue
             for metric in ("requests_per_second", "p50_ms", "p99_ms"):
                 row[f"{metric}_{number}_over_2"] = _ratio(run[metric], base[metric])
             row[f"requests_per_second_{number}_over_2_by_slice"] = _by_slice(run, base)
+        full, stock = by_key.get((3, concurrency)), by_key.get((6, concurrency))
+        if full and stock:  # what verifier/worker.py buys over gunicorn's stock worker
+            for metric in ("requests_per_second", "p99_ms"):
+                row[f"{metric}_3_over_6"] = _ratio(full[metric], stock[metric])
         out.append(row)
     return out
 
@@ -54,7 +60,7 @@ def _by_slice(run: Mapping[str, Any], base: Mapping[str, Any]) -> list[float | N
     return [_ratio(r["requests_per_second"], b["requests_per_second"]) for r, b in pairs]
 
 
-# Issue 8's targets: (key, what, comparison, goal).
+# The targets: (key, what, comparison, goal).
 TARGETS = (
     ("uncached_throughput", "full chain >= 0.5x baseline req/s, no decision cache (3/2)", 0.5),
     ("cached_throughput", "full chain >= 0.8x baseline req/s, decision cache on (5/2)", 0.8),
@@ -169,6 +175,20 @@ def markdown(results: Mapping[str, Any]) -> str:
             for n in (3, 5)
         ]
         lines.append(f"| {row['concurrency']} | " + " | ".join(cells) + " |")
+    worker_rows = [row for row in results["ratios"] if "requests_per_second_3_over_6" in row]
+    if worker_rows:
+        lines += [
+            "",
+            "## verifier/worker.py vs gunicorn's stock gthread worker (3 / 6, same run)",
+            "",
+            "| conc | req/s 3/6 | p99 3/6 |",
+            "|---:|---:|---:|",
+        ]
+        for row in worker_rows:
+            lines.append(
+                f"| {row['concurrency']} | {_fmt(row['requests_per_second_3_over_6'])} "
+                f"| {_fmt(row.get('p99_ms_3_over_6'))} |"
+            )
     latency = results.get("latency_runs") or []
     if latency:
         base = next((r for r in latency if r["scenario_number"] == 2), None)
@@ -210,7 +230,7 @@ def markdown(results: Mapping[str, Any]) -> str:
                 f"| {m['resumed_share']:.0%} | {' '.join(f'{x:.0f}' for x in m['rounds'])} |"
             )
     if results.get("targets"):
-        lines += ["", "## Targets (issue 8)", "", "| target | measured | met |", "|---|---:|---|"]
+        lines += ["", "## Targets", "", "| target | measured | met |", "|---|---:|---|"]
         for t in results["targets"]:
             met = {True: "yes", False: "**no**", None: "-"}[t["met"]]
             lines.append(f"| {t['text']} | {_fmt(t['measured'])} | {met} |")
@@ -272,7 +292,7 @@ _RETRIED = (
 )
 _DISTURBED = (
     "(disturbed): a shared service restarted during this run too; its CPU figures are "
-    "dropped (-) and its numbers measure the restart as much as the gateway."
+    "dropped (-) and its numbers measure the restart as much as the nginx."
 )
 
 

@@ -3,7 +3,7 @@
 The shared stack's nginx (:8444) is never reloaded or stopped: other engineers
 test against it. A run starts two instances of its own on loopback, each from
 a template rendered into ``.state/bench/<name>/`` and checked with ``nginx -t``
-before it starts (as ``scripts/gateway.py`` does):
+before it starts (as ``scripts/services/nginx.py`` does):
 
 * ``compare`` (``bench/nginx.conf.tmpl``): the ceiling and baseline servers;
 * ``full`` (``nginx/nginx.conf.tmpl``, the production template, rendered
@@ -34,10 +34,11 @@ from pathlib import Path
 import requests
 
 from bench import config as bench_config
-from scripts import accounts, apps, config, gateway, procs, unixhttp
+from scripts import config
+from scripts.services import accounts, apps, nginx, procs, unixhttp
 from scripts.steps import say, wait_until
 
-PRODUCTION_TEMPLATE = gateway.NGINX_TEMPLATE
+PRODUCTION_TEMPLATE = nginx.NGINX_TEMPLATE
 # Lines of the production template the comparison template must repeat, so the
 # scenarios differ only in their `location /` (see bench/nginx.conf.tmpl).
 _PARITY_PREFIXES = (
@@ -90,40 +91,87 @@ FULL = Instance("full", PRODUCTION_TEMPLATE, (bench_config.FULL_CHAIN_PORT,))
 FULL_CACHED = Instance(
     "full-cached", PRODUCTION_TEMPLATE, (bench_config.FULL_CHAIN_CACHED_PORT,), authz_cache=True
 )
-INSTANCES = (COMPARE, FULL, FULL_CACHED)
+FULL_STOCK_WORKER = Instance(
+    "full-stock-worker", PRODUCTION_TEMPLATE, (bench_config.STOCK_WORKER_PORT,)
+)
+INSTANCES = (COMPARE, FULL, FULL_CACHED, FULL_STOCK_WORKER)
 
 
 BENCH_API = config.Service("api", None, run_dir=bench_config.BENCH_DIR / "api")
 BENCH_API_SOCKET = BENCH_API.run_dir / "api.sock"
 
 
-def start_api() -> int:
-    """The baseline's own API (no assertion check); returns once it answers."""
-    procs.stop(BENCH_API)  # one a crashed run left behind
-    BENCH_API.run_dir.mkdir(parents=True, exist_ok=True)
-    request_log = BENCH_API.run_dir / "api-requests.log"
-    request_log.unlink(missing_ok=True)
-    accounts.service_file(request_log)
-    env = {"ZT_API_INSECURE_SKIP_ASSERTION": "1", "ZT_API_REQUEST_LOG": str(request_log)}
-    apps.start_gunicorn(BENCH_API, BENCH_API_SOCKET, "api.app:create_app()", env)
+def _start_bench_app(
+    svc: config.Service,
+    socket: Path,
+    what: str,
+    env: dict[str, str],
+    target: str,
+    *extra: str,
+    worker_class: str = "gthread",
+) -> int:
+    """One of the benchmark's own gunicorn apps (one a crashed run left is stopped
+    first); returns its pid once it answers ``/healthz``."""
+    procs.stop(svc)
+    svc.run_dir.mkdir(parents=True, exist_ok=True)
+    apps.start_gunicorn(svc, socket, target, env, *extra, worker_class=worker_class)
     wait_until(
-        "bench API (baseline, no assertion check)",
-        lambda: procs.alive_or_fail(BENCH_API) and unixhttp.answers(BENCH_API_SOCKET),
+        what,
+        lambda: procs.alive_or_fail(svc) and unixhttp.answers(socket),
         60,
-        str(BENCH_API.log_file),
+        str(svc.log_file),
         interval=0.1,
     )
-    pid = procs.running(BENCH_API)
+    pid = procs.running(svc)
     assert pid is not None
     return pid
 
 
+def start_api() -> int:
+    """The baseline's own API (no assertion check)."""
+    request_log = BENCH_API.run_dir / "api-requests.log"
+    request_log.parent.mkdir(parents=True, exist_ok=True)
+    request_log.unlink(missing_ok=True)
+    accounts.service_file(request_log)
+    env = {"ZT_API_INSECURE_SKIP_ASSERTION": "1", "ZT_API_REQUEST_LOG": str(request_log)}
+    return _start_bench_app(
+        BENCH_API,
+        BENCH_API_SOCKET,
+        "bench API (baseline, no assertion check)",
+        env,
+        apps.API.target,
+    )
+
+
+BENCH_VERIFIER = config.Service("verifier", None, run_dir=bench_config.BENCH_DIR / "verifier")
+BENCH_VERIFIER_SOCKET = BENCH_VERIFIER.run_dir / "verifier.sock"
+
+
+def start_stock_verifier() -> int:
+    """The stack's verifier app and settings on gunicorn's stock ``gthread`` worker
+    (scenario 6), with Keycloak's keys loaded."""
+    return _start_bench_app(
+        BENCH_VERIFIER,
+        BENCH_VERIFIER_SOCKET,
+        "bench verifier (stock gthread worker)",
+        apps.verifier_env(),
+        apps.VERIFIER.target,
+        "--limit-request-field_size",
+        "16384",
+    )
+
+
 def _values(instance: Instance) -> dict[str, object]:
     """Every placeholder either template uses: the stack's, with this instance's folders
-    (the compare instance's baseline proxies to the bench's own API)."""
-    api = {"api_socket": BENCH_API_SOCKET} if instance is COMPARE else {}
-    return gateway.nginx_values(
-        gateway.authz_cache_values(
+    (the compare instance's baseline proxies to the bench's own API, scenario 6's full
+    chain to the bench's own stock-worker verifier)."""
+    api: dict[str, object] = {}
+    if instance is COMPARE:
+        api["api_socket"] = BENCH_API_SOCKET
+    if instance is FULL_STOCK_WORKER:
+        api["verifier_socket"] = BENCH_VERIFIER_SOCKET
+    return nginx.nginx_values(
+        nginx.authz_cache_values(
             instance.authz_cache, instance.folder / "cache", instance.folder / "authz-cache.conf"
         ),
         run_dir=instance.folder,
@@ -140,7 +188,7 @@ def _values(instance: Instance) -> dict[str, object]:
 def render(instance: Instance) -> None:
     """Render ``instance``'s template and have ``nginx -t`` accept it."""
     instance.logs.mkdir(parents=True, exist_ok=True)
-    gateway.render_nginx(instance.template, _values(instance), instance.conf)
+    nginx.render_nginx(instance.template, _values(instance), instance.conf)
 
 
 def parity_gaps() -> list[str]:
@@ -208,6 +256,9 @@ def running(instances: tuple[Instance, ...] = INSTANCES) -> Iterator[dict[str, i
         if COMPARE in instances:
             pids["api"] = start_api()
             say(f"    bench API (baseline): pid {pids['api']}, {BENCH_API_SOCKET}")
+        if FULL_STOCK_WORKER in instances:
+            pids["verifier"] = start_stock_verifier()
+            say(f"    bench verifier (stock worker): pid {pids['verifier']}")
         for instance in instances:
             pids[instance.name] = start(instance)
             say(f"    bench nginx {instance.name}: pid {pids[instance.name]}, {instance.conf}")
@@ -220,4 +271,6 @@ def running(instances: tuple[Instance, ...] = INSTANCES) -> Iterator[dict[str, i
             (instance.logs / "nginx-access.log").unlink(missing_ok=True)
         if procs.stop(BENCH_API):
             say("    bench API stopped")
+        if procs.stop(BENCH_VERIFIER):
+            say("    bench verifier stopped")
         (BENCH_API.run_dir / "api-requests.log").unlink(missing_ok=True)

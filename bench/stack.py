@@ -16,7 +16,8 @@ import requests
 from bench import config as bench_config
 from bench import scenarios
 from client.token import TokenError, TokenSource
-from scripts import config, procs
+from scripts import config
+from scripts.services import procs
 from scripts.steps import StepFailed, say, wait_until
 
 

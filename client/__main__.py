@@ -5,31 +5,41 @@
     python -m client call [PATH] [--method GET] [--identity python-client]
         call the gateway with the identity's certificate and a fresh token
 
-Defaults come from the state folder written by `make up` (token endpoint,
-client secret, certificate paths, server CA); every one can be overridden.
+Defaults come from the identity's profile, which `make up` writes to
+``<state>/workloads/<identity>.json`` (token endpoint, gateway URL, server CA,
+certificate bundle, client-secret file; ``<state>`` is ``$ZT_STATE`` or the
+checkout's ``.state``): the client reads that file and nothing else of the ops
+tool. Every value can be overridden.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
+from pathlib import Path
 
 from client.api import GatewayClient, Identity
 from client.token import TokenError, TokenSource, decode_unverified
-from scripts import config
+
+STATE = Path(os.environ.get("ZT_STATE", Path(__file__).resolve().parent.parent / ".state"))
+
+
+def _profile(args: argparse.Namespace) -> dict[str, str]:
+    path = args.profile or STATE / "workloads" / f"{args.identity}.json"
+    return json.loads(Path(path).read_text())
 
 
 def _token_source(args: argparse.Namespace) -> TokenSource:
-    outputs = json.loads(config.IDENTITY_OUTPUTS.read_text())
-    secret_file = config.KEYCLOAK_CLIENT_SECRETS / f"{args.identity}.json"
-    secret = json.loads(secret_file.read_text())["client_secret"]
+    profile = _profile(args)
+    secret = json.loads(Path(profile["client_secret_file"]).read_text())["client_secret"]
     return TokenSource(
-        args.token_endpoint or outputs["token_endpoint"],
+        args.token_endpoint or profile["token_endpoint"],
         args.identity,
         secret,
-        ca_bundle=args.server_ca,
+        ca_bundle=args.server_ca or profile["server_ca"],
     )
 
 
@@ -43,12 +53,13 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_call(args: argparse.Namespace) -> int:
-    cert, _ = config.client_cert_paths(args.identity)
+    profile = _profile(args)
+    server_ca = args.server_ca or profile["server_ca"]
     if args.cert:
-        identity = Identity(args.cert, args.key, str(args.server_ca))
+        identity = Identity(args.cert, args.key, server_ca)
     else:
-        identity = Identity(str(cert.with_name("bundle.pem")), None, str(args.server_ca))
-    client = GatewayClient(args.url, identity, _token_source(args))
+        identity = Identity(profile["bundle"], None, server_ca)
+    client = GatewayClient(args.url or profile["gateway_url"], identity, _token_source(args))
     r = client.request(args.method, args.path)
     print(f"HTTP {r.status_code}")
     try:
@@ -67,9 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--identity", default="python-client", help="workload identity (client_id = cert CN)"
     )
-    p.add_argument(
-        "--server-ca", default=str(config.SERVER_CA_BUNDLE), help="CA bundle trusted for servers"
-    )
+    p.add_argument("--profile", help="the identity's profile (default: <state>/workloads/)")
+    p.add_argument("--server-ca", help="CA bundle trusted for servers (default: the profile's)")
     p.add_argument("--token-endpoint", help="override the Keycloak token endpoint")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("token", help="print a decoded access token")
@@ -78,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("call", help="call the gateway with mTLS + bearer token")
     c.add_argument("path", nargs="?", default="/api/resource")
     c.add_argument("--method", default="GET")
-    c.add_argument("--url", default=f"https://localhost:{config.NGINX_PORT}")
+    c.add_argument("--url", help="the gateway (default: the profile's)")
     c.add_argument("--cert", help="client certificate (default: the identity's bundle.pem)")
     c.add_argument("--key", help="client key, if not inside --cert")
     c.set_defaults(fn=cmd_call)

@@ -8,7 +8,7 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 # As root, the verifier's and the API's workers run as an unprivileged user
-# (scripts/accounts.py), so their interpreter and packages must be readable by
+# (scripts/services/accounts.py), so their interpreter and packages must be readable by
 # it: the cache lives in /var/cache (not root's 0700 home) and the venv is built
 # on Debian's python3.11 (a pyenv build under /root is out of their reach).
 if [[ "$(id -u)" == 0 ]]; then

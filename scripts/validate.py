@@ -24,7 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from api.app import settings_from_env as api_settings
-from scripts import accounts, apps, config, gateway, tf, tools
+from scripts import config, terraform, tools
+from scripts.services import accounts, apps, nginx
 from verifier.app import ENV_REQUIRED
 from verifier.policy import policy_problems
 from verifier.settings import settings_problems
@@ -54,7 +55,7 @@ def api_settings_check() -> list[str]:
     return []
 
 
-def nginx() -> list[str]:
+def nginx_config() -> list[str]:
     """Render the template with the saved choices into a scratch file; ``nginx -t`` it."""
     cert, _ = config.server_cert_paths("nginx")
     if not cert.exists() or not config.IDENTITY_OUTPUTS.exists():
@@ -62,27 +63,27 @@ def nginx() -> list[str]:
         return _needs_up("nginx config", missing)
     with tempfile.TemporaryDirectory(prefix="zt-validate-") as scratch:
         folder = Path(scratch)
-        cache = gateway.authz_cache_values(
-            gateway.authz_cache_enabled(), folder / "cache", folder / "authz-cache.conf"
+        cache = nginx.authz_cache_values(
+            nginx.authz_cache_enabled(), folder / "cache", folder / "authz-cache.conf"
         )
-        values = gateway.nginx_values(cache, run_dir=folder, log_dir=folder, tmp_dir=folder)
+        values = nginx.nginx_values(cache, run_dir=folder, log_dir=folder, tmp_dir=folder)
         try:
-            text = string.Template(gateway.NGINX_TEMPLATE.read_text()).substitute(values)
+            text = string.Template(nginx.NGINX_TEMPLATE.read_text()).substitute(values)
         except (KeyError, ValueError) as e:
-            return [f"{gateway.NGINX_TEMPLATE}: placeholder {e} is not filled"]
+            return [f"{nginx.NGINX_TEMPLATE}: placeholder {e} is not filled"]
         conf = folder / "nginx.conf"
         conf.write_text(accounts.nginx_user_directive() + text)
         test = subprocess.run(
             ["nginx", "-t", "-q", "-c", str(conf)], capture_output=True, text=True
         )
     if test.returncode != 0:
-        return [f"nginx -t ({gateway.NGINX_TEMPLATE} rendered): {test.stderr.strip()}"]
+        return [f"nginx -t ({nginx.NGINX_TEMPLATE} rendered): {test.stderr.strip()}"]
     return []
 
 
-def terraform() -> list[str]:
+def terraform_roots() -> list[str]:
     problems = []
-    for root, folder in tf.ROOTS.items():
+    for root, folder in terraform.ROOTS.items():
         if not (folder / ".terraform").exists():
             problems += _needs_up(f"terraform/{root}", folder / ".terraform")
             continue
@@ -102,8 +103,8 @@ CHECKS: dict[str, Check] = {
     "policy": policy,
     "verifier settings": verifier_settings,
     "API settings": api_settings_check,
-    "nginx": nginx,
-    "terraform": terraform,
+    "nginx": nginx_config,
+    "terraform": terraform_roots,
 }
 
 

@@ -1,5 +1,9 @@
 """A bounded request loop through the gateway, for tests that change the stack under load.
 
+``cert`` is a (certificate, key) pair or one file holding both — the identity's
+``bundle.pem``, which a rotation replaces in one rename, so a new connection can
+never pair a new certificate with an old key.
+
 ``threads`` threads, each with its own keep-alive session (and the client's retry of
 idempotent requests on a connection nginx closed, as every client of ours does),
 send ``GET path`` as one workload for ``seconds`` seconds, ``interval`` seconds
@@ -26,7 +30,7 @@ class Load:
     def __init__(
         self,
         token: Callable[[], str],
-        cert: tuple[str, str],
+        cert: str | tuple[str, str],
         *,
         path: str = "/api/resource",
         seconds: float = 10.0,

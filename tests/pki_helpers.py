@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from scripts import certs
+from scripts.pki import certs
 from tests.x509_helpers import write_pair
 
 

@@ -3,8 +3,9 @@
 Thin on purpose: build the event (``verifier.subrequest``), let the CRL source
 re-check its file (``refresh_if_changed``: at most one ``stat`` a second, a
 re-read only when the file changed), call the pure core
-(``verifier.handler.decide``), write the audit line (``verifier.auditlog``,
-fail closed), translate the response into HTTP. Serve it with
+(``verifier.decision.decide``) with the objects ``create_app`` built once (key
+source, CRL source, caches), write the audit line (``verifier.auditlog``, fail
+closed), translate the response into HTTP. Serve it with
 ``gunicorn --bind unix:<sock> 'verifier.app:create_app()'``.
 
 Routes
@@ -32,8 +33,9 @@ environment can never set, ``KEY_SOURCE`` (a ``KeySource``), ``REVOCATION``
 ``CLOCK`` (a callable returning epoch seconds), and Flask's own ``TESTING``.
 
 Answer headers when allowed: ``X-Auth-Subject`` (the workload: cert CN == azp,
-percent-encoded outside printable ASCII), ``X-Auth-Identity`` (``IDENTITY_FIELDS``
-as one ASCII-escaped JSON object; see ``identity_header_value``),
+percent-encoded outside printable ASCII), ``X-Auth-Identity`` (every
+``verifier.identity.Identity`` field as one ASCII-escaped JSON object;
+``Identity.to_header``),
 ``X-Auth-Assertion`` (``verifier.assertion``: a MAC over that identity, the
 method and the raw URI, which the API verifies) and ``X-Auth-Reason`` (``ok``).
 One JSON header instead of a header per field: nginx copies a few variables
@@ -58,15 +60,18 @@ from flask import Blueprint, Flask, Response, current_app, request
 from verifier import assertion
 from verifier.audit import audit_record
 from verifier.auditlog import append_audit_line
+from verifier.caches import DecisionCaches
+from verifier.decision import decide
 from verifier.errors import AuditUnavailable
 from verifier.event import AuthorizerEvent
-from verifier.handler import decide
+from verifier.identity import HEADER as IDENTITY_HEADER
 from verifier.jwks import JWKSKeySource, KeySource
+from verifier.lru import BoundedLRU
 from verifier.policy import HTTP_METHODS, Policy, load_policy
-from verifier.response import DENY, AuthorizerResponse, Identity
+from verifier.response import DENY, AuthorizerResponse
 from verifier.revocation import CRLFileSource, RevocationSource
 from verifier.settings import Settings
-from verifier.subrequest import event_from_subrequest
+from verifier.subrequest import PEM_CACHE_SIZE, event_from_subrequest
 
 log = logging.getLogger(__name__)
 bp = Blueprint("verifier", __name__)
@@ -77,31 +82,20 @@ _DENY_BODIES = {401: "unauthorized", 403: "forbidden", 503: "unavailable"}
 # Printable ASCII except '%': everything else is percent-encoded in X-Auth-* values.
 _HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 SUBJECT_HEADER = "X-Auth-Subject"
-IDENTITY_HEADER = "X-Auth-Identity"
-# ``Identity`` fields sent to the API in IDENTITY_HEADER, in this order (the
-# certificate DNs stay in the audit line: the API has the subject and serial).
-IDENTITY_FIELDS = (
-    "subject",
-    "azp",
-    "sub",
-    "jti",
-    "cert_cn",
-    "cert_serial",
-    "realm_roles",
-    "client_roles",
-    "org",
-    "department",
-)
 
 
 @dataclasses.dataclass(frozen=True)
 class Verifier:
-    """What one app instance decides with; built once in ``create_app``."""
+    """What one app instance decides with; built once in ``create_app``, all together."""
 
     settings: Settings
     policy: Policy
     keys: KeySource
     revocation: RevocationSource
+    caches: DecisionCaches
+    """Passed to every ``decide``; this app's own (``verifier.caches``)."""
+    escaped_pems: BoundedLRU[str, str]
+    """``X-Client-Cert`` values already URL-decoded (``event_from_subrequest``)."""
     clock: Callable[[], float]
     assertion_key: bytes | None = None
     """Signs ``X-Auth-Assertion`` on every allow; None only in tests that inject none."""
@@ -143,6 +137,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         policy=load_policy(settings.policy_path),
         keys=injected.get("KEY_SOURCE") or JWKSKeySource.from_settings(settings),
         revocation=injected.get("REVOCATION") or CRLFileSource.from_settings(settings),
+        caches=DecisionCaches.from_settings(settings),
+        escaped_pems=BoundedLRU(PEM_CACHE_SIZE),
         clock=injected.get("CLOCK") or time.time,
         assertion_key=assertion.load_key(key_file) if key_file else None,
     )
@@ -167,7 +163,8 @@ def authz() -> Response:
     """Decide the subrequest, audit it, answer nginx."""
     verifier = _verifier()
     started = time.perf_counter()
-    event = AuthorizerEvent(event_from_subrequest(request.headers.items()))
+    raw_event = event_from_subrequest(request.headers.items(), pems=verifier.escaped_pems)
+    event = AuthorizerEvent(raw_event)
     now = verifier.clock()
     verifier.revocation.refresh_if_changed(now)
     response = decide(
@@ -176,6 +173,7 @@ def authz() -> Response:
         policy=verifier.policy,
         settings=verifier.settings,
         revocation=verifier.revocation,
+        caches=verifier.caches,
         now=now,
     )
     latency_ms = (time.perf_counter() - started) * 1000
@@ -240,7 +238,7 @@ def _answer(response: AuthorizerResponse, cache_seconds: int, signer: Signer) ->
     headers = [("X-Auth-Reason", response.reason), ("X-Accel-Expires", str(cache_seconds))]
     if response.allowed:
         identity = response.identity
-        identity_json = identity_header_value(identity)
+        identity_json = identity.to_header()
         headers.append((SUBJECT_HEADER, _header_value(identity.subject)))
         headers.append((IDENTITY_HEADER, identity_json))
         headers.append((assertion.HEADER, signer(identity_json)))
@@ -249,20 +247,6 @@ def _answer(response: AuthorizerResponse, cache_seconds: int, signer: Signer) ->
     if status == 401:
         headers.append(("WWW-Authenticate", "Bearer"))
     return _json(status, {"error": _DENY_BODIES[status]}, headers)
-
-
-def identity_header_value(identity: Identity) -> str:
-    """``IDENTITY_FIELDS`` of ``identity`` as one JSON object, roles as lists.
-
-    ``ensure_ascii`` escapes every character outside printable ASCII (CR, LF,
-    DEL, non-ASCII) as ``\\uXXXX``, so the value is always a safe header value
-    and the API reads it back exactly with one ``json.loads``.
-    """
-    return json.dumps(
-        {name: getattr(identity, name) for name in IDENTITY_FIELDS},
-        separators=(",", ":"),
-        ensure_ascii=True,
-    )
 
 
 def _header_value(value: str) -> str:

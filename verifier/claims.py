@@ -15,16 +15,19 @@ out once per token rather than once per request.
 
 Verified-token cache (as Envoy's jwt_authn does): parsing and the signature
 check cost most of a decision (PyJWT's strict base64url check alone is over
-half), and a client reuses one token for its whole lifetime. A token that
-passed every check is remembered, as its ``VerifiedToken``, under the SHA-256
-of its exact text together with the key object and settings it was verified
-with. A later request with the same token is served from the cache only if its
-``kid`` still resolves to *the same key object* (a JWKS refresh or a removed key
-is a miss) under the same settings, and exp/iat/nbf are checked again against
-``now`` on every request, so a cached token never outlives its ``exp``. What
-does not depend on the clock (the numbers' types, lifetime, ``typ``, ``azp``)
-is a property of the exact token text and is not re-checked. Bounded LRU;
-``TOKEN_CACHE_SIZE=0`` turns it off.
+half), and a client reuses one token for its whole lifetime. The cache is the
+caller's (``TokenCache``: ``decide`` passes ``DecisionCaches.tokens``, built next
+to the key source; None = verify every time, which is what ``TOKEN_CACHE_SIZE=0``
+builds). A token that passed every check is remembered, as a ``CachedToken``,
+under the SHA-256 of its exact text together with the key object and settings
+it was verified with. A later request with the same token is served from the
+cache only if its ``kid`` still resolves to *the same key object* (a JWKS
+refresh or a removed key is a miss) under *the same settings object* (a cache
+handed settings with another issuer, audience or algorithms verifies again), and
+exp/iat/nbf are checked again against ``now`` on every request, so a cached
+token never outlives its ``exp``. What does not depend on the clock (the
+numbers' types, lifetime, ``typ``, ``azp``) is a property of the exact token
+text and is not re-checked.
 """
 
 from __future__ import annotations
@@ -38,7 +41,6 @@ from typing import Any
 import jwt
 from jwt import exceptions as jwt_errors
 
-from verifier.cache import BoundedLRU
 from verifier.errors import (
     TokenAlgNotAllowed,
     TokenAudienceInvalid,
@@ -57,6 +59,7 @@ from verifier.errors import (
     TokenTypeInvalid,
 )
 from verifier.jwks import KeySource
+from verifier.lru import BoundedLRU
 from verifier.settings import Settings
 
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "azp", "typ"]
@@ -84,8 +87,8 @@ _PYJWT_REASONS: tuple[tuple[type[Exception], type[TokenError]], ...] = (
 class VerifiedToken:
     """An access token that passed every check here, and what the later checks need from it.
 
-    One object answers every request that carries the same token (the cache
-    below), so it is immutable all the way down: ``claims`` is a read-only
+    One object answers every request that carries the same token (the
+    ``TokenCache``), so it is immutable all the way down: ``claims`` is a read-only
     mapping whose JSON objects are read-only mappings and whose arrays are
     tuples. The roles are those of ``client_id``, the API's own client.
     """
@@ -141,29 +144,25 @@ def _read_only(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class _Verified:
+class CachedToken:
+    """A verified token and what it was verified with; a hit needs the same of both."""
+
     kid: str
-    key: Any  # the PyJWK object the signature was checked with (compared by identity)
+    key: Any
+    """The PyJWK object the signature was checked with (compared by identity)."""
     settings: Settings
+    """The settings object it was checked under (compared by identity)."""
     token: VerifiedToken
 
 
-_caches: dict[int, BoundedLRU[bytes, _Verified]] = {}
+TokenCache = BoundedLRU[bytes, CachedToken]
+"""Verified tokens by the SHA-256 of their exact text."""
 
 
-def _cache_for(settings: Settings) -> BoundedLRU[bytes, _Verified] | None:
-    size = settings.token_cache_size
-    if size <= 0:
-        return None
-    cache = _caches.get(size)
-    if cache is None:
-        cache = _caches.setdefault(size, BoundedLRU(size))
-    return cache
-
-
-def verify_token(token: str, keys: KeySource, settings: Settings, now: float) -> VerifiedToken:
+def verify_token(
+    token: str, keys: KeySource, settings: Settings, now: float, *, cache: TokenCache | None
+) -> VerifiedToken:
     """The verified ``token``, or the ``TokenError`` that refuses it."""
-    cache = _cache_for(settings)
     digest = hashlib.sha256(token.encode()).digest() if cache is not None else b""
     hit = cache.get(digest) if cache is not None else None
     if hit is not None and hit.settings is settings and keys.get_key(hit.kid, now) is hit.key:
@@ -173,7 +172,7 @@ def verify_token(token: str, keys: KeySource, settings: Settings, now: float) ->
     _validate_time_and_type(claims, settings, now)
     verified = VerifiedToken.from_claims(claims, settings.audience)
     if cache is not None:
-        cache.put(digest, _Verified(kid, key, settings, verified))
+        cache.put(digest, CachedToken(kid, key, settings, verified))
     return verified
 
 

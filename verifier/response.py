@@ -4,8 +4,9 @@
 (``principalId`` + IAM ``policyDocument`` + flat ``context``), as AWS Lambda
 Powertools' ``APIGatewayAuthorizerResponse`` builds it, so the same value can be
 returned by a real Lambda authorizer. ``context`` carries the decision, the
-status to use, the reason code and the identity; API Gateway only allows flat
-string/number/boolean context values, so role lists are comma-joined.
+status to use, the reason code and the identity (``verifier.identity``, the same
+names as everywhere else); API Gateway only allows flat string/number/boolean
+context values, so role lists are comma-joined.
 """
 
 from __future__ import annotations
@@ -13,49 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from verifier.errors import VerifierError
+from verifier.identity import Identity
+
 ALLOW = "allow"
 DENY = "deny"
 ALLOW_STATUS = 200
-
-
-@dataclass(frozen=True)
-class Identity:
-    """What the checks learned about the caller; fields stay empty until proven.
-
-    ``subject`` is the authenticated workload: the certificate CN, which the
-    binding check has proven equal to the token's ``azp``. ``sub`` is the
-    token's own subject (Keycloak's service-account user id).
-    """
-
-    subject: str = ""
-    azp: str = ""
-    sub: str = ""
-    jti: str = ""
-    cert_cn: str = ""
-    cert_serial: str = ""
-    cert_subject_dn: str = ""
-    cert_issuer_dn: str = ""
-    realm_roles: tuple[str, ...] = ()
-    client_roles: tuple[str, ...] = ()
-    org: str = ""
-    department: str = ""
-
-    def ascontext(self) -> dict[str, str]:
-        """Flat string values (API Gateway context / HTTP header friendly)."""
-        return {
-            "subject": self.subject,
-            "azp": self.azp,
-            "sub": self.sub,
-            "jti": self.jti,
-            "cert_cn": self.cert_cn,
-            "cert_serial": self.cert_serial,
-            "cert_subject_dn": self.cert_subject_dn,
-            "cert_issuer_dn": self.cert_issuer_dn,
-            "roles": ",".join(self.realm_roles),
-            "client_roles": ",".join(self.client_roles),
-            "org": self.org,
-            "department": self.department,
-        }
 
 
 @dataclass(frozen=True)
@@ -72,6 +36,20 @@ class AuthorizerResponse:
     """Allow only: epoch seconds when what it rests on ends (token ``exp``, cert
     ``notAfter``, the checked CRLs' ``nextUpdate``, whichever is first); a cached
     copy of it must expire by then."""
+
+    @classmethod
+    def denied(
+        cls, error: VerifierError, *, identity: Identity | None = None, method_arn: str = ""
+    ) -> AuthorizerResponse:
+        """The deny for ``error``, with whatever identity was proven before it."""
+        return cls(
+            decision=DENY,
+            status=error.status,
+            reason=error.reason,
+            detail=error.detail,
+            identity=identity if identity is not None else Identity(),
+            method_arn=method_arn,
+        )
 
     @property
     def allowed(self) -> bool:
@@ -104,7 +82,3 @@ class AuthorizerResponse:
                 **self.identity.ascontext(),
             },
         }
-
-
-DENY_ALL = AuthorizerResponse(decision=DENY, status=401, reason="internal_error")
-"""Returned when nothing better can be said; deny is the default."""

@@ -60,6 +60,7 @@ from cryptography import x509
 
 from verifier.errors import ClientCertRevoked, CrlUnavailable
 from verifier.settings import Settings
+from verifier.transport import serial_hex
 
 log = logging.getLogger(__name__)
 
@@ -206,10 +207,13 @@ def check_not_revoked(
     crls = revocation.snapshot().for_ca(issuing_ca)
     if crls.parent is not None and crls.ca_serial in crls.parent.revoked:
         raise ClientCertRevoked(
-            f"issuing CA serial {crls.ca_serial:X} is on the CRL of {crls.parent.issuer_dn!r}"
+            f"issuing CA serial {serial_hex(crls.ca_serial)} is on the CRL of "
+            f"{crls.parent.issuer_dn!r}"
         )
     if crls.own is not None and serial in crls.own.revoked:
-        raise ClientCertRevoked(f"serial {serial:X} is on the CRL of {crls.own.issuer_dn!r}")
+        raise ClientCertRevoked(
+            f"serial {serial_hex(serial)} is on the CRL of {crls.own.issuer_dn!r}"
+        )
     return min(
         _current(crls.own, issuing_ca.subject, now), _current(crls.parent, issuing_ca.issuer, now)
     )

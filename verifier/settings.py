@@ -93,11 +93,10 @@ variable to get the default.
 from __future__ import annotations
 
 import difflib
-import functools
 import math
 import os
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
@@ -127,6 +126,10 @@ class Settings:
 
     client_ca_pem: str
     """The text of the CLIENT_CA_CERT file (read once, at start-up)."""
+    client_cas: tuple[x509.Certificate, ...] = field(init=False, repr=False, compare=False)
+    """``client_ca_pem`` parsed, once, when the settings are built: read on every
+    request, so it is part of this value rather than parsed again (or memoized
+    somewhere else)."""
     client_crl: str
     """Path of the CRL PEM file (``CLIENT_CRL``); read by ``CRLFileSource``, never here."""
     issuer: str
@@ -160,11 +163,7 @@ class Settings:
         ]
         if problems:
             raise SettingsError(problems)
-
-    @property
-    def client_cas(self) -> tuple[x509.Certificate, ...]:
-        """The parsed client issuing CAs (parsed once per PEM text)."""
-        return issuing_cas(self.client_ca_pem)
+        object.__setattr__(self, "client_cas", issuing_cas(self.client_ca_pem))
 
     @classmethod
     def from_config(
@@ -210,9 +209,8 @@ def settings_problems(
     return _read_env(environ, also_required)[1]
 
 
-@functools.lru_cache(maxsize=8)
 def issuing_cas(pem: str) -> tuple[x509.Certificate, ...]:
-    """Parse a PEM bundle of CA certificates; cached because it is on every request."""
+    """Parse a PEM bundle of CA certificates; empty when it holds none or does not parse."""
     try:
         return tuple(x509.load_pem_x509_certificates(pem.encode("ascii")))
     except ValueError:

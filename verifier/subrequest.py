@@ -30,31 +30,29 @@ X-Client-Not-After   ``$ssl_client_v_end``         ...clientCert.validity.notAft
 
 Every request header (except the certificate, moved into ``clientCert``) is
 also copied into ``headers`` and ``multiValueHeaders``, as API Gateway does.
+
+The same few certificates arrive on every request, and decoding ~2 KiB of
+percent-escapes each time was a tenth of the adapter's cost, so the caller may
+pass ``pems``, a cache of decoded values by escaped value (the Flask adapter's
+own, built in ``create_app``): ``unquote`` is a pure function of the escaped
+text, so a hit is the same string.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import unquote
+
+from verifier.lru import BoundedLRU
 
 CERT_HEADER = "X-Client-Cert"
 PEM_CACHE_SIZE = 256  # escaped certificates remembered (each a few KiB)
 
 
-@functools.lru_cache(maxsize=PEM_CACHE_SIZE)
-def _unescape_pem(escaped: str) -> str:
-    """``unquote`` of ``$ssl_client_escaped_cert``, remembered per escaped value.
-
-    The same few certificates arrive on every request; decoding ~2 KiB of
-    percent-escapes each time was a tenth of the adapter's cost. A pure
-    function of its argument, so a cached result is the same string.
-    """
-    return unquote(escaped)
-
-
-def event_from_subrequest(headers: Iterable[tuple[str, str]]) -> dict[str, Any]:
+def event_from_subrequest(
+    headers: Iterable[tuple[str, str]], *, pems: BoundedLRU[str, str] | None = None
+) -> dict[str, Any]:
     """The REQUEST-authorizer event for one subrequest's header list."""
     multi: dict[str, list[str]] = {}
     last: dict[str, str] = {}  # lower-cased name -> the last value sent under any spelling
@@ -66,7 +64,12 @@ def event_from_subrequest(headers: Iterable[tuple[str, str]]) -> dict[str, Any]:
         return last.get(name.lower(), "")
 
     method, uri = one("X-Original-Method"), one("X-Original-URI")
-    pem = _unescape_pem(one(CERT_HEADER))
+    escaped = one(CERT_HEADER)
+    pem = pems.get(escaped) if pems is not None else None
+    if pem is None:
+        pem = unquote(escaped)
+        if pems is not None:
+            pems.put(escaped, pem)
     forwarded = {k: v for k, v in multi.items() if k.lower() != CERT_HEADER.lower()}
     return {
         "type": "REQUEST",

@@ -18,9 +18,14 @@ verifier safe to run anywhere the event comes from (API Gateway, tests, fuzzer):
 ``verifier.revocation.check_not_revoked``, looks up the certificate on its
 issuer's CRL and the issuing CA on the root's.
 
-Parsing is on every request, so parsed certificates are cached by their exact PEM
-text in a small LRU (a dict lookup; no digest to compute per request, no collision
-to reason about), and the issuer verdict by (cert fingerprint, CA object).
+Parsing is on every request, so the caller passes two caches (``decide`` hands
+over those of its ``verifier.caches.DecisionCaches``; None = no cache): parsed
+certificates by their exact PEM text (a dict lookup; no digest to compute per
+request, no collision to reason about: a hit is the same input), and the issuer
+verdict by (cert fingerprint, CA object).
+
+``serial_hex`` is the verifier's one spelling of a serial (identity, audit,
+revocation details): nginx's ``$ssl_client_serial``.
 """
 
 from __future__ import annotations
@@ -33,7 +38,6 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from verifier.cache import BoundedLRU
 from verifier.errors import (
     ClientCertExpired,
     ClientCertIssuerUntrusted,
@@ -44,6 +48,7 @@ from verifier.errors import (
     ClientCertNotYetValid,
 )
 from verifier.event import AuthorizerEvent
+from verifier.lru import BoundedLRU
 
 VERIFY_HEADER = "X-Client-Verify"
 MAX_PEM_BYTES = 16 * 1024
@@ -57,7 +62,7 @@ class PresentedCert:
     fingerprint: bytes
     common_names: tuple[str, ...]
     serial: str
-    """Hex, as nginx writes it (audit, identity header)."""
+    """``serial_hex`` of the serial, as nginx writes it (identity, audit)."""
     serial_number: int
     """The same serial as an int, as CRLs list it (``verifier.revocation``)."""
     subject_dn: str
@@ -72,15 +77,23 @@ class PresentedCert:
         return base64.urlsafe_b64encode(self.fingerprint).rstrip(b"=").decode("ascii")
 
 
-_CERTS: BoundedLRU[str, PresentedCert] = BoundedLRU(maxsize=256)
-# Keyed by (cert fingerprint, id(CA object)); the entry keeps the CA object, so the
-# id cannot be reused while cached and a hit is only trusted for that same object
-# (the CA's own fingerprint is not recomputed per request: DER + SHA-256 each time).
-_ISSUED_BY: BoundedLRU[tuple[bytes, int], tuple[x509.Certificate, bool]] = BoundedLRU(maxsize=256)
+CertCache = BoundedLRU[str, PresentedCert]
+"""Parsed certificates by their exact PEM text."""
+IssuerCache = BoundedLRU[tuple[bytes, int], tuple[x509.Certificate, bool]]
+"""Issuer verdicts by (cert fingerprint, ``id`` of the CA object); the entry keeps
+the CA object, so the id cannot be reused while cached and a hit is trusted only
+for that same object. Why not the CA itself as the key: hashing a certificate
+serializes it (DER) each time, a few microseconds per request."""
+
+
+def serial_hex(serial: int) -> str:
+    """Upper-case hex with an even number of digits, as nginx's ``$ssl_client_serial``."""
+    digits = f"{serial:X}"
+    return digits if len(digits) % 2 == 0 else "0" + digits
 
 
 def parse_client_cert(
-    event: AuthorizerEvent, *, require_verify_header: bool = True
+    event: AuthorizerEvent, *, cache: CertCache | None, require_verify_header: bool = True
 ) -> PresentedCert:
     """Steps 1-2: nginx verified a certificate and its PEM parses.
 
@@ -93,10 +106,11 @@ def parse_client_cert(
     pem = event.client_cert.client_cert_pem
     if not pem:
         raise ClientCertMissing("no clientCertPem in the event")
-    presented = _CERTS.get(pem)  # keyed by the exact PEM text: a hit is the same input
+    presented = cache.get(pem) if cache is not None else None
     if presented is None:
         presented = _describe(_checked_pem_bytes(pem))
-        _CERTS.put(pem, presented)
+        if cache is not None:
+            cache.put(pem, presented)
     return presented
 
 
@@ -111,7 +125,11 @@ def _checked_pem_bytes(pem: str) -> bytes:
 
 
 def check_client_cert(
-    presented: PresentedCert, client_cas: tuple[x509.Certificate, ...], now: float
+    presented: PresentedCert,
+    client_cas: tuple[x509.Certificate, ...],
+    now: float,
+    *,
+    cache: IssuerCache | None,
 ) -> x509.Certificate:
     """Steps 3-5: a clientAuth certificate, valid now, issued by a client CA.
 
@@ -124,7 +142,7 @@ def check_client_cert(
     if now > presented.not_after:
         raise ClientCertExpired(f"notAfter {presented.not_after:.0f} < now")
     for ca in client_cas:
-        if _issued_by(presented, ca):
+        if _issued_by(presented, ca, cache):
             return ca
     raise ClientCertIssuerUntrusted(f"issuer {presented.issuer_dn!r}")
 
@@ -141,7 +159,7 @@ def _describe(pem: bytes) -> PresentedCert:
             certificate=cert,
             fingerprint=cert.fingerprint(hashes.SHA256()),
             common_names=common_names,
-            serial=_serial_hex(cert.serial_number),
+            serial=serial_hex(cert.serial_number),
             serial_number=cert.serial_number,
             subject_dn=subject.rfc4514_string(),
             issuer_dn=cert.issuer.rfc4514_string(),
@@ -161,19 +179,15 @@ def _has_client_auth(extensions: x509.Extensions) -> bool:
     return ExtendedKeyUsageOID.CLIENT_AUTH in eku
 
 
-def _serial_hex(serial: int) -> str:
-    """Upper-case hex with an even number of digits, as nginx's ``$ssl_client_serial``."""
-    digits = f"{serial:X}"
-    return digits if len(digits) % 2 == 0 else "0" + digits
-
-
-def _issued_by(presented: PresentedCert, ca: x509.Certificate) -> bool:
+def _issued_by(presented: PresentedCert, ca: x509.Certificate, cache: IssuerCache | None) -> bool:
+    if cache is None:
+        return _verify_issuer(presented.certificate, ca)
     key = (presented.fingerprint, id(ca))
-    hit = _ISSUED_BY.get(key)
+    hit = cache.get(key)
     if hit is not None and hit[0] is ca:
         return hit[1]
     verdict = _verify_issuer(presented.certificate, ca)
-    _ISSUED_BY.put(key, (ca, verdict))
+    cache.put(key, (ca, verdict))
     return verdict
 
 

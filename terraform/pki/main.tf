@@ -8,7 +8,7 @@
 locals {
   identities = toset(keys(var.workload_identities))
 
-  # The only names a serving certificate carries (scripts/certs.py
+  # The only names a serving certificate carries (scripts/pki/certs.py
   # issue_server_cert asks for exactly these); the server role and the
   # server-certs policy both read them from here.
   server_common_name = "localhost"

@@ -3,7 +3,7 @@
 # init` returned, writes the AppRole credentials below to the state folder,
 # checks that a plan as the operator AppRole shows no changes, and revokes the
 # root token (auth/token/revoke-self). Every later apply, and `zt`, logs in as
-# the operator AppRole (scripts/vault_server.py terraform_token).
+# the operator AppRole (scripts/services/openbao.py terraform_token).
 #
 # operator (var.operator_approle): exactly what this root manages. The four PKI
 #   mounts and every path in them, the AppRole auth mount, the AppRole roles

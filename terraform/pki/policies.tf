@@ -3,7 +3,7 @@
 # (Terraform, break-glass) are in operator.tf.
 
 # Rotation agent for serving certs: issue from the server role, read CA/CRL.
-# The issue request may carry only the two serving names (scripts/certs.py
+# The issue request may carry only the two serving names (scripts/pki/certs.py
 # issue_server_cert sends exactly common_name=localhost, ip_sans=127.0.0.1) and
 # a ttl; any other parameter, or another value, is a 403 from the ACL.
 # bao policy write server-certs <file holding the policy below>

@@ -37,8 +37,11 @@ from typing import Any
 import pytest
 import requests
 
-from scripts import certs, config, keycloak_server, procs, vault_server, zt
+from scripts import cli, config
+from scripts.pki import certs
+from scripts.services import apps, keycloak, openbao, procs
 from tests.x509_helpers import csr_pem
+from verifier.settings import Settings
 
 SERVER_CA = str(config.SERVER_CA_BUNDLE)
 MARKER_PARAM = "attack"
@@ -51,18 +54,18 @@ LOG_WAIT_SECONDS = 5.0
 @pytest.fixture(scope="session")
 def stack() -> Iterator[None]:
     """The real stack, brought up (idempotently) if any part of it is not running."""
-    h = vault_server.health()
+    h = openbao.health()
     down = [s.name for s in config.SERVICES if procs.running(s) is None]
     if h is None or h.get("sealed") or down or not config.IDENTITY_OUTPUTS.exists():
-        assert zt.main(["up"]) == 0, "`python -m scripts.zt up` failed; see its output above"
+        assert cli.main(["up"]) == 0, "`python -m scripts.zt up` failed; see its output above"
     yield
 
 
 @pytest.fixture(autouse=True)
 def _sigpipe_stays_ignored() -> Iterator[None]:
-    """Undo ``scripts.zt.main()``'s process-wide ``SIGPIPE = SIG_DFL`` after each test.
+    """Undo ``scripts.cli.main()``'s process-wide ``SIGPIPE = SIG_DFL`` after each test.
 
-    Tests restore the stack in-process with ``zt.main(["up"])``; with SIGPIPE at
+    Tests restore the stack in-process with ``cli.main(["up"])``; with SIGPIPE at
     its default, the next write to a socket the peer closed kills pytest itself
     (exit 141, no report). Reported as a bug in scripts/zt.py; pinned by
     tests/faults/test_restore_harness.py.
@@ -74,7 +77,7 @@ def _sigpipe_stays_ignored() -> Iterator[None]:
 def restore_stack() -> int:
     """``scripts.zt up`` in-process (idempotent), keeping SIGPIPE ignored."""
     try:
-        return zt.main(["up"])
+        return cli.main(["up"])
     finally:
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
@@ -298,7 +301,7 @@ class KeycloakAdmin:
         self._token_endpoint = token_endpoint
 
     def _session(self) -> requests.Session:
-        admin = keycloak_server.admin_credentials()
+        admin = keycloak.admin_credentials()
         r = requests.post(
             f"{config.KEYCLOAK_URL}/realms/master/protocol/openid-connect/token",
             data={"grant_type": "password", "client_id": "admin-cli", **admin},
@@ -369,3 +372,28 @@ class KeycloakAdmin:
 @pytest.fixture
 def keycloak_admin(identity: dict[str, Any]) -> KeycloakAdmin:
     return KeycloakAdmin(identity["realm"], identity["token_endpoint"])
+
+
+UNAUTHORIZED = {"error": "unauthorized"}
+
+
+def present_token(window: LogWindow, token: str | None, path: str = "/api/resource") -> Trail:
+    """Send ``token`` with python-client's certificate; assert the generic 401 and that
+    nginx verified the certificate and the API received nothing. Returns the trail."""
+    headers = bearer(token) if token is not None else {}
+    r = call(window, "GET", path, cert=cert_of("python-client"), headers=headers)
+    assert r.status_code == 401, r.text
+    assert r.json() == UNAUTHORIZED
+    assert r.headers["WWW-Authenticate"] == "Bearer"
+    trail = window.trail()
+    assert trail.nginx["status"] == 401
+    assert trail.nginx["ssl_client_verify"] == "SUCCESS"
+    assert trail.api == []
+    return trail
+
+
+def verifier_seconds(name: str) -> float:
+    """A duration setting of the running verifier, as the bring-up passes it
+    (``ZT_VERIFIER_<name>``), else the verifier's default."""
+    default = getattr(Settings, name.lower())
+    return float(apps.verifier_env().get(f"ZT_VERIFIER_{name}", default))

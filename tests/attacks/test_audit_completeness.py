@@ -116,9 +116,7 @@ def test_every_decision_in_a_mixed_load_has_exactly_one_audit_line_and_vice_vers
     mine = [line for line in nginx if window.marker in line["uri"]]
     assert len(mine) == TOTAL
     allowed = {
-        (line["method"], line["path"], line["token_azp"])
-        for line in audit
-        if line["decision"] == "allow"
+        (line["method"], line["path"], line["azp"]) for line in audit if line["decision"] == "allow"
     }
     for line in mine:
         expected = 0 if line["status"] in NGINX_ONLY or line["auth_cache"] == "HIT" else 1

@@ -46,7 +46,7 @@ def test_a_workload_within_its_roles_reaches_the_api_once(
     r = _as(window, token_for, workload, method, path, json={"n": 1})
     assert r.status_code == status, r.text
     body = r.json()
-    assert body["token_azp"] == body["tls_client_cn"] == workload
+    assert body["azp"] == body["cert_cn"] == workload
     trail = window.trail()
     assert trail.reasons == ["ok"]
     assert [line["request_id"] for line in trail.api] == [trail.request_id]

@@ -32,7 +32,7 @@ def test_a_certificate_with_another_workloads_token_is_refused_binding_cn_mismat
     assert trail.nginx["status"] == 401
     assert trail.reasons == ["binding_cn_mismatch"]
     (audit,) = trail.audit
-    assert audit["cert_subject"] == f"CN={cert_owner}"
-    assert audit["token_azp"] == token_owner  # the token itself verified
+    assert audit["cert_subject_dn"] == f"CN={cert_owner}"
+    assert audit["azp"] == token_owner  # the token itself verified
     assert audit["subject"] == ""  # no principal was established
     assert trail.api == []

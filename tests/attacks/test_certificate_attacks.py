@@ -14,7 +14,7 @@ the workload AppRoles cannot do this). Each lives minutes at most.
 
 Not reproducible against the real CA: a not-yet-valid certificate (OpenBao
 always back-dates notBefore, ``not_before_duration`` >= 0), so that case stays
-at unit level (``client_cert_not_yet_valid`` in tests/unit/test_handler.py).
+at unit level (``client_cert_not_yet_valid`` in tests/unit/test_decision.py).
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 import requests
 
-from scripts import config, gateway
+from scripts import config
+from scripts.services import nginx
 from tests.attacks.conftest import LogWindow, bearer, call, cert_of
 from tests.integration.conftest import run_zt
 
@@ -42,7 +43,7 @@ def _both_decided_by_the_verifier(window: LogWindow, reason: str, cache: set[str
 @pytest.fixture(autouse=True)
 def _cache_on(stack):
     """These tests are about the cache: it must be on (the default) while they run."""
-    assert gateway.authz_cache_enabled(), "decision cache is off; `zt authz-cache on`"
+    assert nginx.authz_cache_enabled(), "decision cache is off; `zt authz-cache on`"
 
 
 def test_a_repeated_read_reuses_the_allow_and_the_api_still_gets_the_identity(log_since, token_for):
@@ -56,7 +57,7 @@ def test_a_repeated_read_reuses_the_allow_and_the_api_still_gets_the_identity(lo
     assert window.audit_for(hit["request_id"]) == []  # the verifier was not asked
     assert hit["auth_azp"] == "python-client"  # nginx's line records whose allow it reused
     (api,) = _api(window, hit["request_id"])
-    assert api["token_azp"] == api["tls_client_cn"] == "python-client"
+    assert api["azp"] == api["cert_cn"] == "python-client"
     assert "viewer" in api["realm_roles"]
 
 

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts import accounts, config, procs, unixhttp
+from scripts import config
+from scripts.services import accounts, procs, unixhttp
 from verifier import assertion
 
 SOCKETS = (config.VERIFIER_SOCKET, config.API_SOCKET)

@@ -6,7 +6,7 @@
   verifier never gets as far as comparing ``iss``: the other realm's ``kid`` is
   not in zerotrust's JWKS -> ``token_key_unknown`` (after one rate-limited
   refetch). ``token_issuer_invalid`` for a zerotrust-signed token with another
-  ``iss`` (other realm, trailing slash) is covered in tests/unit/test_handler.py,
+  ``iss`` (other realm, trailing slash) is covered in tests/unit/test_decision.py,
   because only the realm's private key could sign one.
 * A disabled client: the verifier is stateless (JWKS only, no introspection),
   so a token issued BEFORE the client was disabled keeps working until its

@@ -20,11 +20,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from scripts import apps
-from tests.attacks.conftest import SERVER_CA, LogWindow, Trail, bearer, call, cert_of
-from verifier.settings import Settings
-
-UNAUTHORIZED = {"error": "unauthorized"}
+from tests.attacks.conftest import (
+    SERVER_CA,
+    present_token,
+    verifier_seconds,
+)
 
 
 def _b64url(data: bytes) -> str:
@@ -39,33 +39,14 @@ def _unb64url(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
-def _present(window: LogWindow, token: str | None, path: str = "/api/resource") -> Trail:
-    """Send ``token`` with python-client's certificate; assert the generic 401."""
-    headers = bearer(token) if token is not None else {}
-    r = call(window, "GET", path, cert=cert_of("python-client"), headers=headers)
-    assert r.status_code == 401, r.text
-    assert r.json() == UNAUTHORIZED
-    assert r.headers["WWW-Authenticate"] == "Bearer"
-    trail = window.trail()
-    assert trail.nginx["status"] == 401
-    assert trail.nginx["ssl_client_verify"] == "SUCCESS"
-    assert trail.api == []
-    return trail
-
-
-def _leeway_seconds() -> float:
-    """The running verifier's leeway: its env as the bring-up sets it, else the default."""
-    return float(apps.verifier_env().get("ZT_VERIFIER_LEEWAY_SECONDS", Settings.leeway_seconds))
-
-
 def test_a_certificate_without_a_token_is_refused_token_missing(log_since):
-    trail = _present(log_since(), None)
+    trail = present_token(log_since(), None)
     assert trail.reasons == ["token_missing"]
-    assert trail.audit[0]["cert_subject"] == "CN=python-client"  # the cert was fine
+    assert trail.audit[0]["cert_subject_dn"] == "CN=python-client"  # the cert was fine
 
 
 def test_a_garbage_token_is_refused_token_malformed(log_since):
-    trail = _present(log_since(), "this-is-not-a-jwt")
+    trail = present_token(log_since(), "this-is-not-a-jwt")
     assert trail.reasons == ["token_malformed"]
 
 
@@ -75,9 +56,9 @@ def test_a_token_signed_by_a_foreign_key_under_the_realm_kid_is_refused(log_sinc
     claims = jwt.decode(real, options={"verify_signature": False})  # all claims valid
     attacker_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     forged = jwt.encode(claims, attacker_key, algorithm="RS256", headers={"kid": kid})
-    trail = _present(log_since(), forged)
+    trail = present_token(log_since(), forged)
     assert trail.reasons == ["token_signature_invalid"]
-    assert trail.audit[0]["token_azp"] == ""  # unverified claims never reach the audit
+    assert trail.audit[0]["azp"] == ""  # unverified claims never reach the audit
 
 
 def test_an_unsigned_alg_none_token_is_refused(log_since, token_for):
@@ -86,7 +67,7 @@ def test_an_unsigned_alg_none_token_is_refused(log_since, token_for):
     claims = jwt.decode(real, options={"verify_signature": False})
     header = {"alg": "none", "typ": "JWT", "kid": kid}
     unsigned = f"{_b64url_json(header)}.{_b64url_json(claims)}."
-    trail = _present(log_since(), unsigned)
+    trail = present_token(log_since(), unsigned)
     assert trail.reasons == ["token_alg_not_allowed"]
 
 
@@ -103,7 +84,7 @@ def test_an_hs256_token_keyed_with_the_realm_public_key_is_refused(log_since, to
     signing_input = f"{_b64url_json({'alg': 'HS256', 'typ': 'JWT', 'kid': kid})}."
     signing_input += _b64url_json(claims)
     mac = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
-    trail = _present(log_since(), f"{signing_input}.{_b64url(mac)}")
+    trail = present_token(log_since(), f"{signing_input}.{_b64url(mac)}")
     assert trail.reasons == ["token_alg_not_allowed"]
 
 
@@ -115,7 +96,7 @@ def test_a_real_token_with_an_elevated_payload_is_refused_signature_invalid(log_
     claims["realm_access"]["roles"].append("admin")
     claims["resource_access"]["zerotrust-api"]["roles"] = ["read", "write"]
     tampered = f"{header}.{_b64url_json(claims)}.{signature}"
-    trail = _present(log_since(), tampered, path="/api/admin/stats")
+    trail = present_token(log_since(), tampered, path="/api/admin/stats")
     assert trail.reasons == ["token_signature_invalid"]
 
 
@@ -125,7 +106,7 @@ def test_a_token_for_another_audience_is_refused_audience_invalid(log_since, key
         aud = jwt.decode(token, options={"verify_signature": False}).get("aud")
         assert aud, "precondition: the token names some audience"
         assert "zerotrust-api" not in (aud if isinstance(aud, list) else [aud])
-        trail = _present(log_since(), token)
+        trail = present_token(log_since(), token)
     assert trail.reasons == ["token_audience_invalid"]
 
 
@@ -138,7 +119,7 @@ def test_an_expired_real_token_is_refused_token_expired(log_since, keycloak_admi
         exp = jwt.decode(tok, options={"verify_signature": False})["exp"]
         # Control: within the leeway the same token passes every token check and
         # is refused only because it belongs to another client than the cert.
-        assert _present(log_since(), tok).reasons == ["binding_cn_mismatch"]
-        time.sleep(max(0.0, exp + _leeway_seconds() + 1 - time.time()))
-        trail = _present(log_since(), tok)
+        assert present_token(log_since(), tok).reasons == ["binding_cn_mismatch"]
+        time.sleep(max(0.0, exp + verifier_seconds("LEEWAY_SECONDS") + 1 - time.time()))
+        trail = present_token(log_since(), tok)
     assert trail.reasons == ["token_expired"]

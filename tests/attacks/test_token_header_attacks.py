@@ -30,10 +30,15 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from jwt.algorithms import RSAAlgorithm
 
 from scripts import config
-from tests.attacks.conftest import SERVER_CA, LogWindow, Trail, bearer, call, cert_of
+from tests.attacks.conftest import (
+    SERVER_CA,
+    bearer,
+    call,
+    cert_of,
+    present_token,
+)
 from tests.x509_helpers import build_cert
 
-UNAUTHORIZED = {"error": "unauthorized"}
 ATTACKER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
@@ -56,19 +61,6 @@ def _forge(header: dict[str, Any], claims: dict[str, Any]) -> str:
     return _sign_raw(
         json.dumps(header, separators=(",", ":")), json.dumps(claims, separators=(",", ":"))
     )
-
-
-def _present(window: LogWindow, token: str) -> Trail:
-    """python-client's cert + ``token``: the generic 401, no API line."""
-    r = call(window, "GET", "/api/resource", cert=cert_of("python-client"), headers=bearer(token))
-    assert r.status_code == 401, r.text
-    assert r.json() == UNAUTHORIZED
-    assert r.headers["WWW-Authenticate"] == "Bearer"
-    trail = window.trail()
-    assert trail.nginx["status"] == 401
-    assert trail.nginx["ssl_client_verify"] == "SUCCESS"
-    assert trail.api == []
-    return trail
 
 
 @pytest.fixture
@@ -117,14 +109,14 @@ def _connections(sock: socket.socket) -> int:
 def test_a_token_without_kid_is_refused_kid_missing(log_since, real):
     header, claims = real
     header.pop("kid")
-    trail = _present(log_since(), _forge(header, claims))
+    trail = present_token(log_since(), _forge(header, claims))
     assert trail.reasons == ["token_kid_missing"]
 
 
 def test_a_token_with_an_unknown_kid_is_refused_key_unknown(log_since, real):
     header, claims = real
     header["kid"] = "attacker-kid-" + _b64url(b"\x00" * 6)
-    trail = _present(log_since(), _forge(header, claims))
+    trail = present_token(log_since(), _forge(header, claims))
     assert trail.reasons == ["token_key_unknown"]
 
 
@@ -137,14 +129,14 @@ def test_a_token_naming_the_realm_encryption_key_is_refused_key_unknown(
     assert enc, "precondition: the realm publishes an encryption key"
     header, claims = real
     header["kid"] = enc[0]["kid"]
-    trail = _present(log_since(), _forge(header, claims))
+    trail = present_token(log_since(), _forge(header, claims))
     assert trail.reasons == ["token_key_unknown"]
 
 
 def test_an_es256_header_with_the_realm_rsa_kid_is_refused_alg_not_allowed(log_since, real):
     header, claims = real
     header["alg"] = "ES256"
-    trail = _present(log_since(), _forge(header, claims))
+    trail = present_token(log_since(), _forge(header, claims))
     assert trail.reasons == ["token_alg_not_allowed"]
 
 
@@ -158,7 +150,7 @@ def test_a_foreign_token_with_a_key_url_header_is_refused_and_nothing_is_fetched
     header, claims = real  # the realm's kid: the URL is the only other key source offered
     with _listener() as (base, sock):
         header[param] = f"{base}/{param}"
-        trail = _present(log_since(), _forge(header, claims))
+        trail = present_token(log_since(), _forge(header, claims))
         assert _connections(sock) == 0, f"the verifier fetched the {param} URL"
     assert trail.reasons == ["token_signature_invalid"]
 
@@ -166,7 +158,7 @@ def test_a_foreign_token_with_a_key_url_header_is_refused_and_nothing_is_fetched
 def test_a_foreign_token_carrying_its_own_jwk_is_refused_signature_invalid(log_since, real):
     header, claims = real
     header["jwk"] = RSAAlgorithm.to_jwk(ATTACKER_KEY.public_key(), as_dict=True)
-    trail = _present(log_since(), _forge(header, claims))
+    trail = present_token(log_since(), _forge(header, claims))
     assert trail.reasons == ["token_signature_invalid"]
 
 
@@ -174,14 +166,14 @@ def test_a_foreign_token_carrying_its_own_x5c_chain_is_refused_signature_invalid
     cert = build_cert("python-client", ATTACKER_KEY)
     header, claims = real
     header["x5c"] = [base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()]
-    trail = _present(log_since(), _forge(header, claims))
+    trail = present_token(log_since(), _forge(header, claims))
     assert trail.reasons == ["token_signature_invalid"]
 
 
 def test_a_token_with_a_crit_header_is_refused_crit_unsupported(log_since, real):
     header, claims = real
     header["crit"] = ["exp"]
-    trail = _present(log_since(), _forge(header, claims))
+    trail = present_token(log_since(), _forge(header, claims))
     assert trail.reasons == ["token_crit_unsupported"]
 
 
@@ -195,7 +187,7 @@ def test_a_jwe_shaped_five_part_token_is_refused_malformed(log_since, realm_jwks
     enc = next(k for k in realm_jwks if k.get("use") == "enc")
     header = {"alg": alg, "enc": "A256GCM", "kid": enc["kid"], "typ": "JWT"}
     parts = [_b64url_json(header)] + [_b64url(bytes([n]) * 32) for n in range(1, 5)]
-    trail = _present(log_since(), ".".join(parts))
+    trail = present_token(log_since(), ".".join(parts))
     assert trail.reasons == ["token_malformed"]
 
 
@@ -213,7 +205,7 @@ def test_a_jwe_shaped_five_part_token_is_refused_malformed(log_since, realm_jwks
     ],
 )
 def test_a_token_with_extra_or_missing_segments_is_refused(log_since, token_for, shape, reason):
-    trail = _present(log_since(), shape(token_for("python-client")))
+    trail = present_token(log_since(), shape(token_for("python-client")))
     assert trail.reasons == [reason]
 
 
@@ -227,7 +219,7 @@ def test_a_token_with_extra_or_missing_segments_is_refused(log_since, token_for,
 )
 def test_a_signature_that_is_not_base64url_is_refused_malformed(log_since, token_for, mangle):
     header, payload, signature = token_for("python-client").split(".")
-    trail = _present(log_since(), f"{header}.{payload}.{mangle(signature)}")
+    trail = present_token(log_since(), f"{header}.{payload}.{mangle(signature)}")
     assert trail.reasons == ["token_malformed"]
 
 
@@ -235,7 +227,7 @@ def test_a_real_token_with_base64_padding_appended_is_refused_malformed(log_sinc
     # RFC 7515 section 2: base64url WITHOUT '=' padding. Accepting "sig==" makes
     # one token spellable in several ways (replay caches and token-hash caches
     # keyed on the string then disagree). Kept as a finding; see the report.
-    trail = _present(log_since(), token_for("python-client") + "==")
+    trail = present_token(log_since(), token_for("python-client") + "==")
     assert trail.reasons == ["token_malformed"]
 
 
@@ -244,7 +236,7 @@ def test_duplicate_alg_members_in_the_header_are_read_last_wins_and_refused(log_
     # RS256, one taking the last sees "none". Ours takes the last and refuses.
     header, claims = real
     text = json.dumps(header, separators=(",", ":"))[:-1] + ',"alg":"none"}'
-    trail = _present(log_since(), _sign_raw(text, json.dumps(claims)))
+    trail = present_token(log_since(), _sign_raw(text, json.dumps(claims)))
     assert trail.reasons == ["token_alg_not_allowed"]
 
 
@@ -252,7 +244,7 @@ def test_duplicate_claims_in_a_foreign_payload_do_not_get_past_the_signature(log
     header, claims = real
     body = json.dumps(claims, separators=(",", ":"))[:-1]
     body += ',"realm_access":{"roles":["admin"]},"azp":"python-client"}'
-    trail = _present(log_since(), _sign_raw(json.dumps(header), body))
+    trail = present_token(log_since(), _sign_raw(json.dumps(header), body))
     assert trail.reasons == ["token_signature_invalid"]
 
 
@@ -260,7 +252,7 @@ def test_duplicate_claims_in_a_foreign_payload_do_not_get_past_the_signature(log
 
 
 def test_a_12_kib_token_reaches_the_verifier_and_is_refused_too_large(log_since):
-    trail = _present(log_since(), "a" * 12 * 1024)
+    trail = present_token(log_since(), "a" * 12 * 1024)
     assert trail.reasons == ["token_too_large"]
 
 

@@ -20,7 +20,8 @@ import requests
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from scripts import certs, config
+from scripts import config
+from scripts.pki import certs
 from tests.attacks.conftest import (
     assert_refused_by_nginx,
     bearer,

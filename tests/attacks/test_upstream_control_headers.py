@@ -25,7 +25,8 @@ from typing import ClassVar
 import pytest
 import requests
 
-from scripts import config, gateway, procs
+from scripts import config
+from scripts.services import nginx, procs
 from tests.attacks.conftest import SERVER_CA, bearer, cert_of
 
 PORT = 8456
@@ -69,8 +70,8 @@ def evil_gateway(stack: None) -> Iterator[list[str]]:
         os.chmod(sock, 0o660)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     service = config.Service("nginx", PORT, run_dir=FOLDER, log_dir=FOLDER)
-    values = gateway.nginx_values(
-        gateway.authz_cache_values(False, FOLDER / "cache", FOLDER / "authz-cache.conf"),
+    values = nginx.nginx_values(
+        nginx.authz_cache_values(False, FOLDER / "cache", FOLDER / "authz-cache.conf"),
         run_dir=FOLDER,
         log_dir=FOLDER,
         tmp_dir=FOLDER / "tmp",
@@ -78,7 +79,7 @@ def evil_gateway(stack: None) -> Iterator[list[str]]:
         api_socket=sock,
     )
     conf = FOLDER / "nginx.conf"
-    gateway.render_nginx(gateway.NGINX_TEMPLATE, values, conf)
+    nginx.render_nginx(nginx.NGINX_TEMPLATE, values, conf)
     _EvilAPI.seen = []
     procs.start(service, ["nginx", "-c", str(conf)])
     try:

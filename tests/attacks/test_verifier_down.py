@@ -7,7 +7,8 @@ normal call must then work again.
 
 from __future__ import annotations
 
-from scripts import config, procs, zt
+from scripts import cli, config
+from scripts.services import procs
 from tests.attacks.conftest import bearer, call, cert_of
 
 
@@ -30,7 +31,7 @@ def test_a_stopped_verifier_fails_closed_with_503_and_the_api_receives_nothing(
         assert trail.audit == []
         assert trail.api == []
     finally:
-        restored = zt.main(["up"])
+        restored = cli.main(["up"])
     assert restored == 0, "`scripts.zt up` could not bring the verifier back"
 
     window = log_since()

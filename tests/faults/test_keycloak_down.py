@@ -25,18 +25,13 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from scripts import apps, config, procs
-from tests.attacks.conftest import LogWindow, bearer, call, cert_of, restore_stack
-from verifier.settings import Settings
+from scripts import config
+from scripts.services import procs
+from tests.attacks.conftest import LogWindow, bearer, call, cert_of, restore_stack, verifier_seconds
 
 WARM_UP_REQUESTS = 40
 UNKNOWN_KID_REQUESTS = 25
 REFETCH_LOG = "JWKS refresh failed"
-
-
-def _cooldown() -> float:
-    env = apps.verifier_env()
-    return float(env.get("ZT_VERIFIER_JWKS_COOLDOWN_SECONDS", Settings.jwks_cooldown_seconds))
 
 
 def _get(window: LogWindow, token: str):
@@ -65,7 +60,9 @@ def test_with_keycloak_stopped_cached_keys_keep_working_and_unknown_kids_are_ref
             assert window.trail().reasons == ["ok"]
         # 2. once the cooldown has passed, a burst of unknown kids: all refused,
         #    and at most one fetch attempt per worker (each one fails: Keycloak is down)
-        time.sleep(max(0.0, warmed + _cooldown() + 1 - time.monotonic()))
+        time.sleep(
+            max(0.0, warmed + verifier_seconds("JWKS_COOLDOWN_SECONDS") + 1 - time.monotonic())
+        )
         log_offset = config.VERIFIER.log_file.stat().st_size
         started = time.monotonic()
         for _ in range(UNKNOWN_KID_REQUESTS):
@@ -79,7 +76,9 @@ def test_with_keycloak_stopped_cached_keys_keep_working_and_unknown_kids_are_ref
             assert trail.reasons == ["token_key_unknown"]
             assert trail.api == []
         elapsed = time.monotonic() - started
-        assert elapsed < _cooldown(), "the burst must fit in one cooldown for the bound below"
+        assert elapsed < verifier_seconds("JWKS_COOLDOWN_SECONDS"), (
+            "the burst must fit in one cooldown for the bound below"
+        )
         time.sleep(0.5)
         with open(config.VERIFIER.log_file, "rb") as fh:
             fh.seek(log_offset)

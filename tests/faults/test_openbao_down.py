@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import pytest
 
-from scripts import config, crlwatch, procs, rotation, vault_server
+from scripts import config
+from scripts.pki import rotation, watcher
+from scripts.services import openbao, procs
 from tests.attacks.conftest import bearer, call, cert_of, restore_stack
 from tests.faults.conftest import wait_for
 from tests.integration.conftest import run_zt
@@ -30,12 +32,12 @@ def test_with_openbao_stopped_the_installed_crl_keeps_being_enforced(
     crl_before = config.CLIENT_CRL.read_bytes()
     try:
         assert procs.stop(config.VAULT), "OpenBao was not running"
-        assert vault_server.health() is None
+        assert openbao.health() is None
         failing = wait_for(
-            lambda: (last := crlwatch.last_check()) is not None and not last["ok"],
+            lambda: (last := watcher.last_check()) is not None and not last["ok"],
             config.CRL_WATCH_SECONDS * 3,
         )
-        assert failing, f"the watcher never reported the outage: {crlwatch.last_check()}"
+        assert failing, f"the watcher never reported the outage: {watcher.last_check()}"
         # New connections (full handshakes) against the installed CRL: valid ones work,
         # the one revoked before the outage stays refused.
         ok = call(log_since(), "GET", "/api/resource", cert=cert_of("python-client"), **auth)
@@ -47,5 +49,5 @@ def test_with_openbao_stopped_the_installed_crl_keeps_being_enforced(
         assert "crl-watcher" in status.stdout and "FAILING" in status.stdout, status.stdout
     finally:
         assert restore_stack() == 0
-    back = wait_for(lambda: (last := crlwatch.last_check()) is not None and last["ok"], 15)
-    assert back, crlwatch.last_check()
+    back = wait_for(lambda: (last := watcher.last_check()) is not None and last["ok"], 15)
+    assert back, watcher.last_check()

@@ -1,4 +1,4 @@
-"""The fault suites restore the stack in-process with ``scripts.zt.main(["up"])``.
+"""The fault suites restore the stack in-process with ``scripts.cli.main(["up"])``.
 
 That call must not change process-wide state the test process relies on.
 ``scripts/zt.py`` sets ``SIGPIPE`` to ``SIG_DFL`` inside ``main()`` (meant for
@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import signal
 
-from scripts import zt
+from scripts import cli
 
 
 def test_scripts_zt_main_leaves_sigpipe_ignored_in_the_calling_process(stack):
     assert signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN  # Python's default
     try:
-        assert zt.main(["up"]) == 0
+        assert cli.main(["up"]) == 0
         after = signal.getsignal(signal.SIGPIPE)
     finally:
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    assert after == signal.SIG_IGN, "scripts.zt.main() set SIGPIPE to SIG_DFL process-wide"
+    assert after == signal.SIG_IGN, "scripts.cli.main() set SIGPIPE to SIG_DFL process-wide"

@@ -23,14 +23,8 @@ from collections import Counter
 
 import jwt
 
-from scripts import apps, config
-from tests.attacks.conftest import LogWindow, bearer, call, cert_of
-from verifier.settings import Settings
-
-
-def _cooldown() -> float:
-    env = apps.verifier_env()
-    return float(env.get("ZT_VERIFIER_JWKS_COOLDOWN_SECONDS", Settings.jwks_cooldown_seconds))
+from scripts import config
+from tests.attacks.conftest import LogWindow, bearer, call, cert_of, verifier_seconds
 
 
 def _get(window: LogWindow, token: str):
@@ -73,7 +67,7 @@ def test_a_rotated_signing_key_is_accepted_after_a_refetch_and_old_tokens_keep_w
         # Accepted once each worker has refetched (bounded by one cooldown).
         outcomes: Counter[str] = Counter()
         streak = 0
-        deadline = time.monotonic() + _cooldown() + 10
+        deadline = time.monotonic() + verifier_seconds("JWKS_COOLDOWN_SECONDS") + 10
         while streak < 6 and time.monotonic() < deadline:
             window = log_since()
             r = _get(window, new_token)

@@ -20,9 +20,10 @@ import os
 import signal
 import time
 
-from scripts import config, procs, unixhttp
+from scripts import config
+from scripts.services import procs, unixhttp
 from tests.attacks.conftest import LogWindow, bearer, call, cert_of, restore_stack
-from tests.faults.conftest import Load, children, service_pid, wait_for
+from tests.faults.conftest import children, load, service_pid, wait_for
 
 HANG_BOUND_SECONDS = 10
 
@@ -57,7 +58,7 @@ def test_a_killed_verifier_worker_is_respawned_and_requests_keep_working(log_sin
     before = children(master)
     assert len(before) == config.GUNICORN_WORKERS, before
     victim = min(before)
-    with Load(token, seconds=8) as load:
+    with load(token, seconds=8) as running:
         time.sleep(2)
         os.kill(victim, signal.SIGKILL)
         respawned = wait_for(
@@ -66,11 +67,11 @@ def test_a_killed_verifier_worker_is_respawned_and_requests_keep_working(log_sin
             ),
             10,
         )
-    print(f"\nworker {victim} killed under load: {load.total} requests, {dict(load.results)}")
+    print(f"\nworker {victim} killed under load: {running.total} requests, {dict(running.results)}")
     assert respawned, f"gunicorn did not replace worker {victim}: {children(master)}"
-    assert load.total > 50
-    assert load.failed <= 1, load.errors[:5]
-    assert set(load.results) <= {"200", "503"}, load.results
+    assert running.total > 50
+    assert running.failed <= 1, running.errors[:5]
+    assert set(running.results) <= {"200", "503"}, running.results
     _assert_works(log_since, token)
 
 

@@ -16,14 +16,16 @@ from collections.abc import Iterator
 import hvac
 import pytest
 
-from scripts import certs, config, vault_server, zt
+from scripts import cli, config
+from scripts.pki import certs
+from scripts.services import openbao
 
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[None]:
-    h = vault_server.health()
+    h = openbao.health()
     if h is None or h.get("sealed") or not config.PKI_OUTPUTS.exists():
-        assert zt.main(["up"]) == 0, "`python -m scripts.zt up` failed; see its output above"
+        assert cli.main(["up"]) == 0, "`python -m scripts.zt up` failed; see its output above"
     yield
 
 

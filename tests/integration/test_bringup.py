@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts import config, procs, tf, tools, vault_server, zt
+from scripts import cli, config, terraform, tools
+from scripts.services import openbao, procs
 from tests.integration.conftest import run_zt
 
 REPO = config.REPO
@@ -46,7 +47,7 @@ def test_every_step_prints_its_duration(stack):
 
 def test_vault_restart_keeps_the_cas_and_unseals_from_the_state_folder(stack):
     before = _ca_serials()
-    served_before = vault_server.client().read(
+    served_before = openbao.client().read(
         f"{json.loads(config.PKI_OUTPUTS.read_text())['mounts']['client_issuing']}/cert/ca"
     )["data"]["certificate"]
     r = _zt("down")
@@ -56,7 +57,7 @@ def test_vault_restart_keeps_the_cas_and_unseals_from_the_state_folder(stack):
     r = _zt("up")
     assert r.returncode == 0, r.stdout + r.stderr
     assert _ca_serials() == before
-    served_after = vault_server.client().read(
+    served_after = openbao.client().read(
         f"{json.loads(config.PKI_OUTPUTS.read_text())['mounts']['client_issuing']}/cert/ca"
     )["data"]["certificate"]
     assert served_after == served_before
@@ -72,7 +73,7 @@ def test_up_recovers_after_vault_was_killed_leaving_a_stale_pid_file(stack):
     assert config.VAULT.pid_file.exists()  # stale: the process is gone
     r = _zt("up")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert vault_server.health()["sealed"] is False
+    assert openbao.health()["sealed"] is False
 
 
 def test_up_fails_fast_naming_the_port_when_it_is_taken(stack, tmp_path):
@@ -122,30 +123,32 @@ def test_failed_provider_download_names_module_and_registry_and_leaves_cache_cle
 def test_down_stops_everything_it_started_and_nothing_else(stack):
     sentinel = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        assert zt.main(["down"]) == 0
+        assert cli.main(["down"]) == 0
         assert procs.running(config.VAULT) is None
         assert sentinel.poll() is None  # a process we did not start is untouched
     finally:
         sentinel.kill()
         sentinel.wait()
-        assert zt.main(["up"]) == 0
+        assert cli.main(["up"]) == 0
 
 
 @pytest.mark.parametrize("root", ["pki", "identity"])
 def test_terraform_root_is_formatted_valid_and_has_no_pending_changes(stack, root):
     tf_bin = str(tools.TERRAFORM)
     fmt = subprocess.run(
-        [tf_bin, "fmt", "-check", "-recursive", str(tf.ROOTS[root])], capture_output=True, text=True
+        [tf_bin, "fmt", "-check", "-recursive", str(terraform.ROOTS[root])],
+        capture_output=True,
+        text=True,
     )
     assert fmt.returncode == 0, f"terraform fmt would change: {fmt.stdout}"
     val = subprocess.run(
-        [tf_bin, f"-chdir={tf.ROOTS[root]}", "validate", "-no-color"],
+        [tf_bin, f"-chdir={terraform.ROOTS[root]}", "validate", "-no-color"],
         capture_output=True,
         text=True,
     )
     assert val.returncode == 0, val.stdout + val.stderr
-    env = zt.pki_env() if root == "pki" else zt.identity_env()
-    changes, text = tf.plan_has_changes(root, env)
+    env = terraform.pki_env() if root == "pki" else terraform.identity_env()
+    changes, text = terraform.plan_has_changes(root, env)
     assert not changes, text
 
 

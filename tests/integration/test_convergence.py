@@ -2,7 +2,7 @@
 
 * nothing changed: nothing restarts or reloads (same pids, same workers);
 * a tightened policy applies on the next `make up`, by a blue/green replacement of
-  the verifier (scripts/apps.py), while a load runs with zero failed requests —
+  the verifier (scripts/services/apps.py), while a load runs with zero failed requests —
   its latency and nginx's auth-hop p99 are printed;
 * a policy that does not load is refused with the problem named; the verifier keeps
   serving the policy it had.
@@ -20,8 +20,9 @@ import pytest
 import requests
 
 from client.token import TokenSource
-from scripts import config, procs
+from scripts import config
 from scripts.files import read_json
+from scripts.services import procs
 from tests.integration.conftest import run_zt
 from tests.load import Load
 

@@ -15,7 +15,8 @@ import requests
 from requests.exceptions import SSLError
 
 from client.token import TokenSource
-from scripts import config, keycloak_server, procs, tf, zt
+from scripts import config, terraform
+from scripts.services import keycloak, procs
 from tests.integration.conftest import run_zt
 
 
@@ -49,7 +50,7 @@ def _verified_claims(identity: dict, token: str) -> dict:
 
 
 def _admin_session() -> tuple[requests.Session, str]:
-    admin = keycloak_server.admin_credentials()
+    admin = keycloak.admin_credentials()
     r = requests.post(
         f"{config.KEYCLOAK_URL}/realms/master/protocol/openid-connect/token",
         data={"grant_type": "password", "client_id": "admin-cli", **admin},
@@ -170,13 +171,13 @@ def test_client_secrets_are_private_files(identity):
 
 def test_changing_a_variable_takes_effect_without_restarting_anything(identity):
     pid = procs.running(config.KEYCLOAK)
-    env = zt.identity_env()
+    env = terraform.identity_env()
     try:
-        tf.apply("identity", {**env, "TF_VAR_access_token_lifespan_seconds": "600"})
+        terraform.apply("identity", {**env, "TF_VAR_access_token_lifespan_seconds": "600"})
         claims = _verified_claims(identity, _token(identity))
         assert claims["exp"] - claims["iat"] == 600
     finally:
-        tf.apply("identity", env)
+        terraform.apply("identity", env)
     claims = _verified_claims(identity, _token(identity))
     assert claims["exp"] - claims["iat"] == 300
     assert procs.running(config.KEYCLOAK) == pid

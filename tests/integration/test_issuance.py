@@ -23,14 +23,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from scripts import config, zt
+from scripts import cli, config
 from tests.x509_helpers import csr_pem, new_key
 
 
 def _identities() -> list[str]:
     """Workload identities as terraform/pki outputs them, read when tests are collected."""
     if not config.PKI_OUTPUTS.exists():  # as the `stack` fixture would, a moment earlier
-        assert zt.main(["up"]) == 0, "`python -m scripts.zt up` failed; see its output above"
+        assert cli.main(["up"]) == 0, "`python -m scripts.zt up` failed; see its output above"
     return sorted(json.loads(config.PKI_OUTPUTS.read_text())["client_roles"])
 
 
@@ -422,7 +422,7 @@ SERVER_REFUSED: dict[str, tuple[str, dict[str, str]]] = {
 
 
 def test_the_server_certs_approle_issues_what_the_bring_up_asks_for(approle, pki_outputs):
-    # scripts/certs.py issue_server_cert: common_name=localhost, ip_sans=127.0.0.1.
+    # scripts/pki/certs.py issue_server_cert: common_name=localhost, ip_sans=127.0.0.1.
     issued = _issue(
         approle("server-certs"),
         pki_outputs["mounts"]["server_issuing"],

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from scripts import config, gateway, procs
+from scripts import bringup, config
+from scripts.services import procs
 from scripts.steps import wait_until
 
 
@@ -17,9 +18,9 @@ def _log_lines(path) -> list[dict]:
 
 
 def test_demo_call_binds_token_and_certificate_to_the_same_identity(stack):
-    body = gateway.demo_call()
-    assert body["token_azp"] == "python-client"
-    assert body["tls_client_cn"] == "python-client"
+    body = bringup.demo_call()
+    assert body["azp"] == "python-client"
+    assert body["cert_cn"] == "python-client"
     assert "viewer" in body["realm_roles"]
     assert body["org"] == "acme"
 
@@ -29,7 +30,7 @@ def _lines_with(path, request_id: str) -> list[dict]:
 
 
 def test_allowed_request_leaves_one_audit_line_and_one_nginx_line_with_its_request_id(stack):
-    body = gateway.demo_call()
+    body = bringup.demo_call()
     rid = body["request_id"]
     # nginx writes its line after it has answered: wait for it (bounded) before counting.
     wait_until(
@@ -42,7 +43,7 @@ def test_allowed_request_leaves_one_audit_line_and_one_nginx_line_with_its_reque
     access = _lines_with(config.NGINX_ACCESS_LOG, rid)
     assert len(audit) == 1 and len(access) == 1
     assert audit[0]["decision"] == "allow" and audit[0]["reason"] == "ok"
-    assert audit[0]["token_azp"] == "python-client"
+    assert audit[0]["azp"] == "python-client"
     assert access[0]["status"] == 200 and access[0]["auth_reason"] == "ok"
     # Each hop's time (demo_call mints a new token: never a decision-cache hit).
     assert access[0]["auth_cache"] != "HIT"
@@ -51,7 +52,7 @@ def test_allowed_request_leaves_one_audit_line_and_one_nginx_line_with_its_reque
 
 
 def test_the_audit_log_never_contains_a_token(stack):
-    gateway.demo_call()
+    bringup.demo_call()
     text = config.AUDIT_LOG.read_text()
     assert "eyJ" not in text  # every JWT starts with a base64url '{"'
     assert "Bearer" not in text
@@ -70,7 +71,7 @@ def test_readme_curl_walkthrough_works_verbatim(stack):
     )
     assert r.returncode == 0, r.stderr
     answer = json.loads(r.stdout.strip().splitlines()[-1])
-    assert answer["token_azp"] == answer["tls_client_cn"] == "python-client"
+    assert answer["azp"] == answer["cert_cn"] == "python-client"
 
 
 def test_client_cli_calls_the_gateway(stack):

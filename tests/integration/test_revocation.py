@@ -29,8 +29,10 @@ import requests
 from cryptography.hazmat.primitives import serialization
 
 from client.token import TokenSource
-from scripts import certs, config, gateway, rotation, tf, unixhttp, zt
+from scripts import config, terraform
 from scripts.files import read_json
+from scripts.pki import certs, rotation
+from scripts.services import nginx, unixhttp
 from tests.integration.conftest import run_zt
 from tests.pki_helpers import Workload, issue_throwaway
 
@@ -166,7 +168,7 @@ def test_a_session_saved_before_an_nginx_reload_is_not_resumed_after_it(workload
     saved = tmp_path / "session.pem"
     assert tls_request(token.get(), workload, "TLSv1.3", sess_out=saved).status == 200
     with rotation.locked():
-        gateway.reload_nginx()
+        nginx.reload_nginx()
     answer = tls_request(token.get(), workload, "TLSv1.3", sess_in=saved)
     assert (answer.status, answer.reused) == (200, False)
 
@@ -190,7 +192,7 @@ def _status(session: requests.Session, url: str) -> int | str:
 def test_the_decision_cache_never_answers_for_a_certificate_revoked_after_it_cached(
     workload, token
 ):
-    assert gateway.authz_cache_enabled(), "the decision cache is on by default"
+    assert nginx.authz_cache_enabled(), "the decision cache is on by default"
     session = _session(workload, token)
     url = f"{config.GATEWAY_URL}/api/resource?cache-probe={workload.nginx_serial[:12]}"
     offset = config.NGINX_ACCESS_LOG.stat().st_size
@@ -286,7 +288,7 @@ def test_revoke_with_disable_client_cuts_new_tokens_until_enable_client(workload
         refused = new_token()
         assert refused.status_code in (400, 401), refused.text
         assert refused.json()["error"] in ("unauthorized_client", "invalid_client")
-        changes, _ = tf.plan_has_changes("identity", zt.identity_env())
+        changes, _ = terraform.plan_has_changes("identity", terraform.identity_env())
         assert not changes, "the disabled client is Terraform's own state, not drift"
     finally:
         enabled = run_zt("enable-client", "python-client", timeout=300)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
-from collections import Counter
 
 import pytest
 import requests
@@ -14,67 +12,45 @@ from cryptography import x509
 
 from client.api import GatewayClient, Identity
 from client.token import TokenSource
-from scripts import certs, config, procs, rotation, vault_server, zt
+from scripts import cli, config
+from scripts.pki import certs, rotation
+from scripts.services import openbao, procs
 from tests.integration.conftest import run_zt
+from tests.load import Load
 
 LOAD_SECONDS = 15
 LOAD_THREADS = 4
 LOAD_INTERVAL = 0.05  # per thread: ~80 requests/s in total
 
 
-def _client(identity: str = "python-client") -> GatewayClient:
+def _tokens(identity: str = "python-client") -> TokenSource:
     outputs = json.loads(config.IDENTITY_OUTPUTS.read_text())
     secret = json.loads((config.KEYCLOAK_CLIENT_SECRETS / f"{identity}.json").read_text())
-    tokens = TokenSource(
+    return TokenSource(
         outputs["token_endpoint"], identity, secret["client_secret"], str(config.SERVER_CA_BUNDLE)
     )
+
+
+def _client(identity: str = "python-client") -> GatewayClient:
     cert, _ = config.client_cert_paths(identity)
     ident = Identity(str(certs.bundle_path(cert)), None, str(config.SERVER_CA_BUNDLE))
-    return GatewayClient(config.GATEWAY_URL, ident, tokens)
+    return GatewayClient(config.GATEWAY_URL, ident, _tokens(identity))
 
 
 def _int(serial: str) -> int:
     return int(serial.replace(":", ""), 16)
 
 
-class Load:
-    """A bounded request loop: LOAD_THREADS threads, fixed rate, stops by itself."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.results: Counter[str] = Counter()
-        self.errors: list[str] = []
-        self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._run) for _ in range(LOAD_THREADS)]
-
-    def _run(self) -> None:
-        client = _client()
-        deadline = time.monotonic() + self.seconds
-        while time.monotonic() < deadline:
-            try:
-                r = client.request("GET", "/api/resource", timeout=10)
-                outcome = str(r.status_code)
-                detail = f"{r.status_code} {r.text[:100]}" if r.status_code != 200 else ""
-            except requests.RequestException as e:
-                outcome, detail = "exception", repr(e)[:200]
-            with self._lock:
-                self.results[outcome] += 1
-                if detail:
-                    self.errors.append(detail)
-            time.sleep(LOAD_INTERVAL)
-
-    def __enter__(self) -> Load:
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for t in self._threads:
-            t.join(timeout=self.seconds + 30)
-
-    @property
-    def failed(self) -> int:
-        return sum(n for k, n in self.results.items() if k != "200")
+def _load(seconds: float) -> Load:
+    """python-client at ~80 requests/s, presenting its bundle.pem (re-read per connection)."""
+    cert, _ = config.client_cert_paths("python-client")
+    return Load(
+        _tokens().get,
+        str(certs.bundle_path(cert)),
+        seconds=seconds,
+        threads=LOAD_THREADS,
+        interval=LOAD_INTERVAL,
+    )
 
 
 def _throwaway_client_cert() -> x509.Certificate:
@@ -91,7 +67,7 @@ def _throwaway_client_cert() -> x509.Certificate:
 
 def test_rotations_and_a_revocation_under_load_fail_no_request(stack):
     unrelated = _throwaway_client_cert()
-    with Load(LOAD_SECONDS) as load:
+    with _load(LOAD_SECONDS) as load:
         time.sleep(3)
         server = rotation.rotate_server("nginx")
         time.sleep(3)
@@ -99,13 +75,13 @@ def test_rotations_and_a_revocation_under_load_fail_no_request(stack):
         time.sleep(3)
         rotation.revoke(certs.serial_hex(unrelated))
     total = sum(load.results.values())
-    print(f"\nrotation under load: {total} requests, {load.failed} failed, {dict(load.results)}")
+    print(f"\nrotation under load: {load.summary()}")
     assert total > LOAD_SECONDS * LOAD_THREADS, load.results
     assert load.failed == 0, load.errors[:5]
     # The new serials are the ones presented afterwards.
     assert rotation.served_serial(config.NGINX_PORT) == _int(server.new_serial)
     body = _client().request("GET", "/api/resource").json()
-    assert int(body["tls_client_serial"], 16) == _int(client.new_serial)
+    assert int(body["cert_serial"], 16) == _int(client.new_serial)
 
 
 def _refusal_line_since(offset: int) -> dict:
@@ -156,9 +132,9 @@ def test_rotation_with_vault_sealed_fails_clearly_and_touches_nothing(stack):
     # No token may seal OpenBao (there is no root token); a restart seals it, and it
     # stays sealed until `make up` unseals it from the state folder.
     procs.stop(config.VAULT)
-    vault_server.start()
+    openbao.start()
     try:
-        assert vault_server.health()["sealed"] is True
+        assert openbao.health()["sealed"] is True
         for args in (["rotate", "client", "python-client"], ["rotate", "server", "nginx"]):
             r = run_zt(*args, timeout=60)
             assert r.returncode == 1
@@ -169,8 +145,8 @@ def test_rotation_with_vault_sealed_fails_clearly_and_touches_nothing(stack):
         # Serving continues on the current certificates while OpenBao is sealed.
         assert _client().request("GET", "/api/resource").status_code == 200
     finally:
-        assert zt.main(["up"]) == 0  # unseals from the state folder
-    assert vault_server.health()["sealed"] is False
+        assert cli.main(["up"]) == 0  # unseals from the state folder
+    assert openbao.health()["sealed"] is False
 
 
 def test_revoke_of_an_unknown_or_malformed_serial_is_a_clear_error(stack):
@@ -212,7 +188,7 @@ def test_client_ca_rollover_under_load_fails_no_request_and_retires_the_old_ca(s
     old_bundle = tmp_path / "old-bundle.pem"
     old_bundle.write_bytes(certs.bundle_path(cert_file).read_bytes())
     old_issuer = certs.load(cert_file).issuer
-    with Load(LOAD_SECONDS) as load:
+    with _load(LOAD_SECONDS) as load:
         time.sleep(3)
         rotation.rollover_begin()
         # Overlap: both generations are trusted.
@@ -222,7 +198,7 @@ def test_client_ca_rollover_under_load_fails_no_request_and_retires_the_old_ca(s
         time.sleep(3)
         rotation.rollover_finish()
     total = sum(load.results.values())
-    print(f"\nclient-CA rollover under load: {total} requests, {load.failed} failed")
+    print(f"\nclient-CA rollover under load: {load.summary()}")
     assert total > LOAD_SECONDS * LOAD_THREADS
     assert load.failed == 0, load.errors[:5]
     offset = config.NGINX_ACCESS_LOG.stat().st_size

@@ -20,8 +20,9 @@ import pytest
 import requests
 
 from client.token import TokenSource
-from scripts import certs, config
+from scripts import config
 from scripts.files import read_json
+from scripts.pki import certs
 from tests.integration.conftest import run_zt
 from tests.pki_helpers import issue_throwaway
 
@@ -129,7 +130,7 @@ def test_a_workload_added_by_hand_works_end_to_end_and_removed_is_revoked(stack)
         assert certs.load(cert_file).subject.rfc4514_string() == f"CN={NEW_WORKLOAD}"
         r = _call_as(NEW_WORKLOAD)
         assert r.status_code == 200, r.text
-        assert json.loads(r.text)["token_azp"] == NEW_WORKLOAD
+        assert json.loads(r.text)["azp"] == NEW_WORKLOAD
         assert_no_changes("adding a workload by hand")
         serial = certs.serial_hex(certs.load(cert_file))
     finally:

@@ -13,8 +13,9 @@ import pytest
 import requests
 from requests.exceptions import SSLError
 
-from scripts import config, tf, tools, vault_server, zt
+from scripts import config, terraform, tools
 from scripts.files import read_json
+from scripts.services import openbao
 
 
 def _call(token: str, method: str, path: str, body: dict[str, Any] | None = None) -> int:
@@ -40,7 +41,7 @@ def _responses(lines: list[dict[str, Any]], request_id: str) -> list[dict[str, A
 
 
 def test_vault_is_initialised_unsealed_and_active(stack):
-    h = vault_server.health()
+    h = openbao.health()
     assert h is not None
     assert h["initialized"] is True
     assert h["sealed"] is False
@@ -50,7 +51,7 @@ def test_vault_is_initialised_unsealed_and_active(stack):
 def test_vault_is_not_in_dev_mode_and_uses_persistent_raft_storage(stack):
     # sys/seal-status is unauthenticated; dev mode would report in-memory storage
     # and a well-known root token. This is a sealed-at-start shamir raft node.
-    status = vault_server.client().sys.read_seal_status()
+    status = openbao.client().sys.read_seal_status()
     assert status["storage_type"] == "raft"
     assert status["type"] == "shamir"
     assert (status["n"], status["t"]) == (1, 1)
@@ -99,7 +100,7 @@ def test_the_unseal_key_is_stored_without_any_token_beside_it(stack):
     assert set(read_json(config.VAULT_UNSEAL)) == {"unseal_keys_b64"}
     assert not config.VAULT_INIT.exists()  # the old key + root token file is gone
     assert not config.VAULT_BOOTSTRAP_ROOT.exists()  # the bootstrap is over
-    assert not vault_server.bootstrap_pending()
+    assert not openbao.bootstrap_pending()
 
 
 def test_the_root_token_from_the_bootstrap_is_refused_after_it(stack):
@@ -111,8 +112,8 @@ def test_the_root_token_from_the_bootstrap_is_refused_after_it(stack):
 
 def test_terraform_and_zt_use_the_operator_approle_not_a_root_token(stack, pki_outputs):
     assert pki_outputs["operator_approles"]["terraform"] == config.VAULT_OPERATOR_APPROLE
-    token = zt.pki_env()["VAULT_TOKEN"]
-    me = vault_server.client(token).auth.token.lookup_self()["data"]
+    token = terraform.pki_env()["VAULT_TOKEN"]
+    me = openbao.client(token).auth.token.lookup_self()["data"]
     assert sorted(me["policies"]) == sorted(["default", config.VAULT_OPERATOR_APPROLE])
     assert me["path"] == "auth/approle/login"
     assert me["meta"]["role_name"] == config.VAULT_OPERATOR_APPROLE
@@ -120,7 +121,7 @@ def test_terraform_and_zt_use_the_operator_approle_not_a_root_token(stack, pki_o
 
 
 def test_terraform_pki_plans_no_changes_with_the_operator_token(stack):
-    changes, text = tf.plan_has_changes("pki", zt.pki_env(vault_server.operator_token()))
+    changes, text = terraform.plan_has_changes("pki", terraform.pki_env(openbao.operator_token()))
     assert not changes, text[-3000:]
 
 
@@ -168,15 +169,15 @@ OUT_OF_SCOPE: dict[str, tuple[str, str, dict[str, Any] | None]] = {
 
 @pytest.mark.parametrize("action", OUT_OF_SCOPE)
 def test_the_operator_token_may_not(stack, action):
-    token = vault_server.operator_token()
+    token = openbao.operator_token()
     method, path, body = OUT_OF_SCOPE[action]
     assert _call(token, method, path, body) == 403
 
 
 def test_the_operator_token_cannot_make_a_root_token_by_any_child_token(stack):
-    token = vault_server.operator_token()
+    token = openbao.operator_token()
     with pytest.raises(hvac.exceptions.InvalidRequest, match="child policies must be subset"):
-        vault_server.client(token).auth.token.create(policies=["root"])
+        openbao.client(token).auth.token.create(policies=["root"])
 
 
 # --- the audit device ----------------------------------------------------------------
@@ -193,7 +194,7 @@ def test_the_audit_device_is_the_declared_file_and_hashes_secrets(operator_clien
 
 
 def test_zt_status_names_the_audit_device_and_its_file(stack):
-    line = vault_server.audit_status_line()
+    line = openbao.audit_status_line()
     assert f"device {config.VAULT_AUDIT_DEVICE}/ enabled" in line
     assert str(config.VAULT_AUDIT_LOG) in line and "HMAC" in line
 
@@ -254,7 +255,7 @@ def test_break_glass_gives_a_root_token_back_that_is_refused_once_revoked(approl
                 "-format=json",
                 "-",
                 token=glass,
-                stdin=vault_server.unseal_keys()[0],
+                stdin=openbao.unseal_keys()[0],
             )
         )
         assert done["complete"] is True
@@ -266,7 +267,7 @@ def test_break_glass_gives_a_root_token_back_that_is_refused_once_revoked(approl
             token=glass,
         ).strip()
         offset = config.VAULT_AUDIT_LOG.stat().st_size
-        me = vault_server.client(root).auth.token.lookup_self()
+        me = openbao.client(root).auth.token.lookup_self()
         assert me["data"]["policies"] == ["root"]
         # Its use is on record, under the root policy.
         (used,) = _responses(_audit_lines_since(offset), me["request_id"])

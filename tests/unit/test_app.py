@@ -10,12 +10,13 @@ import pytest
 from cryptography import x509
 
 from api.app import create_app as create_api
+from tests.verifier_fixtures import ASSERTION_KEY_HEX, client_crls, required_config
 from verifier import assertion
 from verifier.app import TEST_CONFIG_KEYS, create_app
 from verifier.errors import PolicyError, SettingsError
+from verifier.identity import Identity
 from verifier.revocation import StaticCRLSource
-
-from .conftest import ASSERTION_KEY_HEX, client_crls, required_config
+from verifier.transport import serial_hex
 
 
 @pytest.fixture
@@ -94,22 +95,29 @@ def test_an_allowed_request_answers_204_with_identity_headers(
     assert "Content-Type" not in answer.headers  # nothing to type: no body
     assert answer.headers["X-Auth-Subject"] == "python-client"
     assert answer.headers["X-Auth-Reason"] == "ok"
-    digits = f"{x509.load_pem_x509_certificate(pki.client.pem.encode()).serial_number:X}"
-    serial = digits.zfill(
-        len(digits) + len(digits) % 2
-    )  # even digits, as nginx's $ssl_client_serial
     assert identity_of(answer) == {
         "subject": "python-client",
         "azp": "python-client",
         "sub": "5f0c9d8e-service-account-python-client",
         "jti": "c0ffee00-0000-4000-8000-000000000001",
         "cert_cn": "python-client",
-        "cert_serial": serial,
+        "cert_serial": serial_hex(pki.client.cert.serial_number),
+        "cert_subject_dn": "CN=python-client,O=zerotrust-test",
+        "cert_issuer_dn": "CN=zerotrust client issuing CA,O=zerotrust-test",
         "realm_roles": ["default-roles-zerotrust", "viewer"],
         "client_roles": ["read"],
         "org": "acme",
         "department": "engineering",
     }
+
+
+def test_the_identity_header_the_api_receives_is_the_audit_records_identity(
+    client, nginx_headers, make_token, audit_log
+):
+    answer = client.get("/_authz", headers=nginx_headers(make_token()))
+    identity = Identity.from_header(answer.headers["X-Auth-Identity"])
+    (line,) = audit_lines(audit_log)
+    assert {name: line[name] for name in identity.asdict()} == identity.asdict()
 
 
 def test_a_missing_token_answers_401_with_a_generic_body_and_the_reason_header(
@@ -304,6 +312,15 @@ def test_create_app_accepts_every_documented_test_hook(make_app, revocation):
     verifier = make_app(REVOCATION=revocation).extensions["verifier"]
     assert verifier.revocation is revocation
     assert sorted(TEST_CONFIG_KEYS) == ["CLOCK", "KEY_SOURCE", "REVOCATION", "TESTING"]
+
+
+def test_each_app_decides_with_caches_of_its_own(make_app, nginx_headers, make_token):
+    first, second = make_app(), make_app()
+    answer = first.test_client().get("/_authz", headers=nginx_headers(make_token()))
+    assert answer.status_code == 204
+    mine, other = first.extensions["verifier"], second.extensions["verifier"]
+    assert (len(mine.caches.tokens), len(mine.caches.certs), len(mine.escaped_pems)) == (1, 1, 1)
+    assert (len(other.caches.tokens), len(other.caches.certs), len(other.escaped_pems)) == (0, 0, 0)
 
 
 def test_create_app_refuses_an_unknown_test_config_key(make_app):

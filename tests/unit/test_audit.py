@@ -26,14 +26,29 @@ def test_an_allow_record_carries_request_cert_and_token_identity(run, make_event
     assert record["request_id"] == "req-42"
     assert (record["method"], record["path"]) == ("GET", "/api/resource")
     assert record["client_addr"] == "127.0.0.1"
-    assert record["cert_subject"] == "CN=python-client,O=zerotrust-test"
-    assert record["cert_issuer"] == "CN=zerotrust client issuing CA,O=zerotrust-test"
+    assert record["cert_subject_dn"] == "CN=python-client,O=zerotrust-test"
+    assert record["cert_issuer_dn"] == "CN=zerotrust client issuing CA,O=zerotrust-test"
     assert record["cert_serial"]
-    assert record["token_azp"] == "python-client"
-    assert record["token_sub"] == "5f0c9d8e-service-account-python-client"
-    assert record["token_jti"] == "c0ffee00-0000-4000-8000-000000000001"
+    assert record["cert_cn"] == record["subject"] == "python-client"
+    assert record["azp"] == "python-client"
+    assert record["sub"] == "5f0c9d8e-service-account-python-client"
+    assert record["jti"] == "c0ffee00-0000-4000-8000-000000000001"
+    assert record["realm_roles"] == ["default-roles-zerotrust", "viewer"]
+    assert record["client_roles"] == ["read"]
+    assert (record["org"], record["department"]) == ("acme", "engineering")
     assert record["latency_ms"] == 1.235
     assert token not in json.dumps(record)
+
+
+def test_the_records_identity_is_the_decisions_identity_under_the_same_names(
+    run, make_event, make_token, now
+):
+    event = make_event(token=make_token())
+    response = run(event)
+    record = audit_record(AuthorizerEvent(event), response, now=now, latency_ms=0.0)
+    assert {name: record[name] for name in response.identity.asdict()} == (
+        response.identity.asdict()
+    )
 
 
 def test_a_deny_record_names_the_reason_and_no_unverified_claims(
@@ -42,7 +57,8 @@ def test_a_deny_record_names_the_reason_and_no_unverified_claims(
     forged = make_token(key=other_signing_key.private, sub="admin", azp="admin")
     record = record_for(run, make_event(token=forged), now)
     assert (record["decision"], record["reason"]) == ("deny", "token_signature_invalid")
-    assert record["token_sub"] == record["token_azp"] == ""
+    assert record["sub"] == record["azp"] == record["subject"] == ""
+    assert record["realm_roles"] == record["client_roles"] == []
     assert "admin" not in json.dumps(record)
 
 

@@ -6,13 +6,11 @@ import pytest
 
 from verifier.binding import check_binding
 from verifier.errors import BindingCnMismatch, BindingThumbprintMismatch
-from verifier.event import AuthorizerEvent
-from verifier.transport import parse_client_cert
 
 
 @pytest.fixture
-def client_cert(make_event):
-    return parse_client_cert(AuthorizerEvent(make_event()))
+def client_cert(presented):
+    return presented()
 
 
 def test_the_bound_principal_is_the_certificate_cn(client_cert):

@@ -9,7 +9,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from scripts import certs, files, rotation
+from scripts import files
+from scripts.pki import certs, rotation
 from scripts.steps import StepFailed
 from tests.x509_helpers import build_cert, cert_pem, key_pem
 
@@ -97,38 +98,39 @@ GENERATION_FILES = ("policy.json", "client-issuing-ca.pem", "client-ca.crl.pem",
 
 @pytest.mark.parametrize("changed", GENERATION_FILES)
 def test_the_decision_cache_generation_changes_with_each_input_file(tmp_path, changed):
-    from scripts import gateway
+    from scripts.services import nginx
 
     paths = [tmp_path / name for name in GENERATION_FILES]
     for path in paths:
         path.write_text("v1")
-    before = gateway.authz_cache_generation(paths, {"ZT_VERIFIER_ISSUER": "a"})
-    assert gateway.authz_cache_generation(paths, {"ZT_VERIFIER_ISSUER": "a"}) == before
+    before = nginx.authz_cache_generation(paths, {"ZT_VERIFIER_ISSUER": "a"})
+    assert nginx.authz_cache_generation(paths, {"ZT_VERIFIER_ISSUER": "a"}) == before
     (tmp_path / changed).write_text("v2")
-    assert gateway.authz_cache_generation(paths, {"ZT_VERIFIER_ISSUER": "a"}) != before
+    assert nginx.authz_cache_generation(paths, {"ZT_VERIFIER_ISSUER": "a"}) != before
 
 
 def test_the_decision_cache_generation_changes_with_a_verifier_setting(tmp_path):
-    from scripts import gateway
+    from scripts.services import nginx
 
     settings = {"ZT_VERIFIER_ISSUER": "a", "ZT_VERIFIER_LEEWAY_SECONDS": "30"}
-    before = gateway.authz_cache_generation([], settings)
+    before = nginx.authz_cache_generation([], settings)
     changed = {**settings, "ZT_VERIFIER_LEEWAY_SECONDS": "60"}
-    assert gateway.authz_cache_generation([], changed) != before
+    assert nginx.authz_cache_generation([], changed) != before
 
 
 def test_the_stack_generation_covers_policy_cas_crls_identity_headers_code_and_settings(
     monkeypatch,
 ):
-    from scripts import apps, config, gateway
+    from scripts import config
+    from scripts.services import apps, nginx
 
     monkeypatch.setattr(apps, "verifier_env", lambda: {"ZT_VERIFIER_ISSUER": "x"})
-    files, settings = gateway.generation_inputs()
+    files, settings = nginx.generation_inputs()
     expected = {
         config.INSTALLED_POLICY,
         config.CLIENT_ISSUING_CA,
         config.CLIENT_CRL,
-        gateway.IDENTITY_SNIPPET,
+        nginx.IDENTITY_SNIPPET,
         *(config.REPO / "verifier").glob("*.py"),
     }
     assert set(files) == expected

@@ -24,7 +24,7 @@ from verifier.jwks import StaticKeySource
 @pytest.fixture
 def verify(keys, settings, now):
     def run(token, *, settings_=settings, keys_=keys, at=now):
-        return verify_token(token, keys_, settings_, at).claims
+        return verify_token(token, keys_, settings_, at, cache=None).claims
 
     return run
 

@@ -1,16 +1,22 @@
-"""Property tests: whatever arrives, ``decide`` answers, and only allows what it should."""
+"""Property tests: whatever arrives, ``decide`` answers, and only allows what it should.
+
+The last test is the short run of the long fuzzer (``tests.fuzz.long_run``):
+the same inputs and the same invariant (``tests.fuzz.inputs``), a few hundred
+examples.
+"""
 
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.fuzz.inputs import Tally, World, requests
+from tests.verifier_fixtures import NOW
+from verifier.caches import DecisionCaches
+from verifier.decision import decide
 from verifier.errors import all_reasons
-from verifier.handler import decide
 from verifier.paths import canonical_path
-
-from .conftest import NOW
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=12),
@@ -23,8 +29,16 @@ json_values = st.recursive(
 
 @pytest.fixture(scope="module")
 def core(keys, policy, settings, revocation):
+    """``decide`` with the session's objects and this module's own caches."""
+    caches = DecisionCaches.from_settings(settings)
     return lambda event: decide(
-        event, keys=keys, policy=policy, settings=settings, revocation=revocation, now=NOW
+        event,
+        keys=keys,
+        policy=policy,
+        settings=settings,
+        revocation=revocation,
+        caches=caches,
+        now=NOW,
     )
 
 
@@ -64,3 +78,18 @@ def test_arbitrary_authorization_and_verify_headers_never_allow(
     response = core(make_event(authorization=authorization, verify=verify))
     assert response.decision == "deny"
     assert response.reason != "internal_error"
+
+
+@pytest.fixture(scope="module")
+def world():
+    return World.build()
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_only_a_token_signed_by_the_key_is_ever_allowed_and_nothing_is_a_bug(world, data):
+    request = data.draw(requests(world))
+    tally = Tally()
+    tally.record(world, request, world.decide(request))
+    assert tally.allowed_unsigned == 0, tally.examples
+    assert tally.reasons["internal_error"] == 0, request

@@ -8,10 +8,9 @@ import re
 
 import pytest
 
+from tests.verifier_fixtures import CLIENT_ID, ISSUER, required_config
 from verifier.errors import ConfigError
 from verifier.settings import JWKS_PATH, Settings, SettingsError, settings_problems
-
-from .conftest import CLIENT_ID, ISSUER, required_config
 
 REQUIRED = ("ISSUER", "AUDIENCE", "POLICY_PATH", "CLIENT_CA_CERT", "CLIENT_CRL")
 SECONDS = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from verifier.event import AuthorizerEvent
+from verifier.lru import BoundedLRU
 from verifier.subrequest import event_from_subrequest
 
 
@@ -55,3 +56,14 @@ def test_a_subrequest_without_identity_headers_yields_an_empty_certificate():
     event = event_from_subrequest([])
     assert AuthorizerEvent(event).client_cert.client_cert_pem == ""
     assert AuthorizerEvent(event).path == ""
+
+
+def test_a_cache_of_escaped_certificates_answers_the_same_pem(pki):
+    pems: BoundedLRU[str, str] = BoundedLRU(4)
+    headers = [("X-Client-Cert", quote(pki.client.pem, safe=""))]
+    first = event_from_subrequest(headers, pems=pems)
+    again = event_from_subrequest(headers, pems=pems)
+    pem = first["requestContext"]["identity"]["clientCert"]["clientCertPem"]
+    assert pem == pki.client.pem
+    assert again["requestContext"]["identity"]["clientCert"]["clientCertPem"] is pem
+    assert event_from_subrequest(headers) == first  # no cache: the same event

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts import config, unixhttp
+from scripts import config
+from scripts.services import unixhttp
 from scripts.steps import wait_until
 
 GUNICORN = Path(sys.prefix) / "bin" / "gunicorn"

@@ -13,8 +13,10 @@ import secrets
 
 import requests
 
-from scripts import certs, config, procs, tools
+from scripts import config, tools
 from scripts.files import read_json, write_secret_json
+from scripts.pki import certs
+from scripts.services import procs
 from scripts.steps import StepFailed, wait_until
 
 ADMIN_USERNAME = "zt-bootstrap-admin"

@@ -32,8 +32,10 @@ from pathlib import Path
 
 from cryptography import x509
 
-from scripts import apps, certs, config, crl, gateway, keycloak_server, procs, vault_server
+from scripts import config, terraform
 from scripts.files import write_atomic
+from scripts.pki import certs, crl
+from scripts.services import apps, keycloak, nginx, openbao, procs
 from scripts.steps import StepFailed, say, wait_until
 
 LOCK = config.RUN / "rotation.lock"
@@ -103,9 +105,9 @@ def served_serial(port: int) -> int | None:
 
 
 RELOADERS = {
-    "nginx": (gateway.reload_nginx, config.NGINX_PORT),
-    "vault": (vault_server.reload_listener, config.VAULT_PORT),
-    "keycloak": (keycloak_server.reload_certificate, config.KEYCLOAK_PORT),
+    "nginx": (nginx.reload_nginx, config.NGINX_PORT),
+    "vault": (openbao.reload_listener, config.VAULT_PORT),
+    "keycloak": (keycloak.reload_certificate, config.KEYCLOAK_PORT),
 }
 
 
@@ -139,7 +141,7 @@ def refresh_crl() -> dt.datetime:
     crl.rebuild()
     crl.fetch_and_install()
     if procs.running(config.NGINX):
-        gateway.reload_nginx()
+        nginx.reload_nginx()
     return _installed_next_update()
 
 
@@ -163,7 +165,7 @@ def sync_crl(now: dt.datetime | None = None) -> str | None:
     removed = crl.revoked_serials(before) - crl.revoked_serials(after)
     reloaded = procs.running(config.NGINX) is not None
     if reloaded:
-        gateway.reload_nginx()
+        nginx.reload_nginx()
     parts = [f"CRL installed ({len(crl.revoked_serials(after))} revoked serials"]
     if added:
         parts.append(f"newly revoked: {', '.join(certs.format_serial(s) for s in sorted(added))}")
@@ -222,17 +224,15 @@ def _generations() -> list[str]:
 
 
 def _apply_generations(gens: list[str]) -> None:
-    from scripts import tf, zt  # late: zt imports this module's callers
-
     write_atomic(config.CLIENT_CA_GENERATIONS, json.dumps(gens))
-    tf.apply("pki", zt.pki_env())
-    zt.export_pki_outputs()
+    terraform.apply("pki", terraform.pki_env())
+    terraform.export_pki_outputs()
 
 
 def _trust_current_generations() -> None:
     """nginx and the verifier load the client CA bundle / issuing CAs anew."""
     refresh_crl()  # also renders nginx's config and reloads it with the new bundle
-    apps.reload(apps.VERIFIER, gateway.reload_nginx_if_running)
+    apps.reload(apps.VERIFIER, nginx.reload_nginx_if_running)
 
 
 def rollover_begin() -> None:

@@ -21,9 +21,11 @@ from pathlib import Path
 
 import requests
 
-from scripts import accounts, apps, certs, config, crl, procs
+from scripts import config
 from scripts.files import read_json, write_atomic, write_secret, write_secret_json
-from scripts.steps import StepFailed, say, wait_until
+from scripts.pki import certs, crl
+from scripts.services import accounts, apps, procs
+from scripts.steps import StepFailed, wait_until
 
 NGINX_TEMPLATE = config.REPO / "nginx" / "nginx.conf.tmpl"
 
@@ -258,27 +260,3 @@ def reload_nginx_if_running() -> None:
     """What a replaced verifier or API needs of nginx: drain connections to the old one."""
     if procs.running(config.NGINX):
         reload_nginx()
-
-
-def demo_call() -> dict:
-    """The README's demo: token from Keycloak, mTLS call, print the API's answer."""
-    from client.api import GatewayClient, Identity
-    from client.token import TokenSource
-
-    outputs = read_json(config.IDENTITY_OUTPUTS)
-    secret = read_json(config.KEYCLOAK_CLIENT_SECRETS / "python-client.json")["client_secret"]
-    tokens = TokenSource(
-        outputs["token_endpoint"], "python-client", secret, str(config.SERVER_CA_BUNDLE)
-    )
-    cert, _ = config.client_cert_paths("python-client")
-    identity = Identity(str(certs.bundle_path(cert)), None, str(config.SERVER_CA_BUNDLE))
-    client = GatewayClient(config.GATEWAY_URL, identity, tokens)
-    r = client.request("GET", "/api/resource")
-    if r.status_code != 200:
-        raise StepFailed(
-            f"demo call answered {r.status_code}: {r.text[:200]}; "
-            f"see {config.AUDIT_LOG} and {config.NGINX_ACCESS_LOG}"
-        )
-    body = r.json()
-    say("    " + json.dumps(body, sort_keys=True))
-    return body

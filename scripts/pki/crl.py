@@ -6,7 +6,7 @@ issuing mount (a CA rollover has two). OpenBao rebuilds a mount's CRL on every
 revocation (``auto_rebuild = false`` in terraform/pki), so whatever revoked a
 certificate — ``zt revoke``, the revoker AppRole through hvac, ``bao write
 pki_client/revoke``, Terraform — the published CRL lists it at once; the watcher
-(``scripts/crlwatch.py``) brings that CRL here within its interval.
+(``scripts/watcher.py``) brings that CRL here within its interval.
 
 What is installed is checked first: every CRL verifies against a CA of the client
 bundle and is not past its ``nextUpdate``. A CRL that does not verify is never
@@ -25,8 +25,9 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from scripts import certs, config
+from scripts import config
 from scripts.files import write_atomic
+from scripts.pki import certs
 from scripts.steps import StepFailed
 
 MARKER = b"-----BEGIN X509 CRL-----"

@@ -42,8 +42,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts import accounts, config, procs, unixhttp
+from scripts import config
 from scripts.files import read_json, write_atomic, write_secret
+from scripts.services import accounts, procs, unixhttp
 from scripts.steps import StepFailed, say, wait_until
 from verifier.policy import load_policy
 

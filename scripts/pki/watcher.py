@@ -34,8 +34,10 @@ import json
 import sys
 import time
 
-from scripts import config, procs, rotation
+from scripts import config
 from scripts.files import read_json, write_atomic
+from scripts.pki import rotation
+from scripts.services import procs
 from scripts.steps import StepFailed, wait_until
 
 

@@ -8,6 +8,7 @@ added to ``verifier.errors`` without one.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
@@ -18,12 +19,12 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from verifier import handler as handler_module
 from verifier import jwks
+from verifier.caches import DecisionCaches
 from verifier.errors import JwksUnavailable, all_reasons
+from verifier.identity import Identity
 from verifier.jwks import JWKSKeySource
-
-from .conftest import client_crls
+from verifier.transport import serial_hex
 
 
 @dataclass(frozen=True)
@@ -396,9 +397,9 @@ def test_get_resource_is_allowed_for_viewer_with_read(ctx, run):
     assert identity.realm_roles == ("default-roles-zerotrust", "viewer")
     assert identity.client_roles == ("read",)
     assert (identity.org, identity.department) == ("acme", "engineering")
-    assert identity.cert_serial == f"{ctx.pki.client.cert.serial_number:X}".zfill(
-        len(identity.cert_serial)
-    )
+    assert identity.cert_serial == serial_hex(ctx.pki.client.cert.serial_number)
+    assert identity.cert_subject_dn == "CN=python-client,O=zerotrust-test"
+    assert identity.cert_issuer_dn == "CN=zerotrust client issuing CA,O=zerotrust-test"
 
 
 def test_post_resource_is_allowed_for_operator_with_write(ctx, run):
@@ -471,7 +472,7 @@ def test_a_denied_route_keeps_the_verified_identity(ctx, run):
     assert response.identity.jti
 
 
-# --- the Lambda-shaped response and entry point --------------------------------------
+# --- the Lambda-shaped response ------------------------------------------------------
 
 
 def test_asdict_is_an_api_gateway_authorizer_response(ctx, run):
@@ -486,83 +487,48 @@ def test_asdict_is_an_api_gateway_authorizer_response(ctx, run):
         "Resource": event["methodArn"],
     }
     assert body["context"]["decision"] == "allow"
-    assert body["context"]["roles"] == "default-roles-zerotrust,viewer"
+    assert body["context"]["realm_roles"] == "default-roles-zerotrust,viewer"
+    assert body["context"]["client_roles"] == "read"
+    assert body["context"]["azp"] == body["context"]["cert_cn"] == "python-client"
     assert all(isinstance(v, str | int) for v in body["context"].values())
 
 
-def test_lambda_handler_builds_its_defaults_from_the_environment(
-    ctx, signing_key, monkeypatch, production_env, now
-):
-    monkeypatch.setenv("ZT_VERIFIER_JWKS_URL", "https://keycloak.test/certs")
-    fetched: list[str] = []
-
-    def fake_fetch(url: str, ca_bundle: str | None, timeout: float) -> dict[str, Any]:
-        fetched.append(url)
-        return {"keys": [signing_key.jwk]}
-
-    monkeypatch.setattr(jwks, "fetch_jwks", fake_fetch)
-    monkeypatch.setattr(handler_module, "wall_clock", lambda: now)
-    handler_module._lambda_defaults.cache_clear()
-    try:
-        allowed = handler_module.handler(ctx.event(token=ctx.token()), None)
-        denied = handler_module.handler(ctx.event(), None)
-    finally:
-        handler_module._lambda_defaults.cache_clear()
-    assert allowed["policyDocument"]["Statement"][0]["Effect"] == "Allow"
-    assert denied["context"]["reason"] == "token_missing"
-    assert fetched == ["https://keycloak.test/certs"]
+# --- what each check proved, on a deny ------------------------------------------------
 
 
-def test_lambda_handler_denies_when_misconfigured_instead_of_raising(ctx, monkeypatch):
-    monkeypatch.delenv("ZT_VERIFIER_CLIENT_CA_CERT", raising=False)
-    handler_module._lambda_defaults.cache_clear()
-    try:
-        body = handler_module.handler(ctx.event(token=ctx.token()), None)
-    finally:
-        handler_module._lambda_defaults.cache_clear()
-    assert body["context"]["reason"] == "internal_error"
-    assert body["policyDocument"]["Statement"][0]["Effect"] == "Deny"
-
-
-def test_lambda_handler_denies_and_logs_every_problem_when_a_variable_is_misspelt(
-    ctx, monkeypatch, production_env, caplog
-):
-    monkeypatch.setenv("ZT_VERIFIER_ISUER", "https://keycloak.test/realms/r")
-    monkeypatch.setenv("ZT_VERIFIER_LEEWAY_SECONDS", "abc")
-    handler_module._lambda_defaults.cache_clear()
-    try:
-        body = handler_module.handler(ctx.event(token=ctx.token()), None)
-    finally:
-        handler_module._lambda_defaults.cache_clear()
-    assert body["context"]["reason"] == "internal_error"
-    assert body["policyDocument"]["Statement"][0]["Effect"] == "Deny"
-    logged = caplog.text
-    assert "ZT_VERIFIER_ISUER: unknown setting; did you mean ZT_VERIFIER_ISSUER?" in logged
-    assert "ZT_VERIFIER_LEEWAY_SECONDS: 'abc' is not a number of seconds" in logged
-
-
-def test_lambda_handler_checks_revocation_against_the_crl_file_of_the_setting(
-    ctx, pki, signing_key, monkeypatch, production_env, now
-):
-    crl_file = production_env / "client-ca.crl.pem"
-    crl_file.write_text(client_crls(pki, [pki.client.cert.serial_number]))
-    monkeypatch.setenv("ZT_VERIFIER_CLIENT_CRL", str(crl_file))
-    monkeypatch.setattr(
-        jwks, "fetch_jwks", lambda url, ca_bundle, timeout: {"keys": [signing_key.jwk]}
+def test_a_binding_failure_keeps_the_certificate_and_the_token_but_binds_no_subject(ctx, run):
+    response = run(ctx.event(token=ctx.token(azp="other-client")))
+    assert response.reason == "binding_cn_mismatch"
+    identity = response.identity
+    assert (identity.cert_cn, identity.azp, identity.subject) == (
+        "python-client",
+        "other-client",
+        "",
     )
-    clock = [now]
-    monkeypatch.setattr(handler_module, "wall_clock", lambda: clock[0])
-    handler_module._lambda_defaults.cache_clear()
-    try:
-        revoked = handler_module.handler(ctx.event(token=ctx.token()), None)
-        crl_file.unlink()  # the next invocation after the check interval looks again
-        clock[0] = now + 1
-        unavailable = handler_module.handler(ctx.event(token=ctx.token()), None)
-    finally:
-        handler_module._lambda_defaults.cache_clear()
-    assert revoked["context"]["reason"] == "cert_revoked"
-    assert revoked["policyDocument"]["Statement"][0]["Effect"] == "Deny"
-    assert (unavailable["context"]["reason"], unavailable["context"]["status"]) == (
-        "crl_unavailable",
-        503,
-    )
+
+
+def test_a_transport_failure_proves_nothing(ctx, run):
+    response = run(ctx.event(token=ctx.token(), verify="NONE"))
+    assert response.reason == "client_cert_not_verified"
+    assert response.identity == Identity()
+
+
+def test_an_allow_is_valid_until_the_token_expires_when_that_comes_first(ctx, run, now):
+    response = run(ctx.event(token=ctx.token(exp=int(now) + 100)))
+    assert response.valid_until == int(now) + 100
+
+
+# --- the caches are the caller's ------------------------------------------------------
+
+
+def test_a_decision_fills_only_the_caches_it_is_given(ctx, run, settings):
+    mine, other = DecisionCaches.from_settings(settings), DecisionCaches.from_settings(settings)
+    assert run(ctx.event(token=ctx.token()), caches_=mine).allowed
+    assert (len(mine.tokens), len(mine.certs), len(mine.issuers)) == (1, 1, 1)
+    assert (len(other.tokens), len(other.certs), len(other.issuers)) == (0, 0, 0)
+
+
+def test_a_token_cache_size_of_0_builds_no_token_cache(ctx, run, settings):
+    off = DecisionCaches.from_settings(dataclasses.replace(settings, token_cache_size=0))
+    assert off.tokens is None
+    assert run(ctx.event(token=ctx.token()), caches_=off).allowed

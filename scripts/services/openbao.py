@@ -11,7 +11,7 @@ every client trusts the server CA bundle only.
 No permanent root token: ``init_and_unseal()`` keeps the unseal key in its own
 file and the root token in a bootstrap file, ``terraform_token()`` hands
 Terraform that root token for the one bootstrap apply, and after it (and a
-clean plan as the operator AppRole, see ``zt.export_pki_outputs``)
+clean plan as the operator AppRole, see ``terraform.export_pki_outputs``)
 ``revoke_bootstrap_root()`` revokes it. From then on Terraform and ``zt`` log
 in as the operator AppRole (terraform/pki operator.tf). A state folder from
 before (``init.json``: key + root token together) migrates the same way.
@@ -34,8 +34,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from scripts import certs, config, procs, tools
+from scripts import config, tools
 from scripts.files import read_json, write_atomic, write_secret, write_secret_json
+from scripts.pki import certs
+from scripts.services import procs
 from scripts.steps import StepFailed, say, wait_until
 
 BOOTSTRAP_CN = "OpenBao bootstrap (self-signed, replaced by the server CA)"

@@ -1,8 +1,10 @@
-"""A small, bounded, thread-safe LRU map.
+"""A small, bounded, thread-safe LRU map: what every verifier cache is made of.
 
-Why not ``functools.lru_cache``: the key (a digest, a PEM text) is chosen by
-the caller, the cached value must be droppable, and the size must stay bounded
-no matter how many distinct certificates a caller sends.
+Why not ``functools.lru_cache``: that cache is a module global hidden behind a
+function, while ours are objects built next to the key source and passed to
+the code that uses them (``verifier.caches``); the key (a digest, a PEM text)
+is chosen by the caller, and the size stays bounded no matter how many
+distinct certificates a caller sends.
 """
 
 from __future__ import annotations

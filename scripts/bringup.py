@@ -1,0 +1,226 @@
+"""The bring-up and teardown of the whole stack, in order (``zt up|status|down|clean``).
+
+Order (DESIGN.md): tools -> accounts -> OpenBao (start, init, unseal) -> terraform/pki ->
+OpenBao on a server-CA certificate -> workload certificates -> Keycloak ->
+terraform/identity -> verifier and API (gunicorn) -> nginx -> CRL watcher -> demo call.
+Every step prints what it does and how long it took; every step is idempotent, and a
+running service is only touched when what it runs changed (``services.apps.converge``,
+``services.nginx.start_nginx``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import time
+from collections.abc import Iterable
+
+from cryptography import x509
+
+from client.api import GatewayClient, Identity
+from client.token import TokenSource
+from scripts import config, terraform, tools
+from scripts.files import read_json, write_secret_json
+from scripts.pki import certs, crl, watcher
+from scripts.services import accounts, apps, keycloak, nginx, openbao, procs
+from scripts.steps import StepFailed, say, step
+
+
+def retire_removed_workloads(identities: Iterable[str]) -> None:
+    """A workload removed from the identities file loses its certificate and files:
+    the certificate is revoked, its folder, AppRole credentials and client secret go."""
+    for folder in sorted(config.PKI_DIR.glob("client/*")):
+        if folder.name in identities or not folder.is_dir():
+            continue
+        cert_file = folder / "cert.pem"
+        what = "no certificate"
+        if cert_file.exists():
+            serial = certs.serial_hex(certs.load(cert_file))
+            try:
+                certs.revoke(serial)
+                what = f"certificate {serial} revoked"
+            except StepFailed as e:  # already revoked, or expired long ago
+                what = f"certificate {serial} not revoked ({e})"
+        shutil.rmtree(folder)
+        (config.VAULT_APPROLES / f"client-{folder.name}.json").unlink(missing_ok=True)
+        (config.KEYCLOAK_CLIENT_SECRETS / f"{folder.name}.json").unlink(missing_ok=True)
+        (config.WORKLOAD_PROFILES / f"{folder.name}.json").unlink(missing_ok=True)
+        say(f"    {folder.name}: no longer a workload identity; {what}, its files removed")
+
+
+def ensure_client_certs() -> None:
+    identities = certs.pki_outputs()["client_roles"]
+    retire_removed_workloads(identities)
+    for identity in sorted(identities):
+        cert_file, _ = config.client_cert_paths(identity)
+        fresh = cert_file.exists() and _time_left(certs.load(cert_file)) > dt.timedelta(hours=1)
+        if fresh and certs.bundle_path(cert_file).exists():
+            say(f"    {identity}: current cert still valid")
+            continue
+        cert = certs.issue_client_cert(identity)
+        say(
+            f"    {identity}: issued serial {_serial(cert)} until {cert.not_valid_after_utc:%F %T}Z"
+        )
+
+
+def up() -> None:
+    """Fresh machine or running stack: install, start or converge everything, demo."""
+    t0 = time.monotonic()
+    tools.install_all()
+    with step("Accounts: unprivileged users for nginx's workers, the verifier and the API"):
+        accounts.ensure()
+    with step("OpenBao: start (TLS on loopback, raft storage, not dev mode)"):
+        openbao.start()
+    with step("OpenBao: initialise (first run) and unseal"):
+        openbao.init_and_unseal()
+    with step("terraform/pki: init (providers from the local mirror only)"):
+        terraform.init("pki", terraform.pki_env())
+    with step("terraform/pki: apply (server CA, client CA, roles, policies, AppRoles)"):
+        terraform.apply("pki", terraform.pki_env())
+        terraform.export_pki_outputs()
+    with step("OpenBao: serve a certificate from the server CA"):
+        openbao.switch_to_server_ca()
+    with step("Workload certificates (client CA, one AppRole per identity)"):
+        ensure_client_certs()
+    with step(f"Keycloak: start in production mode on {config.KEYCLOAK_URL}"):
+        keycloak.start()
+    with step("terraform/identity: init"):
+        terraform.init("identity", terraform.identity_env())
+    with step("terraform/identity: apply (realm, clients, mappers, roles)"):
+        terraform.apply("identity", terraform.identity_env())
+        terraform.export_identity_outputs()
+        write_workload_profiles()
+    for app in apps.APPS:
+        with step(f"{app.svc.name} (gunicorn, unix socket)"):
+            say(f"    {app.svc.name}: {apps.converge(app, nginx.reload_nginx_if_running)}")
+    with step(f"nginx: mTLS + auth_request on {config.GATEWAY_URL}"):
+        say(f"    nginx: {nginx.start_nginx()}")
+    with step(f"CRL watcher: client CRLs from OpenBao every {config.CRL_WATCH_SECONDS:g}s"):
+        watcher.start()
+    with step("Demo: python-client token + mTLS call to /api/resource"):
+        demo_call()
+    terraform.write_env_file()
+    say(f"==> stack is up in {time.monotonic() - t0:.1f}s; `make status` shows it")
+
+
+def write_workload_profiles() -> None:
+    """``config.WORKLOAD_PROFILES/<identity>.json``: everything client/ needs (0600)."""
+    outputs = read_json(config.IDENTITY_OUTPUTS)
+    for identity in sorted(certs.pki_outputs()["client_roles"]):
+        cert, _ = config.client_cert_paths(identity)
+        profile = {
+            "identity": identity,
+            "token_endpoint": outputs["token_endpoint"],
+            "gateway_url": config.GATEWAY_URL,
+            "server_ca": str(config.SERVER_CA_BUNDLE),
+            "bundle": str(certs.bundle_path(cert)),
+            "client_secret_file": str(config.KEYCLOAK_CLIENT_SECRETS / f"{identity}.json"),
+        }
+        write_secret_json(config.WORKLOAD_PROFILES / f"{identity}.json", profile)
+
+
+def demo_call() -> dict:
+    """The README's demo: token from Keycloak, mTLS call, print the API's answer."""
+    outputs = read_json(config.IDENTITY_OUTPUTS)
+    secret = read_json(config.KEYCLOAK_CLIENT_SECRETS / "python-client.json")["client_secret"]
+    tokens = TokenSource(
+        outputs["token_endpoint"], "python-client", secret, str(config.SERVER_CA_BUNDLE)
+    )
+    cert, _ = config.client_cert_paths("python-client")
+    identity = Identity(str(certs.bundle_path(cert)), None, str(config.SERVER_CA_BUNDLE))
+    client = GatewayClient(config.GATEWAY_URL, identity, tokens)
+    r = client.request("GET", "/api/resource")
+    if r.status_code != 200:
+        raise StepFailed(
+            f"demo call answered {r.status_code}: {r.text[:200]}; "
+            f"see {config.AUDIT_LOG} and {config.NGINX_ACCESS_LOG}"
+        )
+    body = r.json()
+    say("    " + json.dumps(body, sort_keys=True))
+    return body
+
+
+def _serial(cert: x509.Certificate) -> str:
+    return certs.serial_hex(cert)
+
+
+def _time_left(cert: x509.Certificate) -> dt.timedelta:
+    return cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
+
+
+def _cn(name: x509.Name) -> str:
+    attrs = name.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return str(attrs[0].value) if attrs else name.rfc4514_string()
+
+
+def status() -> None:
+    """Every service's state and health, every certificate, the CRL, the audit device."""
+    say("services:")
+    health = {
+        config.VAULT.name: openbao.seal_status_line,
+        config.KEYCLOAK.name: lambda: "ready" if keycloak.ready() else "NOT ready",
+        config.CRL_WATCHER.name: _crl_watch_line,
+    }
+    for svc in config.SERVICES:
+        pid = procs.running(svc)
+        state = f"running (pid {pid})" if pid else "stopped"
+        detail = f"; {health[svc.name]()}" if pid and svc.name in health else ""
+        say(f"  {svc.name:<10} {state}{detail}")
+    say(f"  {'audit':<10} {openbao.audit_status_line()}")
+    say("certificates:")
+    found = sorted(config.PKI_DIR.glob("*/*/cert.pem")) if config.PKI_DIR.exists() else []
+    if not found:
+        say("  none issued yet (run `make up`)")
+    for path in found:
+        cert = certs.load(path)
+        left = _time_left(cert)
+        flag = "  EXPIRED" if left.total_seconds() <= 0 else ""
+        say(
+            f"  {path.parent.parent.name}/{path.parent.name:<14} CN={_cn(cert.subject):<14} "
+            f"CA={_cn(cert.issuer):<34} serial={_serial(cert)} "
+            f"not_after={cert.not_valid_after_utc:%F %T}Z left={str(left).split('.')[0]}{flag}"
+        )
+    crls = crl.load()
+    if crls:
+        when = crl.next_update(crls)
+        say(
+            f"  client CRL           {len(crl.revoked_serials(crls))} revoked serial(s) in "
+            f"{len(crls)} CRL(s), next update {when:%F %T}Z ({config.CLIENT_CRL})"
+        )
+    for label, bundle in (
+        ("server CA", config.SERVER_CA_BUNDLE),
+        ("client CA", config.CLIENT_CA_BUNDLE),
+    ):
+        if bundle.exists():
+            for cert in x509.load_pem_x509_certificates(bundle.read_bytes()):
+                say(
+                    f"  {label:<20} CN={_cn(cert.subject):<34} serial={_serial(cert)} "
+                    f"not_after={cert.not_valid_after_utc:%F}"
+                )
+
+
+def _crl_watch_line() -> str:
+    last = watcher.last_check()
+    if last is None:
+        return "no check yet"
+    ago = time.time() - float(last["checked_at"])
+    state = "ok" if last["ok"] else "FAILING"
+    return f"last check {ago:.0f}s ago, {state}: {last['outcome']}"
+
+
+def down() -> None:
+    """Stop every process the stack started (by pid file); keep the state folder."""
+    for svc in reversed(config.SERVICES):
+        with step(f"stop {svc.name}"):
+            say(f"    {'stopped' if procs.stop(svc) else 'was not running'}")
+    for app in apps.APPS:  # an old master a replacement left behind (a crash mid-way)
+        if procs.stop(app.retired):
+            say(f"    stopped a retired {app.svc.name} master")
+
+
+def clean() -> None:
+    """``down``, then delete the state folder (new CAs, new realm at the next ``up``)."""
+    down()
+    with step(f"remove {config.STATE}"):
+        shutil.rmtree(config.STATE, ignore_errors=True)

@@ -1,0 +1,260 @@
+"""zt — the ops tool's command line: argparse and dispatch, nothing else.
+
+Each command calls one function of a layer below (``bringup``, ``pki.rotation``,
+``terraform``, ``services.nginx``, ``validate``); `python -m scripts.zt` and the
+`zt` entry point of pyproject.toml both run ``main``.
+
+    python -m scripts.zt up        install tools (cached), start the stack, apply Terraform, demo
+    python -m scripts.zt status    health of each service, every issued cert (CA, serial, expiry)
+    python -m scripts.zt down      stop every process we started (by pid file); keep state
+    python -m scripts.zt clean     down, then delete the state folder
+    python -m scripts.zt env       print shell exports to use terraform/bao by hand
+    python -m scripts.zt rotate client python-client   new workload cert (its own AppRole)
+    python -m scripts.zt rotate server nginx           new serving cert + graceful reload
+    python -m scripts.zt revoke <serial>               revoke, rebuild CRL, reload nginx
+    python -m scripts.zt renew     rotate what is past 2/3 of its life; refresh the CRL (cron)
+    python -m scripts.zt rollover-client-ca begin|finish   replace the client issuing CA
+    python -m scripts.zt authz-cache on|off|status     nginx's decision cache (default on)
+
+`make up`, `make status`, `make down` and `make clean` call these.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Callable
+
+from cryptography import x509
+
+from scripts import bringup, config, terraform, validate
+from scripts.files import read_json
+from scripts.pki import certs, rotation, watcher
+from scripts.services import nginx, procs
+from scripts.steps import StepFailed, say, step
+
+
+def _run(fn: Callable[[], object]) -> Callable[[argparse.Namespace], int]:
+    """A command without arguments: ``fn()``, exit 0 (a failure raises StepFailed)."""
+
+    def command(_: argparse.Namespace) -> int:
+        fn()
+        return 0
+
+    return command
+
+
+def cmd_rotate(args: argparse.Namespace) -> int:
+    with rotation.locked(), step(f"rotate {args.kind} {args.name}"):
+        if args.kind == "client":
+            result = rotation.rotate_client(args.name)
+        else:
+            result = rotation.rotate_server(args.name)
+        say(f"    {result.report()}")
+    return 0
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    with rotation.locked(), step(f"revoke {args.serial}"):
+        mount = rotation.revoke(args.serial)
+        say(f"    revoked in {mount}; CRL rebuilt, nginx reloaded")
+    if args.disable_client:
+        cert = certs.issued(mount, rotation.normalize_serial(args.serial))
+        cn = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME) if cert else []
+        if not cn or mount != certs.pki_outputs()["mounts"]["client_issuing"]:
+            raise StepFailed(f"{args.serial} is not a workload certificate; no client to disable")
+        identity = str(cn[0].value)
+        with step(f"disable the Keycloak client {identity} (no new tokens)"):
+            terraform.set_workload_enabled(identity, enabled=False)
+            say(
+                f"    tokens issued before stay valid until they expire (at most "
+                f"{_token_lifetime()}); undo with `zt enable-client {identity}`"
+            )
+    return 0
+
+
+def _token_lifetime() -> str:
+    outputs = read_json(config.IDENTITY_OUTPUTS)
+    return f"{outputs['access_token_lifespan_seconds']} s + the verifier's leeway"
+
+
+def cmd_enable_client(args: argparse.Namespace) -> int:
+    with step(f"enable the Keycloak client {args.identity}"):
+        terraform.set_workload_enabled(args.identity, enabled=True)
+    return 0
+
+
+def cmd_renew(_: argparse.Namespace) -> int:
+    with rotation.locked(), step("renew certificates past 2/3 of their lifetime, and the CRL"):
+        rotation.renew()
+    return 0
+
+
+def cmd_rollover(args: argparse.Namespace) -> int:
+    with rotation.locked(), step(f"client-CA rollover: {args.phase}"):
+        if args.phase == "begin":
+            rotation.rollover_begin()
+        else:
+            rotation.rollover_finish()
+    return 0
+
+
+def cmd_authz_cache(args: argparse.Namespace) -> int:
+    if args.state != "status":
+        with step(f"decision cache {args.state}"):
+            nginx.set_authz_cache(args.state == "on")
+            running = procs.running(config.NGINX) is not None
+            say(f"    saved; {'nginx reloaded' if running else 'applies at the next `make up`'}")
+    enabled = nginx.authz_cache_enabled()
+    say(
+        f"decision cache: {'on' if enabled else 'off'} (allows for GET/HEAD, at most "
+        f"{config.AUTHZ_CACHE_MAX_SECONDS} s, never past the token's exp or the cert's notAfter)"
+    )
+    return 0
+
+
+def cmd_crl_watch(args: argparse.Namespace) -> int:
+    return watcher.run(args.interval, args.rounds)
+
+
+def cmd_validate(_: argparse.Namespace) -> int:
+    failed = 0
+    for name, problems in validate.everything().items():
+        say(f"{name}: {'ok' if not problems else f'{len(problems)} problem(s)'}")
+        for problem in problems:
+            say(f"  - {problem}")
+        failed += len(problems)
+    say("all valid" if not failed else f"{failed} problem(s); fix them, then `make up`")
+    return 1 if failed else 0
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    if args.credentials:
+        for name, value in sorted(terraform.hand_env().items()):
+            sys.stdout.write(f"export {name}={shlex.quote(value)}\n")
+        return 0
+    terraform.write_env_file()
+    sys.stdout.write(config.ENV_FILE.read_text())
+    return 0
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0.5 <= value <= 3600:
+        raise argparse.ArgumentTypeError("must be between 0.5 and 3600 seconds")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.zt",
+        description="zt: bring up, inspect, operate and tear down the zero-trust gateway.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"state folder: {config.STATE}\ntool cache:   {config.CACHE}",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, fn, help_ in (
+        ("up", _run(bringup.up), "install tools, start the stack, apply Terraform (idempotent)"),
+        ("status", _run(bringup.status), "service health, every issued certificate, the CRL"),
+        ("down", _run(bringup.down), "stop every process we started; keep state"),
+        ("clean", _run(bringup.clean), "down, then delete the state folder"),
+        ("renew", cmd_renew, "rotate certs past 2/3 of their lifetime, refresh the CRL; cron-safe"),
+        (
+            "validate",
+            cmd_validate,
+            "check the policy, the verifier and API settings, nginx's rendered config and "
+            "both Terraform roots without applying anything; exit 1 listing every problem",
+        ),
+    ):
+        sub.add_parser(name, help=help_, description=help_).set_defaults(fn=fn)
+    env = sub.add_parser(
+        "env",
+        help="print .state/env.sh, the shell exports for running terraform/bao by hand",
+        description="Without options: (re)write and print .state/env.sh. --credentials: print "
+        "the variables it evaluates when sourced (a scoped OpenBao token, the Keycloak admin "
+        "credentials, every TF_VAR_ the bring-up passes): meant for `eval`, not a terminal.",
+    )
+    env.add_argument("--credentials", action="store_true", help="print the secret exports")
+    env.set_defaults(fn=cmd_env)
+    rot = sub.add_parser(
+        "rotate",
+        help="issue a new certificate from OpenBao and switch to it without downtime",
+        description="Issue a new certificate through the least-privilege AppRole, write it "
+        "atomically (bundle, key 0600, cert), and reload the service gracefully. "
+        "OpenBao sealed/unreachable: exit 1, current files untouched.",
+    )
+    rot.add_argument("kind", choices=["client", "server"], help="workload or serving certificate")
+    rot.add_argument("name", help="workload identity (client) or nginx|keycloak|vault (server)")
+    rot.set_defaults(fn=cmd_rotate)
+    rev = sub.add_parser(
+        "revoke",
+        help="revoke a certificate by serial; nginx refuses it from then on",
+        description="Revoke by serial (hex, colons optional) with the revoker AppRole, "
+        "rebuild the CRL and reload nginx with it.",
+    )
+    rev.add_argument("serial", help="certificate serial, e.g. 70:af:97:... (see `make status`)")
+    rev.add_argument(
+        "--disable-client",
+        action="store_true",
+        help="also disable the workload's Keycloak client (incident: its key leaked), so it "
+        "gets no new token until `zt enable-client <identity>`",
+    )
+    rev.set_defaults(fn=cmd_revoke)
+    enable = sub.add_parser(
+        "enable-client",
+        help="re-enable a workload's Keycloak client disabled by `revoke --disable-client`",
+        description="Remove the identity from terraform/identity's disabled_workloads and "
+        "apply; it gets tokens again (issue it a new certificate first: `rotate client`).",
+    )
+    enable.add_argument("identity", help="workload identity, e.g. python-client")
+    enable.set_defaults(fn=cmd_enable_client)
+    roll = sub.add_parser(
+        "rollover-client-ca",
+        help="introduce a new client issuing CA (begin) / retire the old one (finish)",
+        description="begin: add a client issuing-CA generation with Terraform, trust old+new "
+        "(nginx, verifier), reissue every workload cert from the new one. finish: drop the "
+        "old generation (Terraform revokes it at the root), reload nginx and the verifier; "
+        "certs from the old CA are refused from then on.",
+    )
+    roll.add_argument("phase", choices=["begin", "finish"])
+    roll.set_defaults(fn=cmd_rollover)
+    cache = sub.add_parser(
+        "authz-cache",
+        help="turn nginx's decision cache on or off, or show it",
+        description="nginx may reuse the verifier's ALLOW for a GET/HEAD with the same token, "
+        "client certificate, method and URI, for at most "
+        f"{config.AUTHZ_CACHE_MAX_SECONDS} s and never past the token's exp or the "
+        "certificate's notAfter. Denies are never cached. The choice is saved in the state "
+        "folder and a running nginx is reloaded with it.",
+    )
+    cache.add_argument("state", choices=["on", "off", "status"])
+    cache.set_defaults(fn=cmd_authz_cache)
+    watch = sub.add_parser(
+        "crl-watch",
+        help="run the CRL watcher in the foreground (`make up` runs it as a service)",
+        description="Poll OpenBao's client CRLs; when they change, install them for nginx and "
+        "the verifier and reload nginx. This bounds how long a certificate revoked in OpenBao "
+        "by any means keeps working. Rebuilds the CRLs before a third of their validity "
+        "passes. A failed round keeps the installed CRL and is retried.",
+    )
+    watch.add_argument(
+        "--interval",
+        type=_positive_seconds,
+        default=config.CRL_WATCH_SECONDS,
+        help=f"seconds between checks (default {config.CRL_WATCH_SECONDS:g})",
+    )
+    watch.add_argument("--rounds", type=int, default=None, help="stop after N checks")
+    watch.set_defaults(fn=cmd_crl_watch)
+    args = parser.parse_args(argv)
+    try:
+        return args.fn(args)
+    except StepFailed as e:
+        say(f"error: {e}")
+        return 1
+    except KeyboardInterrupt:
+        say("interrupted; state is kept, re-run the command to resume")
+        return 130

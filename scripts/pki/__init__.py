@@ -1,0 +1,1 @@
+"""Certificates from OpenBao: issuance, revocation, CRLs, rotation and the CRL watcher."""

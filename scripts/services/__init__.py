@@ -1,0 +1,1 @@
+"""The processes the stack runs: OpenBao, Keycloak, the verifier and API under gunicorn, nginx."""

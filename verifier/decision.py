@@ -1,0 +1,135 @@
+"""The decision: one pure function of (event, keys, policy, settings, revocation, caches, now).
+
+Read ``decide`` to know the whole request path. It runs the four checks in
+order, top to bottom, and stops at the first failure; each failure is a
+``VerifierError`` whose reason and status become the response. Allow only when
+all passed:
+
+1. transport   ``transport.parse_client_cert`` / ``check_client_cert``
+               -> ``revocation.check_not_revoked`` (the cert and its issuing CA)
+2. token       ``bearer.bearer_token`` -> ``claims.verify_token`` (keys via ``jwks``)
+3. binding     ``binding.check_binding``
+4. authz       ``paths.canonical_path`` -> ``policy.Policy.authorize``
+
+Each check's result is a local variable; a deny is built from whichever of them
+were set when the check failed, so the audit records what was proven (the
+certificate of a request whose token failed, the verified identity of a
+request the policy refused) and nothing else.
+
+Nothing raises out of ``decide``: an unexpected exception is a bug, and a bug
+denies (``internal_error``, 401) rather than answering 500.
+
+Everything with state is passed in: the key source, the revocation source and
+the caches (``verifier.caches.DecisionCaches``) are built together by the
+caller, which also refreshes the sources (``decide`` does no I/O except the
+JWKS fetch the key source may make for an unknown kid). The adapters around it:
+``verifier.app`` (Flask, behind nginx) and ``verifier.lambda_handler`` (AWS Lambda).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from verifier.bearer import bearer_token
+from verifier.binding import check_binding
+from verifier.caches import DecisionCaches
+from verifier.claims import VerifiedToken, verify_token
+from verifier.errors import InternalError, VerifierError
+from verifier.event import AuthorizerEvent
+from verifier.identity import Identity
+from verifier.jwks import KeySource
+from verifier.paths import canonical_path
+from verifier.policy import Policy
+from verifier.response import ALLOW, ALLOW_STATUS, AuthorizerResponse
+from verifier.revocation import RevocationSource, check_not_revoked
+from verifier.settings import Settings
+from verifier.transport import PresentedCert, check_client_cert, parse_client_cert
+
+log = logging.getLogger(__name__)
+
+
+def decide(
+    event: Mapping[str, Any] | AuthorizerEvent,
+    *,
+    keys: KeySource,
+    policy: Policy,
+    settings: Settings,
+    revocation: RevocationSource,
+    caches: DecisionCaches,
+    now: float,
+) -> AuthorizerResponse:
+    """Allow or deny one request; never raises."""
+    view = event if isinstance(event, AuthorizerEvent) else AuthorizerEvent(event)
+    cert: PresentedCert | None = None
+    token: VerifiedToken | None = None
+    subject = ""
+    try:
+        # 1. transport: the certificate nginx verified, from a client CA, on no CRL
+        cert = parse_client_cert(
+            view, cache=caches.certs, require_verify_header=settings.require_verify_header
+        )
+        issuing_ca = check_client_cert(cert, settings.client_cas, now, cache=caches.issuers)
+        crls_valid_until = check_not_revoked(cert.serial_number, issuing_ca, revocation, now)
+        # 2. token: one bearer token, verified with Keycloak's key, valid now
+        bearer = bearer_token(view, settings.max_token_bytes)
+        token = verify_token(bearer, keys, settings, now, cache=caches.tokens)
+        # 3. binding: the certificate and the token name the same workload
+        subject = check_binding(cert, token.claims)
+        # 4. authorization: the policy grants this method on the canonical path
+        policy.authorize(view.http_method, canonical_path(view.path), token)
+    except VerifierError as e:
+        return _deny(view, e, cert, token, subject)
+    except Exception as e:  # a bug must deny, never answer 500
+        log.exception("verifier bug while deciding request %r", view.request_id)
+        return _deny(view, InternalError(type(e).__name__), cert, token, subject)
+    return AuthorizerResponse(
+        decision=ALLOW,
+        status=ALLOW_STATUS,
+        reason="ok",
+        identity=_identity(cert, token, subject),
+        method_arn=view.method_arn,
+        # A cache of this allow must end when its inputs do: the token's raw exp
+        # (no leeway: a cache must not stretch a token's life as the clock-skew
+        # leeway does for one live check), the certificate's notAfter, and the
+        # checked CRLs' nextUpdate (past it a newer CRL may list the certificate).
+        valid_until=min(cert.not_after, float(token.exp), crls_valid_until),
+    )
+
+
+def _deny(
+    view: AuthorizerEvent,
+    error: VerifierError,
+    cert: PresentedCert | None,
+    token: VerifiedToken | None,
+    subject: str,
+) -> AuthorizerResponse:
+    """The deny for ``error``, carrying what the checks before it proved."""
+    return AuthorizerResponse.denied(
+        error, identity=_identity(cert, token, subject), method_arn=view.method_arn
+    )
+
+
+def _identity(cert: PresentedCert | None, token: VerifiedToken | None, subject: str) -> Identity:
+    """Only proven facts: the parsed certificate, the verified token, the bound subject."""
+    claims: Mapping[str, Any] = token.claims if token else {}
+    return Identity(
+        subject=subject,
+        azp=token.azp if token else "",
+        sub=_claim(claims, "sub"),
+        jti=_claim(claims, "jti"),
+        cert_cn=cert.common_names[0] if cert and len(cert.common_names) == 1 else "",
+        cert_serial=cert.serial if cert else "",
+        cert_subject_dn=cert.subject_dn if cert else "",
+        cert_issuer_dn=cert.issuer_dn if cert else "",
+        realm_roles=tuple(sorted(token.realm_roles)) if token else (),
+        client_roles=tuple(sorted(token.client_roles)) if token else (),
+        org=_claim(claims, "org"),
+        department=_claim(claims, "department"),
+    )
+
+
+def _claim(claims: Mapping[str, Any], name: str) -> str:
+    value = claims.get(name)
+    return value if isinstance(value, str) else ""
