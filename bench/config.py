@@ -31,7 +31,6 @@ BASELINE_PORT = 8451  # mTLS -> API, no auth_request
 FULL_CHAIN_PORT = 8452  # nginx/nginx.conf.tmpl rendered verbatim: mTLS -> verifier -> API
 FULL_CHAIN_CACHED_PORT = 8453  # the same with nginx's decision cache on
 RESUMABLE_PORT = 8454  # the ceiling with TLS session resumption on (bench/handshake.py)
-STOCK_WORKER_PORT = 8455  # the full chain with a verifier on gunicorn's stock gthread worker
 COMPARE_TEMPLATE = Path(__file__).with_name("nginx.conf.tmpl")
 
 # --- what a run does -----------------------------------------------------------

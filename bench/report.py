@@ -22,8 +22,6 @@ MEMORY_LABELS = {
     "verifier": "verifier (gunicorn)",
     "api": "API (gunicorn)",
     "api-bench": "API (bench baseline, gunicorn)",
-    "nginx-bench-full-stock-worker": "nginx (bench, stock-worker full chain :8455)",
-    "verifier-bench": "verifier (bench, stock gthread worker)",
     "keycloak": "Keycloak (java)",
     "vault": "OpenBao",
 }
@@ -38,17 +36,13 @@ def ratios(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         if base is None:
             continue
         row: dict[str, Any] = {"concurrency": concurrency}
-        for number in (3, 4, 5, 6):
+        for number in (3, 4, 5):
             run = by_key.get((number, concurrency))
             if run is None:
                 continue
             for metric in ("requests_per_second", "p50_ms", "p99_ms"):
                 row[f"{metric}_{number}_over_2"] = _ratio(run[metric], base[metric])
             row[f"requests_per_second_{number}_over_2_by_slice"] = _by_slice(run, base)
-        full, stock = by_key.get((3, concurrency)), by_key.get((6, concurrency))
-        if full and stock:  # what verifier/worker.py buys over gunicorn's stock worker
-            for metric in ("requests_per_second", "p99_ms"):
-                row[f"{metric}_3_over_6"] = _ratio(full[metric], stock[metric])
         out.append(row)
     return out
 
@@ -175,20 +169,6 @@ def markdown(results: Mapping[str, Any]) -> str:
             for n in (3, 5)
         ]
         lines.append(f"| {row['concurrency']} | " + " | ".join(cells) + " |")
-    worker_rows = [row for row in results["ratios"] if "requests_per_second_3_over_6" in row]
-    if worker_rows:
-        lines += [
-            "",
-            "## verifier/worker.py vs gunicorn's stock gthread worker (3 / 6, same run)",
-            "",
-            "| conc | req/s 3/6 | p99 3/6 |",
-            "|---:|---:|---:|",
-        ]
-        for row in worker_rows:
-            lines.append(
-                f"| {row['concurrency']} | {_fmt(row['requests_per_second_3_over_6'])} "
-                f"| {_fmt(row.get('p99_ms_3_over_6'))} |"
-            )
     latency = results.get("latency_runs") or []
     if latency:
         base = next((r for r in latency if r["scenario_number"] == 2), None)

@@ -133,9 +133,7 @@ def _memory_roots(bench_pids: dict[str, int]) -> dict[str, int]:
         "nginx-bench-full": bench_pids["full"],
         "nginx-bench-full-cached": bench_pids["full-cached"],
         "nginx-bench-compare": bench_pids["compare"],
-        "nginx-bench-full-stock-worker": bench_pids["full-stock-worker"],
         "api-bench": bench_pids["api"],
-        "verifier-bench": bench_pids["verifier"],
         **running_pids(),
     }
 
@@ -164,8 +162,8 @@ class _Slice:
 
 # CPU is reported by component; a component is the sum of these process trees.
 _COMPONENTS = {
-    "nginx": ("nginx-compare", "nginx-full", "nginx-full-cached", "nginx-full-stock-worker"),
-    "verifier": ("verifier", "verifier-bench"),  # the stack's, or scenario 6's own
+    "nginx": ("nginx-compare", "nginx-full", "nginx-full-cached"),
+    "verifier": ("verifier",),
     "api": ("api", "api-bench"),  # the baseline's own API (bench/servers.py), or the stack's
 }
 
@@ -215,9 +213,7 @@ def _guarded_slice(
             "nginx-compare": guard.bench_pids["compare"],
             "nginx-full": guard.bench_pids["full"],
             "nginx-full-cached": guard.bench_pids["full-cached"],
-            "nginx-full-stock-worker": guard.bench_pids["full-stock-worker"],
             "verifier": shared.get("verifier", -1),
-            "verifier-bench": guard.bench_pids["verifier"],
             "api": shared.get("api", -1),
             "api-bench": guard.bench_pids["api"],
         }
@@ -250,7 +246,7 @@ def _guarded_slice(
             discarded.append({**stats.asdict(), "disturbed": disturbed})
             continue
         # Memory under load: only the attempt that counts, closed loop, full chain.
-        if scenario.number in (3, 4, 5, 6) and rate == 0 and not disturbed:
+        if scenario.number in (3, 4, 5) and rate == 0 and not disturbed:
             guard.results.keep_peaks(sampler.peaks)
         return _Slice(stats, cpu_seconds, disturbed, attempt, discarded)
     raise AssertionError("unreachable: the last attempt always returns")

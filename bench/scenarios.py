@@ -13,10 +13,6 @@ path, not in the client's work:
 5. ``full_chain_cached``  scenario 3 with nginx's decision cache on: after the
                     first request of a (token, cert, method, URI) the verifier
                     is not asked again until the cached allow expires.
-6. ``full_chain_stock_worker``  scenario 3 with the verifier served by gunicorn's
-                    stock ``gthread`` worker instead of ``verifier/worker.py``
-                    (a verifier of the benchmark's own, same app and settings):
-                    3/6 is what the custom worker buys, measured in the same run.
 
 3/2 is the cost of zero trust's per-request decision (no decision cache; the
 verifier's own memo of verified token signatures is on, as in production);
@@ -72,21 +68,12 @@ FULL_CHAIN_CACHED = Scenario(
     True,
     200,
 )
-FULL_CHAIN_STOCK_WORKER = Scenario(
-    6,
-    "full_chain_stock_worker",
-    "same as 3, verifier on gunicorn's stock gthread worker",
-    bench_config.STOCK_WORKER_PORT,
-    True,
-    200,
-)
 SCENARIOS = (
     CEILING,
     BASELINE,
     FULL_CHAIN,
     FULL_CHAIN_NO_KEEPALIVE,
     FULL_CHAIN_CACHED,
-    FULL_CHAIN_STOCK_WORKER,
 )
 # Compared at a fixed request rate (half the full chain's maximum): the auth hop's latency.
 LATENCY_SCENARIOS = (BASELINE, FULL_CHAIN, FULL_CHAIN_CACHED)

@@ -91,10 +91,7 @@ FULL = Instance("full", PRODUCTION_TEMPLATE, (bench_config.FULL_CHAIN_PORT,))
 FULL_CACHED = Instance(
     "full-cached", PRODUCTION_TEMPLATE, (bench_config.FULL_CHAIN_CACHED_PORT,), authz_cache=True
 )
-FULL_STOCK_WORKER = Instance(
-    "full-stock-worker", PRODUCTION_TEMPLATE, (bench_config.STOCK_WORKER_PORT,)
-)
-INSTANCES = (COMPARE, FULL, FULL_CACHED, FULL_STOCK_WORKER)
+INSTANCES = (COMPARE, FULL, FULL_CACHED)
 
 
 BENCH_API = config.Service("api", None, run_dir=bench_config.BENCH_DIR / "api")
@@ -143,33 +140,10 @@ def start_api() -> int:
     )
 
 
-BENCH_VERIFIER = config.Service("verifier", None, run_dir=bench_config.BENCH_DIR / "verifier")
-BENCH_VERIFIER_SOCKET = BENCH_VERIFIER.run_dir / "verifier.sock"
-
-
-def start_stock_verifier() -> int:
-    """The stack's verifier app and settings on gunicorn's stock ``gthread`` worker
-    (scenario 6), with Keycloak's keys loaded."""
-    return _start_bench_app(
-        BENCH_VERIFIER,
-        BENCH_VERIFIER_SOCKET,
-        "bench verifier (stock gthread worker)",
-        apps.verifier_env(),
-        apps.VERIFIER.target,
-        "--limit-request-field_size",
-        "16384",
-    )
-
-
 def _values(instance: Instance) -> dict[str, object]:
     """Every placeholder either template uses: the stack's, with this instance's folders
-    (the compare instance's baseline proxies to the bench's own API, scenario 6's full
-    chain to the bench's own stock-worker verifier)."""
-    api: dict[str, object] = {}
-    if instance is COMPARE:
-        api["api_socket"] = BENCH_API_SOCKET
-    if instance is FULL_STOCK_WORKER:
-        api["verifier_socket"] = BENCH_VERIFIER_SOCKET
+    (the compare instance's baseline proxies to the bench's own API)."""
+    api: dict[str, object] = {"api_socket": BENCH_API_SOCKET} if instance is COMPARE else {}
     return nginx.nginx_values(
         nginx.authz_cache_values(
             instance.authz_cache, instance.folder / "cache", instance.folder / "authz-cache.conf"
@@ -256,9 +230,6 @@ def running(instances: tuple[Instance, ...] = INSTANCES) -> Iterator[dict[str, i
         if COMPARE in instances:
             pids["api"] = start_api()
             say(f"    bench API (baseline): pid {pids['api']}, {BENCH_API_SOCKET}")
-        if FULL_STOCK_WORKER in instances:
-            pids["verifier"] = start_stock_verifier()
-            say(f"    bench verifier (stock worker): pid {pids['verifier']}")
         for instance in instances:
             pids[instance.name] = start(instance)
             say(f"    bench nginx {instance.name}: pid {pids[instance.name]}, {instance.conf}")
@@ -271,6 +242,4 @@ def running(instances: tuple[Instance, ...] = INSTANCES) -> Iterator[dict[str, i
             (instance.logs / "nginx-access.log").unlink(missing_ok=True)
         if procs.stop(BENCH_API):
             say("    bench API stopped")
-        if procs.stop(BENCH_VERIFIER):
-            say("    bench verifier stopped")
         (BENCH_API.run_dir / "api-requests.log").unlink(missing_ok=True)

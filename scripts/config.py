@@ -176,10 +176,8 @@ NGINX_DYNAMIC_MODULES = (
 )
 GUNICORN_WORKERS = 2  # 2 cores
 GUNICORN_THREADS = 4  # per worker; overlaps socket I/O, the GIL bounds the CPU part
-# The verifier: one thread per nginx keep-alive connection (verifier/worker.py); the
-# API keeps gunicorn's stock gthread worker (it stands for the user's own service).
-VERIFIER_WORKER_CLASS = "verifier.worker.KeepAliveWorker"
-VERIFIER_MAX_CONNECTIONS = 256  # per worker; nginx caches 16 per nginx worker and instance
+# The verifier and the API both run gunicorn's stock gthread worker (a custom
+# keep-alive worker was measured against it and dropped: docs/benchmarks.md).
 
 # --- the decision cache: nginx proxy_cache on the auth subrequest ------------
 # A cached ALLOW is reused for GET/HEAD with the same token, client certificate,

@@ -60,16 +60,13 @@ from flask import Blueprint, Flask, Response, current_app, request
 from verifier import assertion
 from verifier.audit import audit_record
 from verifier.auditlog import append_audit_line
-from verifier.caches import DecisionCaches
-from verifier.decision import decide
+from verifier.decision import Decider
 from verifier.errors import AuditUnavailable
 from verifier.event import AuthorizerEvent
 from verifier.identity import HEADER as IDENTITY_HEADER
-from verifier.jwks import JWKSKeySource, KeySource
 from verifier.lru import BoundedLRU
-from verifier.policy import HTTP_METHODS, Policy, load_policy
+from verifier.policy import HTTP_METHODS
 from verifier.response import DENY, AuthorizerResponse
-from verifier.revocation import CRLFileSource, RevocationSource
 from verifier.settings import Settings
 from verifier.subrequest import PEM_CACHE_SIZE, event_from_subrequest
 
@@ -88,12 +85,8 @@ SUBJECT_HEADER = "X-Auth-Subject"
 class Verifier:
     """What one app instance decides with; built once in ``create_app``, all together."""
 
-    settings: Settings
-    policy: Policy
-    keys: KeySource
-    revocation: RevocationSource
-    caches: DecisionCaches
-    """Passed to every ``decide``; this app's own (``verifier.caches``)."""
+    decider: Decider
+    """Settings, policy, key source, CRL source and this app's own caches."""
     escaped_pems: BoundedLRU[str, str]
     """``X-Client-Cert`` values already URL-decoded (``event_from_subrequest``)."""
     clock: Callable[[], float]
@@ -133,23 +126,21 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         injected = test_config
     key_file = settings.assertion_key_file
     app.extensions["verifier"] = Verifier(
-        settings=settings,
-        policy=load_policy(settings.policy_path),
-        keys=injected.get("KEY_SOURCE") or JWKSKeySource.from_settings(settings),
-        revocation=injected.get("REVOCATION") or CRLFileSource.from_settings(settings),
-        caches=DecisionCaches.from_settings(settings),
+        decider=Decider.from_settings(
+            settings, keys=injected.get("KEY_SOURCE"), revocation=injected.get("REVOCATION")
+        ),
         escaped_pems=BoundedLRU(PEM_CACHE_SIZE),
         clock=injected.get("CLOCK") or time.time,
         assertion_key=assertion.load_key(key_file) if key_file else None,
     )
     verifier = app.extensions["verifier"]
-    verifier.revocation.refresh_if_changed(verifier.clock())  # logs a bad file at boot
+    verifier.decider.revocation.refresh_if_changed(verifier.clock())  # logs a bad file at boot
     if test_config is None:
         # Each gunicorn worker loads Keycloak's keys as it boots, so no worker
         # meets its first request cold (nginx keeps connections to one worker
         # alive; a cold one would answer jwks_unavailable if Keycloak were down).
         # A failed fetch is only logged: the cooldown and fail-closed rules apply.
-        verifier.keys.refresh_if_stale(verifier.clock())
+        verifier.decider.keys.refresh_if_stale(verifier.clock())
     app.register_blueprint(bp)
     return app
 
@@ -166,27 +157,20 @@ def authz() -> Response:
     raw_event = event_from_subrequest(request.headers.items(), pems=verifier.escaped_pems)
     event = AuthorizerEvent(raw_event)
     now = verifier.clock()
-    verifier.revocation.refresh_if_changed(now)
-    response = decide(
-        event,
-        keys=verifier.keys,
-        policy=verifier.policy,
-        settings=verifier.settings,
-        revocation=verifier.revocation,
-        caches=verifier.caches,
-        now=now,
-    )
+    verifier.decider.revocation.refresh_if_changed(now)
+    response = verifier.decider.decide(event, now)
     latency_ms = (time.perf_counter() - started) * 1000
     record = audit_record(event, response, now=now, latency_ms=latency_ms)
     try:
-        append_audit_line(verifier.settings.audit_log, record)
+        append_audit_line(verifier.decider.settings.audit_log, record)
     except AuditUnavailable as e:
         response = dataclasses.replace(
             response, decision=DENY, status=e.status, reason=e.reason, detail=e.detail
         )
         # The only trail left: the record (no token in it) on gunicorn's error log.
         log.error("audit write failed (%s); denying: %s", e.detail, json.dumps(record))
-    cache_seconds = cacheable_seconds(response, verifier.settings.decision_cache_seconds, now)
+    limit = verifier.decider.settings.decision_cache_seconds
+    cache_seconds = cacheable_seconds(response, limit, now)
     return _answer(response, cache_seconds, _signer(verifier, event, now, cache_seconds))
 
 
@@ -208,8 +192,9 @@ def healthz() -> Response:
     """Liveness plus how many JWKS keys are loaded, and which worker answered (the
     bring-up waits until every worker of a new master has answered)."""
     verifier = _verifier()
-    verifier.keys.refresh_if_stale(verifier.clock())
-    body = {"status": "ok", "jwks_keys": verifier.keys.key_count, "pid": os.getpid()}
+    keys = verifier.decider.keys
+    keys.refresh_if_stale(verifier.clock())
+    body = {"status": "ok", "jwks_keys": keys.key_count, "pid": os.getpid()}
     return _json(200, body)
 
 

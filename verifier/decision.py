@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from verifier.bearer import bearer_token
@@ -39,15 +40,60 @@ from verifier.claims import VerifiedToken, verify_token
 from verifier.errors import InternalError, VerifierError
 from verifier.event import AuthorizerEvent
 from verifier.identity import Identity
-from verifier.jwks import KeySource
+from verifier.jwks import JWKSKeySource, KeySource
 from verifier.paths import canonical_path
-from verifier.policy import Policy
+from verifier.policy import Policy, load_policy
 from verifier.response import ALLOW, ALLOW_STATUS, AuthorizerResponse
-from verifier.revocation import RevocationSource, check_not_revoked
+from verifier.revocation import CRLFileSource, RevocationSource, check_not_revoked
 from verifier.settings import Settings
 from verifier.transport import PresentedCert, check_client_cert, parse_client_cert
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Decider:
+    """Everything a decision uses besides the event and the clock, built once, together.
+
+    An adapter (the Flask app, the Lambda container, the fuzzer) holds one; the key
+    source and the revocation source own their I/O and are refreshed by the adapter,
+    the caches are this decider's own. ``decide`` below stays the pure function.
+    """
+
+    settings: Settings
+    policy: Policy
+    keys: KeySource
+    revocation: RevocationSource
+    caches: DecisionCaches
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        keys: KeySource | None = None,
+        revocation: RevocationSource | None = None,
+    ) -> Decider:
+        """The production sources for ``settings`` (Keycloak's JWKS, the CRL file),
+        unless a test or the fuzzer passes its own."""
+        return cls(
+            settings=settings,
+            policy=load_policy(settings.policy_path),
+            keys=keys or JWKSKeySource.from_settings(settings),
+            revocation=revocation or CRLFileSource.from_settings(settings),
+            caches=DecisionCaches.from_settings(settings),
+        )
+
+    def decide(self, event: Mapping[str, Any] | AuthorizerEvent, now: float) -> AuthorizerResponse:
+        return decide(
+            event,
+            keys=self.keys,
+            policy=self.policy,
+            settings=self.settings,
+            revocation=self.revocation,
+            caches=self.caches,
+            now=now,
+        )
 
 
 def decide(

@@ -1,7 +1,7 @@
 """AWS Lambda REQUEST-authorizer adapter: ``handler(event, context)``.
 
 The Lambda twin of the Flask adapter (``verifier.app``), as thin: on the first
-invocation a container builds what it decides with (``Container.from_env``:
+invocation a container builds what it decides with (``Decider.from_settings``:
 settings read strictly from ``ZT_VERIFIER_*`` by ``Settings.from_env``, the
 policy, the JWKS key source, the CRL file source and the decision caches, all
 together), then each invocation re-checks the CRL file (``refresh_if_changed``),
@@ -26,46 +26,19 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from verifier.caches import DecisionCaches
-from verifier.decision import decide
+from verifier.decision import Decider
 from verifier.errors import InternalError
 from verifier.event import AuthorizerEvent
-from verifier.jwks import JWKSKeySource
-from verifier.policy import Policy, load_policy
 from verifier.response import AuthorizerResponse
-from verifier.revocation import CRLFileSource
 from verifier.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Container:
-    """What one Lambda container decides with, built together from its environment."""
-
-    settings: Settings
-    policy: Policy
-    keys: JWKSKeySource
-    revocation: CRLFileSource
-    caches: DecisionCaches
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Container:
-        settings = Settings.from_env(environ)
-        return cls(
-            settings=settings,
-            policy=load_policy(settings.policy_path),
-            keys=JWKSKeySource.from_settings(settings),
-            revocation=CRLFileSource.from_settings(settings),
-            caches=DecisionCaches.from_settings(settings),
-        )
-
-
 class LambdaAuthorizer:
-    """A container's authorizer: its ``Container`` is built on the first invocation.
+    """A container's authorizer: its ``Decider`` is built on the first invocation.
 
     Lambda runs one invocation at a time per container, so no lock.
     """
@@ -74,31 +47,22 @@ class LambdaAuthorizer:
         self.environ = environ
         self.clock = clock
         """The wall clock, read here only; ``decide`` gets ``now``."""
-        self.container: Container | None = None
+        self.decider: Decider | None = None
 
     def __call__(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         """One invocation: the API Gateway authorizer response for ``event``."""
-        container = self.container
-        if container is None:
+        decider = self.decider
+        if decider is None:
             try:
-                container = self.container = Container.from_env(self.environ)
+                decider = self.decider = Decider.from_settings(Settings.from_env(self.environ))
             except Exception as e:  # misconfiguration denies, it does not crash the caller
                 log.exception("verifier misconfigured")
                 error = InternalError(type(e).__name__)
                 method_arn = AuthorizerEvent(event).method_arn
                 return AuthorizerResponse.denied(error, method_arn=method_arn).asdict()
         now = self.clock()
-        container.revocation.refresh_if_changed(now)
-        response = decide(
-            event,
-            keys=container.keys,
-            policy=container.policy,
-            settings=container.settings,
-            revocation=container.revocation,
-            caches=container.caches,
-            now=now,
-        )
-        return response.asdict()
+        decider.revocation.refresh_if_changed(now)
+        return decider.decide(event, now).asdict()
 
 
 authorizer = LambdaAuthorizer(os.environ)

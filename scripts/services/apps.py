@@ -69,7 +69,7 @@ def gunicorn_argv(
         # connections (the sync worker answers Connection: close).
         "--worker-class",
         worker_class,
-        # Only gthread has a thread pool (KeepAliveWorker: one thread per connection).
+        # gthread's pool: threads overlap socket I/O per worker.
         *(["--threads", str(config.GUNICORN_THREADS)] if worker_class == "gthread" else []),
         "--keep-alive",
         "30",
@@ -219,14 +219,8 @@ VERIFIER = App(
     prepare=_prepare_verifier,
     # A token at the verifier's 8 KiB limit plus "Bearer " exceeds gunicorn's default
     # 8190-byte header field limit; raise it so the verifier (not gunicorn) refuses
-    # oversized tokens with its own reason code. One thread per nginx connection.
-    extra=(
-        "--limit-request-field_size",
-        "16384",
-        "--worker-connections",
-        str(config.VERIFIER_MAX_CONNECTIONS),
-    ),
-    worker_class=config.VERIFIER_WORKER_CLASS,
+    # oversized tokens with its own reason code.
+    extra=("--limit-request-field_size", "16384"),
 )
 API = App(
     svc=config.API,
@@ -307,11 +301,20 @@ def _spawn(app: App, socket: Path) -> None:
     )
 
 
+def _sweep_sockets(app: App, serving: Path) -> None:
+    """Remove the sockets of masters that are gone (one killed outright cannot
+    unlink its own); only ``<name>-*.sock`` in our run folder, never ``serving``."""
+    for stale in app.svc.run_dir.glob(f"{app.svc.name}-*.sock"):
+        if stale != serving:
+            stale.unlink(missing_ok=True)
+
+
 def _start(app: App, wanted: str) -> None:
     socket = _new_socket(app)
     _spawn(app, socket)
     _wait_ready(app, socket)
     _point(app.stable_socket, socket)
+    _sweep_sockets(app, socket)
     write_atomic(app.fingerprint_file, wanted + "\n")
 
 
@@ -333,6 +336,7 @@ def replace(app: App, reload_front: Callable[[], None], wanted: str) -> None:
     # A master started before this layout was bound to the stable path itself and
     # unlinks it as it exits: point it at the new master again (a no-op otherwise).
     _point(app.stable_socket, socket)
+    _sweep_sockets(app, socket)
     write_atomic(app.fingerprint_file, wanted + "\n")
 
 

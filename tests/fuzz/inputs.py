@@ -49,12 +49,11 @@ from tests.verifier_fixtures import (
     verifier_settings,
 )
 from verifier.caches import DecisionCaches
-from verifier.decision import decide
+from verifier.decision import Decider
 from verifier.jwks import StaticKeySource
-from verifier.policy import SHIPPED_POLICY_PATH, Policy, load_policy
+from verifier.policy import SHIPPED_POLICY_PATH, load_policy
 from verifier.response import AuthorizerResponse
 from verifier.revocation import StaticCRLSource
-from verifier.settings import Settings
 
 KID = "fuzz-key-1"
 B64_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/=.~%* "
@@ -75,11 +74,8 @@ class World:
     key: SigningKey
     attacker: rsa.RSAPrivateKey
     public_pem: bytes
-    settings: Settings
-    keys: StaticKeySource
-    revocation: StaticCRLSource
-    policy: Policy
-    caches: DecisionCaches
+    decider: Decider
+    """Settings, the static key and CRL sources, the shipped policy, fresh caches."""
     certs: dict[str, str]
     genuine: str
 
@@ -110,28 +106,22 @@ class World:
             public_pem=key.private.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             ),
-            settings=settings,
-            keys=StaticKeySource.from_jwks({"keys": [key.jwk]}),
-            revocation=StaticCRLSource.from_pem(
-                crl_pem(make_crl(client_ca, [revoked.cert.serial_number]), make_crl(root))
+            decider=Decider(
+                settings=settings,
+                policy=load_policy(SHIPPED_POLICY_PATH),
+                keys=StaticKeySource.from_jwks({"keys": [key.jwk]}),
+                revocation=StaticCRLSource.from_pem(
+                    crl_pem(make_crl(client_ca, [revoked.cert.serial_number]), make_crl(root))
+                ),
+                caches=DecisionCaches.from_settings(settings),
             ),
-            policy=load_policy(SHIPPED_POLICY_PATH),
-            caches=DecisionCaches.from_settings(settings),
             certs=certs,
             genuine=genuine,
         )
 
     def decide(self, request: FuzzRequest) -> AuthorizerResponse:
         """``decide`` on ``request``'s event with this world's objects, at ``NOW``."""
-        return decide(
-            request.event(self),
-            keys=self.keys,
-            policy=self.policy,
-            settings=self.settings,
-            revocation=self.revocation,
-            caches=self.caches,
-            now=NOW,
-        )
+        return self.decider.decide(request.event(self), NOW)
 
     def signed_by_key(self, token: str) -> bool:
         """Does ``token``'s signature (leniently decoded) verify under the real key?"""

@@ -113,6 +113,8 @@ def test_a_tightened_policy_applies_on_up_under_load_with_no_failed_request(stac
             up = run_zt("up", timeout=600)
         assert up.returncode == 0, up.stdout[-2000:]
         assert "verifier: reloaded (blue/green)" in up.stdout
+        # one master serves, through the stable path; the old one's socket is gone
+        assert list(config.RUN.glob("verifier-*.sock")) == [config.VERIFIER_SOCKET.resolve()]
         assert _status("python-client", python_client, TENANT_READ) == 403  # no longer
         auth = _auth_times_since(offset)
         auth_p99 = 1000 * statistics.quantiles(auth, n=100)[98] if len(auth) > 1 else 0.0

@@ -251,11 +251,11 @@ def test_create_app_reads_zt_verifier_environment_variables(monkeypatch, product
     monkeypatch.setenv("ZT_VERIFIER_JWKS_URL", "https://kc.test/certs")
     verifier = create_app().extensions["verifier"]
     assert verifier.assertion_key == bytes.fromhex(ASSERTION_KEY_HEX)
-    assert verifier.settings.leeway_seconds == 5
-    assert verifier.settings.audit_log == str(production_env / "audit.log")
-    assert verifier.keys.url == "https://kc.test/certs"
-    assert verifier.revocation.path == str(crl_file)
-    assert verifier.revocation.snapshot().by_issuer  # loaded at boot
+    assert verifier.decider.settings.leeway_seconds == 5
+    assert verifier.decider.settings.audit_log == str(production_env / "audit.log")
+    assert verifier.decider.keys.url == "https://kc.test/certs"
+    assert verifier.decider.revocation.path == str(crl_file)
+    assert verifier.decider.revocation.snapshot().by_issuer  # loaded at boot
 
 
 def test_create_app_refuses_to_start_without_an_assertion_key(monkeypatch, production_env):
@@ -310,7 +310,7 @@ def test_create_app_refuses_an_environment_that_names_no_issuer_audience_or_poli
 
 def test_create_app_accepts_every_documented_test_hook(make_app, revocation):
     verifier = make_app(REVOCATION=revocation).extensions["verifier"]
-    assert verifier.revocation is revocation
+    assert verifier.decider.revocation is revocation
     assert sorted(TEST_CONFIG_KEYS) == ["CLOCK", "KEY_SOURCE", "REVOCATION", "TESTING"]
 
 
@@ -319,8 +319,9 @@ def test_each_app_decides_with_caches_of_its_own(make_app, nginx_headers, make_t
     answer = first.test_client().get("/_authz", headers=nginx_headers(make_token()))
     assert answer.status_code == 204
     mine, other = first.extensions["verifier"], second.extensions["verifier"]
-    assert (len(mine.caches.tokens), len(mine.caches.certs), len(mine.escaped_pems)) == (1, 1, 1)
-    assert (len(other.caches.tokens), len(other.caches.certs), len(other.escaped_pems)) == (0, 0, 0)
+    for app, size in ((mine, 1), (other, 0)):
+        caches = app.decider.caches
+        assert (len(caches.tokens), len(caches.certs), len(app.escaped_pems)) == (size,) * 3
 
 
 def test_create_app_refuses_an_unknown_test_config_key(make_app):

@@ -16,7 +16,7 @@ def test_each_worker_fetches_the_jwks_once_at_boot(monkeypatch, production_env, 
     monkeypatch.setattr(jwks, "fetch_jwks", fake_fetch)
     application = app_module.create_app()
     assert len(calls) == 1
-    assert application.extensions["verifier"].keys.key_count == 1
+    assert application.extensions["verifier"].decider.keys.key_count == 1
 
 
 def test_a_worker_boots_even_when_keycloak_is_down(monkeypatch, production_env):
@@ -25,4 +25,4 @@ def test_a_worker_boots_even_when_keycloak_is_down(monkeypatch, production_env):
 
     monkeypatch.setattr(jwks, "fetch_jwks", down)
     application = app_module.create_app()
-    assert application.extensions["verifier"].keys.key_count == 0
+    assert application.extensions["verifier"].decider.keys.key_count == 0

@@ -30,19 +30,19 @@ def serve_jwks(monkeypatch, signing_key):
     return fetched
 
 
-def test_the_lambda_authorizer_builds_its_container_from_the_environment_once(
+def test_the_lambda_authorizer_builds_its_decider_from_the_environment_once(
     make_event, make_token, monkeypatch, production_env, serve_jwks, now
 ):
     monkeypatch.setenv("ZT_VERIFIER_JWKS_URL", "https://keycloak.test/certs")
     authorizer = LambdaAuthorizer(os.environ, clock=lambda: now)
     allowed = authorizer(make_event(token=make_token()), None)
-    container = authorizer.container
+    decider = authorizer.decider
     denied = authorizer(make_event(), None)
     assert allowed["policyDocument"]["Statement"][0]["Effect"] == "Allow"
     assert denied["context"]["reason"] == "token_missing"
     assert serve_jwks == ["https://keycloak.test/certs"]
-    assert authorizer.container is container  # built on the first invocation only
-    assert len(container.caches.tokens) == 1
+    assert authorizer.decider is decider  # built on the first invocation only
+    assert len(decider.caches.tokens) == 1
 
 
 def test_the_lambda_entry_point_denies_when_misconfigured_instead_of_raising(
@@ -61,7 +61,7 @@ def test_a_misconfigured_container_keeps_nothing_and_reads_its_environment_again
     authorizer = LambdaAuthorizer(os.environ, clock=lambda: now)
     refused = authorizer(make_event(token=make_token()), None)
     assert refused["context"]["reason"] == "internal_error"
-    assert authorizer.container is None
+    assert authorizer.decider is None
     monkeypatch.setenv("ZT_VERIFIER_ISSUER", "https://localhost:8443/realms/zerotrust")
     allowed = authorizer(make_event(token=make_token()), None)
     assert allowed["policyDocument"]["Statement"][0]["Effect"] == "Allow"
