@@ -1,15 +1,19 @@
 """python -m client — the workload client.
 
     python -m client token [--identity python-client] [--raw]
-        fetch an access token (client_credentials) and print it decoded
+        fetch an access token (client_credentials, authenticated with the
+        identity's certificate: RFC 8705) and print it decoded
     python -m client call [PATH] [--method GET] [--identity python-client]
-        call the gateway with the identity's certificate and a fresh token
+        call the gateway with the identity's certificate and a token bound to it
+
+There is no client secret: the certificate is the credential, for Keycloak and
+for the gateway alike, and the token is bound to it (cnf.x5t#S256).
 
 Defaults come from the identity's profile, which `make up` writes to
 ``<state>/workloads/<identity>.json`` (token endpoint, gateway URL, server CA,
-certificate bundle, client-secret file; ``<state>`` is ``$ZT_STATE`` or the
-checkout's ``.state``): the client reads that file and nothing else of the ops
-tool. Every value can be overridden.
+certificate bundle; ``<state>`` is ``$ZT_STATE`` or the checkout's ``.state``):
+the client reads that file and nothing else of the ops tool. Every value can be
+overridden.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ import signal
 import sys
 from pathlib import Path
 
-from client.api import GatewayClient, Identity
+from client.api import GatewayClient
+from client.credential import CredentialError, Identity
 from client.token import TokenError, TokenSource, decode_unverified
 
 STATE = Path(os.environ.get("ZT_STATE", Path(__file__).resolve().parent.parent / ".state"))
@@ -33,14 +38,15 @@ def _profile(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _token_source(args: argparse.Namespace) -> TokenSource:
+    """The identity's certificate (``--cert``/``--key`` or the profile's bundle),
+    used for the token and for the gateway alike."""
     profile = _profile(args)
-    secret = json.loads(Path(profile["client_secret_file"]).read_text())["client_secret"]
-    return TokenSource(
-        args.token_endpoint or profile["token_endpoint"],
-        args.identity,
-        secret,
-        ca_bundle=args.server_ca or profile["server_ca"],
-    )
+    server_ca = args.server_ca or profile["server_ca"]
+    if args.cert:
+        identity = Identity(args.cert, args.key, server_ca)
+    else:
+        identity = Identity(profile["bundle"], None, server_ca)
+    return TokenSource(args.token_endpoint or profile["token_endpoint"], args.identity, identity)
 
 
 def cmd_token(args: argparse.Namespace) -> int:
@@ -54,12 +60,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 def cmd_call(args: argparse.Namespace) -> int:
     profile = _profile(args)
-    server_ca = args.server_ca or profile["server_ca"]
-    if args.cert:
-        identity = Identity(args.cert, args.key, server_ca)
-    else:
-        identity = Identity(profile["bundle"], None, server_ca)
-    client = GatewayClient(args.url or profile["gateway_url"], identity, _token_source(args))
+    client = GatewayClient(args.url or profile["gateway_url"], _token_source(args))
     r = client.request(args.method, args.path)
     print(f"HTTP {r.status_code}")
     try:
@@ -67,6 +68,11 @@ def cmd_call(args: argparse.Namespace) -> int:
     except ValueError:
         print(r.text)
     return 0 if r.ok else 1
+
+
+def _certificate_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cert", help="client certificate (default: the identity's bundle.pem)")
+    p.add_argument("--key", help="client key, if not inside --cert")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,18 +90,18 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("token", help="print a decoded access token")
     t.add_argument("--raw", action="store_true", help="print the compact JWT instead")
+    _certificate_options(t)
     t.set_defaults(fn=cmd_token)
     c = sub.add_parser("call", help="call the gateway with mTLS + bearer token")
     c.add_argument("path", nargs="?", default="/api/resource")
     c.add_argument("--method", default="GET")
     c.add_argument("--url", help="the gateway (default: the profile's)")
-    c.add_argument("--cert", help="client certificate (default: the identity's bundle.pem)")
-    c.add_argument("--key", help="client key, if not inside --cert")
+    _certificate_options(c)
     c.set_defaults(fn=cmd_call)
     args = p.parse_args(argv)
     try:
         return args.fn(args)
-    except (TokenError, FileNotFoundError) as e:
+    except (TokenError, CredentialError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
 

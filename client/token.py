@@ -1,4 +1,11 @@
-"""OAuth2 client_credentials against Keycloak, cached until shortly before expiry."""
+"""OAuth2 client_credentials against Keycloak with the workload's certificate (RFC 8705).
+
+No client secret exists: the workload authenticates to the token endpoint with
+its certificate (``tls_client_auth``), and the token it gets is bound to that
+certificate (``cnf.x5t#S256``). A token is cached until shortly before expiry and
+dropped as soon as the certificate changes (a rotation): a token is only ever
+used with the certificate generation it was fetched with.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,8 @@ from dataclasses import dataclass
 import jwt
 import requests
 
+from client.credential import Credential, CredentialError, Identity, Snapshot
+
 
 class TokenError(RuntimeError):
     """Keycloak refused or could not be reached; the message says which."""
@@ -17,60 +26,80 @@ class TokenError(RuntimeError):
 @dataclass(frozen=True)
 class Token:
     access_token: str
+    generation: int  # the certificate generation it is bound to
     expires_at: float  # monotonic clock
 
 
 class TokenSource:
-    """Fetches and caches an access token; refreshes ``refresh_margin`` seconds before expiry.
-
-    Thread-safe: concurrent callers share one fetch.
-    """
+    """Fetches and caches an access token per certificate generation; refreshes
+    ``refresh_margin`` seconds before expiry. Thread-safe: concurrent callers
+    share one fetch."""
 
     def __init__(
         self,
         token_endpoint: str,
         client_id: str,
-        client_secret: str,
-        ca_bundle: str,
+        credential: Credential | Identity,
         refresh_margin: float = 30.0,
         timeout: float = 5.0,
     ) -> None:
         self._endpoint = token_endpoint
-        self._auth = (client_id, client_secret)
-        self._verify = ca_bundle
+        self.client_id = client_id
+        self.credential = (
+            credential if isinstance(credential, Credential) else Credential(credential)
+        )
         self._margin = refresh_margin
         self._timeout = timeout
         self._lock = threading.Lock()
         self._token: Token | None = None
-        self._session = requests.Session()
 
-    def get(self) -> str:
+    def get(self, snapshot: Snapshot | None = None) -> str:
+        """A token bound to ``snapshot``'s certificate (default: the current one)."""
+        try:
+            snap = snapshot or self.credential.snapshot()
+        except CredentialError as e:
+            raise TokenError(str(e)) from e
         with self._lock:
-            if self._token is None or time.monotonic() >= self._token.expires_at - self._margin:
-                self._token = self._fetch()
-            return self._token.access_token
+            t = self._token
+            if (
+                t is None
+                or t.generation != snap.generation
+                or time.monotonic() >= t.expires_at - self._margin
+            ):
+                t = self._token = self._fetch(snap)
+            return t.access_token
 
     def invalidate(self) -> None:
         with self._lock:
             self._token = None
 
-    def _fetch(self) -> Token:
+    def _fetch(self, snap: Snapshot) -> Token:
         try:
-            r = self._session.post(
+            r = snap.session.post(
                 self._endpoint,
-                data={"grant_type": "client_credentials"},
-                auth=self._auth,
-                verify=self._verify,
+                data={"grant_type": "client_credentials", "client_id": self.client_id},
+                verify=snap.server_ca_file,
                 timeout=self._timeout,
             )
         except requests.RequestException as e:
             raise TokenError(f"cannot reach Keycloak at {self._endpoint}: {e}") from e
         if r.status_code != 200:
             raise TokenError(
-                f"Keycloak refused client_credentials ({r.status_code}): {r.text[:200]}"
+                f"Keycloak refused client_credentials for {self.client_id} with its "
+                f"certificate ({r.status_code}): {r.text[:200]}"
             )
-        body = r.json()
-        return Token(body["access_token"], time.monotonic() + float(body["expires_in"]))
+        try:
+            body = r.json()
+            return Token(
+                str(body["access_token"]),
+                snap.generation,
+                time.monotonic() + float(body["expires_in"]),
+            )
+        except (ValueError, KeyError, TypeError) as e:
+            raise TokenError(
+                f"Keycloak answered client_credentials for {self.client_id} without a "
+                f"usable token ({e!r}): {r.text[:200]}"
+            ) from e
 
 
 def decode_unverified(token: str) -> dict:

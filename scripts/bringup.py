@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from cryptography import x509
 
 from client.api import GatewayClient, Identity
-from client.token import TokenSource
+from client.token import TokenError, TokenSource
 from scripts import config, terraform, tools
 from scripts.files import read_json, write_secret_json
 from scripts.pki import certs, crl, watcher
@@ -29,7 +29,7 @@ from scripts.steps import StepFailed, say, step
 
 def retire_removed_workloads(identities: Iterable[str]) -> None:
     """A workload removed from the identities file loses its certificate and files:
-    the certificate is revoked, its folder, AppRole credentials and client secret go."""
+    the certificate is revoked, its folder, AppRole credentials and profile go."""
     for folder in sorted(config.PKI_DIR.glob("client/*")):
         if folder.name in identities or not folder.is_dir():
             continue
@@ -44,7 +44,6 @@ def retire_removed_workloads(identities: Iterable[str]) -> None:
                 what = f"certificate {serial} not revoked ({e})"
         shutil.rmtree(folder)
         (config.VAULT_APPROLES / f"client-{folder.name}.json").unlink(missing_ok=True)
-        (config.KEYCLOAK_CLIENT_SECRETS / f"{folder.name}.json").unlink(missing_ok=True)
         (config.WORKLOAD_PROFILES / f"{folder.name}.json").unlink(missing_ok=True)
         say(f"    {folder.name}: no longer a workload identity; {what}, its files removed")
 
@@ -84,7 +83,7 @@ def up() -> None:
     with step("Workload certificates (client CA, one AppRole per identity)"):
         ensure_client_certs()
     with step(f"Keycloak: start in production mode on {config.KEYCLOAK_URL}"):
-        keycloak.start()
+        say(f"    keycloak: {keycloak.start()}")
     with step("terraform/identity: init"):
         terraform.init("identity", terraform.identity_env())
     with step("terraform/identity: apply (realm, clients, mappers, roles)"):
@@ -115,7 +114,6 @@ def write_workload_profiles() -> None:
             "gateway_url": config.GATEWAY_URL,
             "server_ca": str(config.SERVER_CA_BUNDLE),
             "bundle": str(certs.bundle_path(cert)),
-            "client_secret_file": str(config.KEYCLOAK_CLIENT_SECRETS / f"{identity}.json"),
         }
         write_secret_json(config.WORKLOAD_PROFILES / f"{identity}.json", profile)
 
@@ -123,14 +121,16 @@ def write_workload_profiles() -> None:
 def demo_call() -> dict:
     """The README's demo: token from Keycloak, mTLS call, print the API's answer."""
     outputs = read_json(config.IDENTITY_OUTPUTS)
-    secret = read_json(config.KEYCLOAK_CLIENT_SECRETS / "python-client.json")["client_secret"]
-    tokens = TokenSource(
-        outputs["token_endpoint"], "python-client", secret, str(config.SERVER_CA_BUNDLE)
-    )
     cert, _ = config.client_cert_paths("python-client")
     identity = Identity(str(certs.bundle_path(cert)), None, str(config.SERVER_CA_BUNDLE))
-    client = GatewayClient(config.GATEWAY_URL, identity, tokens)
-    r = client.request("GET", "/api/resource")
+    tokens = TokenSource(outputs["token_endpoint"], "python-client", identity)
+    client = GatewayClient(config.GATEWAY_URL, tokens)
+    try:
+        r = client.request("GET", "/api/resource")
+    except TokenError as e:
+        raise StepFailed(
+            f"demo call: no token for python-client: {e}; see {config.KEYCLOAK.log_file}"
+        ) from e
     if r.status_code != 200:
         raise StepFailed(
             f"demo call answered {r.status_code}: {r.text[:200]}; "

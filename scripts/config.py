@@ -98,6 +98,7 @@ PKI_DIR = STATE / "pki"
 SERVER_CA_BUNDLE = PKI_DIR / "server-ca.pem"  # server root + intermediate
 CLIENT_CA_BUNDLE = PKI_DIR / "client-ca.pem"  # client root + intermediate
 CLIENT_ISSUING_CA = PKI_DIR / "client-issuing-ca.pem"  # every current generation
+CLIENT_ROOT_CA = PKI_DIR / "client-root-ca.pem"  # Keycloak's trust anchor for workloads
 # Client issuing-CA generations (terraform/pki var client_issuing_generations);
 # changed only by `zt rollover-client-ca begin|finish`.
 CLIENT_CA_GENERATIONS = PKI_DIR / "client-ca-generations.json"
@@ -195,13 +196,19 @@ KEYCLOAK_URL = f"https://localhost:{KEYCLOAK_PORT}"  # the hostname tokens name 
 KEYCLOAK_MGMT_URL = f"https://localhost:{KEYCLOAK_MGMT_PORT}"
 KEYCLOAK_DIR = STATE / "keycloak"
 KEYCLOAK_ADMIN = KEYCLOAK_DIR / "admin.json"  # bootstrap admin, 0600, Terraform only
-KEYCLOAK_CLIENT_SECRETS = KEYCLOAK_DIR / "clients"  # <client_id>.json, 0600
+# The client root CA as the PKCS12 trust store Keycloak verifies workload
+# certificates with (RFC 8705), and that store's generated password (0600).
+KEYCLOAK_TRUSTSTORE = KEYCLOAK_DIR / "client-truststore.p12"
+KEYCLOAK_TRUSTSTORE_PASSWORD = KEYCLOAK_DIR / "client-truststore.json"
+# Where client secrets were kept before workloads authenticated with their
+# certificate (RFC 8705); the bring-up deletes it if an older stack left it.
+LEGACY_CLIENT_SECRETS = KEYCLOAK_DIR / "clients"
 # Workloads whose Keycloak client is disabled (terraform/identity var disabled_workloads),
 # changed only by `zt revoke --disable-client` and `zt enable-client`.
 DISABLED_WORKLOADS = KEYCLOAK_DIR / "disabled-workloads.json"
 # What a workload client needs, one file per identity (written by the bring-up, read by
 # client/ — which never imports this package): token endpoint, gateway URL, the
-# server CA, its certificate bundle, its client-secret file.
+# server CA, its certificate bundle (no secret: the certificate is the credential).
 WORKLOAD_PROFILES = STATE / "workloads"
 KEYCLOAK_HEAP = "-Xms256m -Xmx768m"  # 2 cores / 24 GiB shared with the whole stack
 # Non-secret terraform/identity outputs (realm, issuer, jwks_uri, token

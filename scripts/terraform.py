@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -160,6 +161,7 @@ def export_pki_outputs() -> None:
     write_atomic(config.SERVER_CA_BUNDLE, out["server_ca_bundle_pem"])
     write_atomic(config.CLIENT_CA_BUNDLE, out["client_ca_bundle_pem"])
     write_atomic(config.CLIENT_ISSUING_CA, out["client_issuing_ca_pem"])
+    write_atomic(config.CLIENT_ROOT_CA, out["client_root_ca_pem"])
     keys = ("mounts", "server_role", "client_roles", "ca_serials", "operator_approles")
     public = {k: out[k] for k in keys}
     write_secret_json(config.PKI_OUTPUTS, public)  # not secret, but nobody else needs it
@@ -211,14 +213,27 @@ def set_workload_enabled(identity: str, enabled: bool) -> None:
 
 
 def export_identity_outputs() -> None:
-    out = outputs("identity", identity_env())
-    public = {k: v for k, v in out.items() if k != "client_secrets"}
-    write_secret_json(config.IDENTITY_OUTPUTS, public)
-    for client_id, secret in out["client_secrets"].items():
-        write_secret_json(
-            config.KEYCLOAK_CLIENT_SECRETS / f"{client_id}.json",
-            {"client_id": client_id, "client_secret": secret},
-        )
+    """terraform/identity's outputs (none secret) to the state folder; the client
+    secrets an older stack kept there are deleted (workloads authenticate with
+    their certificate: no secret exists)."""
+    write_secret_json(config.IDENTITY_OUTPUTS, outputs("identity", identity_env()))
+    if config.LEGACY_CLIENT_SECRETS.exists():
+        shutil.rmtree(config.LEGACY_CLIENT_SECRETS)
+        say(f"    {config.LEGACY_CLIENT_SECRETS}: client secrets of an older stack deleted")
+    backup = state_path("identity").with_suffix(".tfstate.backup")
+    if backup.exists() and _holds_client_secret(json.loads(backup.read_text())):
+        backup.unlink()
+        say(f"    {backup.name}: held client secrets (before the move to certificates); deleted")
+
+
+def _holds_client_secret(state: dict[str, Any]) -> bool:
+    """True if a Terraform state has a ``keycloak_openid_client`` with a client secret."""
+    return any(
+        instance.get("attributes", {}).get("client_secret")
+        for resource in state.get("resources", [])
+        if resource.get("type") == "keycloak_openid_client"
+        for instance in resource.get("instances", [])
+    )
 
 
 def hand_env() -> dict[str, str]:

@@ -236,7 +236,16 @@ def install_keycloak_provider() -> None:
 
 KEYCLOAK_HOME = config.CACHE / f"keycloak-{config.KEYCLOAK_VERSION}"
 # Build-time options baked in by `kc.sh build` (runtime options go to `start`).
-KEYCLOAK_BUILD_OPTIONS = ("--db=dev-file", "--health-enabled=true", "--metrics-enabled=true")
+# mTLS: the listener asks for a client certificate and accepts a request without
+# one (RFC 8705 token requests carry one; JWKS, admin API and health do not); the
+# management port asks for none.
+KEYCLOAK_BUILD_OPTIONS = (
+    "--db=dev-file",
+    "--health-enabled=true",
+    "--metrics-enabled=true",
+    "--https-client-auth=request",
+    "--https-management-client-auth=none",
+)
 
 
 def install_keycloak() -> None:

@@ -1,12 +1,18 @@
 """A bounded request loop through the gateway, for tests that change the stack under load.
 
-``cert`` is a (certificate, key) pair or one file holding both — the identity's
-``bundle.pem``, which a rotation replaces in one rename, so a new connection can
-never pair a new certificate with an old key.
+Two ways to send, both one keep-alive connection pool per thread (and the client's
+retry of idempotent requests on a connection nginx closed, as every client of ours
+does):
 
-``threads`` threads, each with its own keep-alive session (and the client's retry of
-idempotent requests on a connection nginx closed, as every client of ours does),
-send ``GET path`` as one workload for ``seconds`` seconds, ``interval`` seconds
+* ``Load.as_workload("python-client")``: each thread runs the client library as a
+  workload does (``client.api.GatewayClient`` on the identity's ``bundle.pem``):
+  a rotation is picked up on the next request, and the token is fetched again,
+  bound to the new certificate (RFC 8705), before it is sent over a connection
+  made with it;
+* ``Load.with_token(token, cert)``: one fixed token and certificate files, for
+  tests that take Keycloak or the certificate's source away.
+
+``threads`` threads send ``GET path`` for ``seconds`` seconds, ``interval`` seconds
 apart; every outcome is counted by status and every latency kept. Bounded in time
 (and so in count); never asserts speed — it reports figures the test prints.
 """
@@ -24,13 +30,16 @@ import requests
 
 from client.api import reload_safe_adapter
 from scripts import config
+from tests.tokens import gateway_client
+
+# A sender: GET of a path (query included) through the gateway.
+Send = Callable[[str], requests.Response]
 
 
 class Load:
     def __init__(
         self,
-        token: Callable[[], str],
-        cert: str | tuple[str, str],
+        sender: Callable[[], Send],
         *,
         path: str = "/api/resource",
         seconds: float = 10.0,
@@ -38,9 +47,10 @@ class Load:
         interval: float = 0.0,
         unique: bool = False,
     ) -> None:
-        """``unique``: a distinct query string per request, so nginx's decision cache
-        never answers and every request reaches the verifier."""
-        self.token, self.cert, self.path = token, cert, path
+        """``sender`` makes each thread's sender. ``unique``: a distinct query string
+        per request, so nginx's decision cache never answers and every request
+        reaches the verifier."""
+        self.sender, self.path = sender, path
         self.seconds, self.interval, self.unique = seconds, interval, unique
         self._sent = itertools.count()
         self.results: Counter[str] = Counter()
@@ -49,24 +59,44 @@ class Load:
         self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
 
+    @classmethod
+    def as_workload(cls, workload: str, **kwargs) -> Load:
+        """Each thread: the client library on ``workload``'s bundle.pem."""
+
+        def sender() -> Send:
+            client = gateway_client(workload)
+            return lambda path: client.request("GET", path)
+
+        return cls(sender, **kwargs)
+
+    @classmethod
+    def with_token(cls, token: Callable[[], str], cert: str | tuple[str, str], **kwargs) -> Load:
+        """Each thread: its own session presenting ``cert`` with ``token()``."""
+
+        def sender() -> Send:
+            session = requests.Session()
+            session.mount("https://", reload_safe_adapter())
+            return lambda path: session.get(
+                f"{config.GATEWAY_URL}{path}",
+                cert=cert,
+                headers={"Authorization": f"Bearer {token()}"},
+                verify=str(config.SERVER_CA_BUNDLE),
+                timeout=10,
+            )
+
+        return cls(sender, **kwargs)
+
     def _run(self) -> None:
-        session = requests.Session()
-        session.mount("https://", reload_safe_adapter())
+        send = self.sender()
         deadline = time.monotonic() + self.seconds
         while time.monotonic() < deadline:
             started = time.monotonic()
             try:
                 query = f"?load={next(self._sent)}" if self.unique else ""
-                r = session.get(
-                    f"{config.GATEWAY_URL}{self.path}{query}",
-                    cert=self.cert,
-                    headers={"Authorization": f"Bearer {self.token()}"},
-                    verify=str(config.SERVER_CA_BUNDLE),
-                    timeout=10,
-                )
+                r = send(f"{self.path}{query}")
                 outcome = str(r.status_code)
                 detail = "" if r.status_code == 200 else f"{r.status_code} {r.text[:100]}"
-            except requests.RequestException as e:
+            except Exception as e:  # every failure (a refused token too) is an outcome
                 outcome, detail = "exception", repr(e)[:200]
             elapsed = time.monotonic() - started
             with self._lock:

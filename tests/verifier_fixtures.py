@@ -12,7 +12,9 @@ Gateway REQUEST-authorizer event the nginx adapter builds.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +111,8 @@ class Pki:
     client_ca: Issued
     server_ca: Issued
     client: Issued
+    previous_client: Issued
+    """python-client's certificate before its last rotation: same CN and CA, another key."""
     other_client: Issued
     server_auth_only: Issued
     expired: Issued
@@ -138,6 +142,7 @@ class Pki:
             client_ca=client_ca,
             server_ca=server_ca,
             client=issue(name("python-client"), client_ca),
+            previous_client=issue(name("python-client"), client_ca),
             other_client=issue(name("other-client"), client_ca),
             server_auth_only=issue(
                 name("python-client"), client_ca, eku=[ExtendedKeyUsageOID.SERVER_AUTH]
@@ -225,9 +230,22 @@ class SigningKey:
         return {**jwk, "kid": self.kid, "alg": "RS256", "use": "sig"}
 
 
-def base_claims() -> dict[str, Any]:
-    """A Keycloak access token for python-client with viewer + read in org acme."""
-    return {
+def x5t_s256(issued: Issued) -> str:
+    """RFC 8705 ``x5t#S256`` of a test certificate, computed here rather than by the
+    verifier: base64url(SHA-256(DER)) without padding."""
+    digest = hashlib.sha256(issued.cert.public_bytes(serialization.Encoding.DER)).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def cnf_of(issued: Issued) -> dict[str, str]:
+    """The ``cnf`` claim Keycloak writes into a token bound to ``issued``'s certificate."""
+    return {"x5t#S256": x5t_s256(issued)}
+
+
+def base_claims(bound_to: Issued | None) -> dict[str, Any]:
+    """A Keycloak access token for python-client with viewer + read in org acme, bound
+    to ``bound_to``'s certificate (``cnf``), or unbound (no ``cnf``) when it is None."""
+    claims: dict[str, Any] = {
         "iss": ISSUER,
         "aud": [CLIENT_ID, "account"],
         "azp": "python-client",
@@ -245,6 +263,9 @@ def base_claims() -> dict[str, Any]:
         "org": "acme",
         "department": "engineering",
     }
+    if bound_to is not None:
+        claims["cnf"] = cnf_of(bound_to)
+    return claims
 
 
 # --- settings and events ------------------------------------------------------------

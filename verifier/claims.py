@@ -7,11 +7,14 @@ function of the injected ``now``.
 
 Order (each failure its own reason): alg in allowlist -> no ``crit`` -> ``kid``
 present -> key by kid -> signature, iss, aud, required claims -> exp -> iat
--> nbf -> lifetime -> ``typ`` is ``Bearer`` -> ``azp`` is a string.
+-> nbf -> lifetime -> ``typ`` is ``Bearer`` -> ``azp`` is a string -> a
+``cnf.x5t#S256`` present is one spelling of a SHA-256 digest.
 
 The result is a ``VerifiedToken``: the claims, read-only all the way down, and
-the facts the later checks read from them (times, ``azp``, the roles), taken
-out once per token rather than once per request.
+the facts the later checks read from them (times, ``azp``, the roles, the
+``cnf`` confirmation), taken out once per token rather than once per request.
+As for ``azp``, this module checks the claim's *type* and ``verifier.binding``
+what it *means* (equal to the certificate's CN, to its thumbprint).
 
 Verified-token cache (as Envoy's jwt_authn does): parsing and the signature
 check cost most of a decision (PyJWT's strict base64url check alone is over
@@ -26,12 +29,15 @@ refresh or a removed key is a miss) under *the same settings object* (a cache
 handed settings with another issuer, audience or algorithms verifies again), and
 exp/iat/nbf are checked again against ``now`` on every request, so a cached
 token never outlives its ``exp``. What does not depend on the clock (the
-numbers' types, lifetime, ``typ``, ``azp``) is a property of the exact token
-text and is not re-checked.
+numbers' types, lifetime, ``typ``, ``azp``, the ``cnf`` spelling) is a property
+of the exact token text and is not re-checked; the binding to the presented
+certificate is (``verifier.binding``, from the decoded thumbprint).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -64,6 +70,10 @@ from verifier.settings import Settings
 
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "azp", "typ"]
 ACCESS_TYP = "Bearer"
+THUMBPRINT_MEMBER = "x5t#S256"
+"""RFC 8705 section 3.1: the ``cnf`` member binding a token to one certificate."""
+_THUMBPRINT_CHARS = 43
+"""base64url of a SHA-256 digest (32 bytes) without padding."""
 
 # Most specific first: InvalidSignatureError is a DecodeError, and everything
 # is an InvalidTokenError.
@@ -84,6 +94,26 @@ _PYJWT_REASONS: tuple[tuple[type[Exception], type[TokenError]], ...] = (
 
 
 @dataclass(frozen=True)
+class Confirmation:
+    """The token's ``cnf`` claim (RFC 7800), read once per token for ``verifier.binding``.
+
+    Exactly one of three: bound to a certificate (``x5t_s256`` set), unbound
+    (no ``cnf``, or an empty one: both fields empty), or a confirmation we do not
+    verify (``unsupported`` says which), which binding refuses whatever the settings.
+    """
+
+    x5t_s256: bytes | None = None
+    """The certificate's SHA-256 thumbprint, decoded (32 bytes): compared with the
+    presented certificate's fingerprint as bytes, with no encoding per request."""
+    unsupported: str = ""
+    """Why ``cnf`` cannot be confirmed here (not an object, another method such as
+    DPoP's ``jkt``); empty when it can."""
+
+
+UNBOUND = Confirmation()
+
+
+@dataclass(frozen=True)
 class VerifiedToken:
     """An access token that passed every check here, and what the later checks need from it.
 
@@ -100,10 +130,14 @@ class VerifiedToken:
     azp: str
     realm_roles: frozenset[str]
     client_roles: frozenset[str]
+    confirmation: Confirmation
 
     @classmethod
     def from_claims(cls, claims: Mapping[str, Any], client_id: str) -> VerifiedToken:
-        """The facts of ``claims``, which hold numeric ``exp``/``iat`` (``nbf``) and ``azp``."""
+        """The facts of ``claims``, which hold numeric ``exp``/``iat`` (``nbf``) and ``azp``.
+
+        Raises ``TokenClaimInvalid`` for a ``cnf.x5t#S256`` that is not one (``confirmation``).
+        """
         return cls(
             claims=MappingProxyType({name: _read_only(value) for name, value in claims.items()}),
             exp=_numeric(claims, "exp"),
@@ -112,6 +146,7 @@ class VerifiedToken:
             azp=claims["azp"],
             realm_roles=realm_roles(claims),
             client_roles=client_roles(claims, client_id),
+            confirmation=confirmation(claims),
         )
 
 
@@ -126,6 +161,41 @@ def client_roles(claims: Mapping[str, Any], client_id: str) -> frozenset[str]:
     resources = claims.get("resource_access")
     access = resources.get(client_id) if isinstance(resources, Mapping) else None
     return _role_names(access.get("roles") if isinstance(access, Mapping) else None)
+
+
+def confirmation(claims: Mapping[str, Any]) -> Confirmation:
+    """``cnf``: a certificate thumbprint, nothing, or something we do not verify.
+
+    Members are not skipped: a token that also carries, say, ``jkt`` was bound to a
+    DPoP key too, and we would be ignoring half of what the issuer asked for.
+    """
+    if "cnf" not in claims:
+        return UNBOUND
+    cnf = claims["cnf"]
+    if not isinstance(cnf, Mapping):
+        return Confirmation(unsupported=f"cnf is {type(cnf).__name__}, not a JSON object")
+    others = sorted(str(member) for member in cnf if member != THUMBPRINT_MEMBER)
+    if others:
+        return Confirmation(unsupported=f"cnf carries {', '.join(others)[:64]!r}")
+    if THUMBPRINT_MEMBER not in cnf:
+        return UNBOUND
+    return Confirmation(x5t_s256=_thumbprint(cnf[THUMBPRINT_MEMBER]))
+
+
+def _thumbprint(value: Any) -> bytes:
+    """The 32 bytes of an ``x5t#S256``, which has one spelling: 43 base64url characters,
+    no padding (RFC 8705 section 3.1, RFC 7515 section 2), the last one canonical."""
+    if not isinstance(value, str) or len(value) != _THUMBPRINT_CHARS or not value.isascii():
+        raise TokenClaimInvalid("cnf.x5t#S256 is not 43 base64url characters")
+    try:
+        digest = base64.urlsafe_b64decode(value + "=")
+    except (binascii.Error, ValueError):
+        raise TokenClaimInvalid("cnf.x5t#S256 is not base64url") from None
+    # The decoder skips characters outside the alphabet and ignores the last
+    # character's spare bits: only the canonical spelling encodes back to itself.
+    if base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii") != value:
+        raise TokenClaimInvalid("cnf.x5t#S256 is not canonical base64url")
+    return digest
 
 
 def _role_names(roles: Any) -> frozenset[str]:

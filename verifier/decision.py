@@ -8,7 +8,8 @@ all passed:
 1. transport   ``transport.parse_client_cert`` / ``check_client_cert``
                -> ``revocation.check_not_revoked`` (the cert and its issuing CA)
 2. token       ``bearer.bearer_token`` -> ``claims.verify_token`` (keys via ``jwks``)
-3. binding     ``binding.check_binding``
+3. binding     ``binding.check_binding`` (CN == ``azp``; ``cnf.x5t#S256`` == the cert's
+               SHA-256, required unless ``REQUIRE_BOUND_TOKENS`` is false)
 4. authz       ``paths.canonical_path`` -> ``policy.Policy.authorize``
 
 Each check's result is a local variable; a deny is built from whichever of them
@@ -122,7 +123,7 @@ def decide(
         bearer = bearer_token(view, settings.max_token_bytes)
         token = verify_token(bearer, keys, settings, now, cache=caches.tokens)
         # 3. binding: the certificate and the token name the same workload
-        subject = check_binding(cert, token.claims)
+        subject = check_binding(cert, token, require_bound=settings.require_bound_tokens)
         # 4. authorization: the policy grants this method on the canonical path
         policy.authorize(view.http_method, canonical_path(view.path), token)
     except VerifierError as e:

@@ -253,6 +253,18 @@ class BindingThumbprintMismatch(BindingError):
     reason = "binding_thumbprint_mismatch"
 
 
+class TokenNotBound(BindingError):
+    """The token carries no ``cnf.x5t#S256`` and certificate-bound tokens are required."""
+
+    reason = "token_not_bound"
+
+
+class TokenBindingUnsupported(BindingError):
+    """``cnf`` is not an object or names a confirmation method other than ``x5t#S256``."""
+
+    reason = "token_binding_unsupported"
+
+
 # --- 4. authorization: the route's requirements ------------------------------------
 
 

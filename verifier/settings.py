@@ -83,6 +83,13 @@ REQUIRE_VERIFY_HEADER       require nginx's ``X-Client-Verify: SUCCESS``; a bool
                             such header because the gateway rejects unverified
                             certificates itself; a header that is present must still
                             say ``SUCCESS``, and the issuer/validity/EKU checks remain
+REQUIRE_BOUND_TOKENS        refuse a token not bound to the presented certificate
+                            (RFC 8705 ``cnf.x5t#S256``) with ``token_not_bound``; a
+                            boolean (true). Set false ONLY while phasing RFC 8705 in
+                            (an IdP that does not bind yet): the CN == ``azp`` check
+                            remains, a thumbprint that is present must still match,
+                            and a ``cnf`` naming another method (``jkt``...) is
+                            refused either way
 ==========================  ===========================================================
 
 Numbers must be finite (``inf`` and ``nan`` would disable a check without
@@ -148,6 +155,8 @@ class Settings:
     jwks_max_age_seconds: float = 300.0
     jwks_timeout_seconds: float = 2.0
     require_verify_header: bool = True
+    require_bound_tokens: bool = True
+    """RFC 8705: a token must carry ``cnf.x5t#S256`` (``verifier.binding``)."""
     token_cache_size: int = 4096
     decision_cache_seconds: float = 0.0
     """Upper bound a front proxy may cache an ALLOW for (``X-Accel-Expires`` on the
@@ -423,6 +432,7 @@ _SECONDS = "a number of seconds"
 _COUNT = "a whole number"
 _PATH = "a file path"
 _PEM = "a readable PEM file of CA certificates"
+_BOOLEAN = "a boolean (true/false, yes/no, on/off, 1/0)"
 _SETTINGS: Final = (
     _Setting(
         "ISSUER", "issuer", "an https:// URL", _text, _https_url, "the exact iss of accepted tokens"
@@ -484,12 +494,8 @@ _SETTINGS: Final = (
         _seconds,
         _within(0, above=True),
     ),
-    _Setting(
-        "REQUIRE_VERIFY_HEADER",
-        "require_verify_header",
-        "a boolean (true/false, yes/no, on/off, 1/0)",
-        _flag,
-    ),
+    _Setting("REQUIRE_VERIFY_HEADER", "require_verify_header", _BOOLEAN, _flag),
+    _Setting("REQUIRE_BOUND_TOKENS", "require_bound_tokens", _BOOLEAN, _flag),
     _Setting("TOKEN_CACHE_SIZE", "token_cache_size", _COUNT, _count, _within(0)),
     _Setting(
         "DECISION_CACHE_SECONDS",

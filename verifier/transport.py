@@ -30,7 +30,6 @@ revocation details): nginx's ``$ssl_client_serial``.
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -60,6 +59,8 @@ class PresentedCert:
 
     certificate: x509.Certificate
     fingerprint: bytes
+    """SHA-256 of the DER: the issuer-verdict cache key, and what an RFC 8705
+    ``cnf.x5t#S256`` must decode to (``verifier.binding``)."""
     common_names: tuple[str, ...]
     serial: str
     """``serial_hex`` of the serial, as nginx writes it (identity, audit)."""
@@ -70,11 +71,6 @@ class PresentedCert:
     not_before: float
     not_after: float
     client_auth: bool
-
-    @property
-    def x5t_s256(self) -> str:
-        """RFC 8705 thumbprint: base64url(SHA-256(DER)) without padding."""
-        return base64.urlsafe_b64encode(self.fingerprint).rstrip(b"=").decode("ascii")
 
 
 CertCache = BoundedLRU[str, PresentedCert]

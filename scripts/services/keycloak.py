@@ -5,19 +5,42 @@ The serving certificate comes from the server CA (issued through the
 the management port (also HTTPS). The embedded dev-file database lives in the
 state folder. The bootstrap admin password is generated at first start, kept
 in `.state/keycloak/admin.json` (0600) and used only by Terraform.
+
+Workloads authenticate to the token endpoint with their certificate (RFC 8705):
+the HTTPS listener *requests* a client certificate (`--https-client-auth=request`:
+callers without one, such as the verifier's JWKS fetch and Terraform's admin API
+calls, are served as before) and trusts the client **root** CA only
+(`--https-trust-store-file`, a PKCS12 store made with the JDK's keytool: with a
+PEM trust file, Quarkus cannot reload the serving certificate any more). A
+client-CA rollover signs its new issuing CA with that same root, so Keycloak
+accepts the new certificates from the first one on, with no reload. Keycloak
+checks no CRL here: a revoked certificate can still get a token, bound to that
+certificate, which nginx and the verifier then refuse.
+
+One node: local caches (`--cache=local`), so no JGroups cluster transport
+listening beyond loopback and no ~20 s wait for peers at every start.
+
+Keycloak is restarted by `make up` only when what it was started with changed
+(its build and start options, the client root CA): see `fingerprint`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import secrets
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
 
 import requests
 
 from scripts import config, tools
-from scripts.files import read_json, write_secret_json
+from scripts.files import read_json, write_atomic, write_secret_json
 from scripts.pki import certs
 from scripts.services import procs
-from scripts.steps import StepFailed, wait_until
+from scripts.steps import StepFailed, say, wait_until
 
 ADMIN_USERNAME = "zt-bootstrap-admin"
 RELOAD_PERIOD = "30s"  # how often Keycloak re-reads its certificate files
@@ -63,17 +86,114 @@ def argv() -> list[str]:
         f"--https-certificate-key-file={bundle}",
         f"--https-certificates-reload-period={RELOAD_PERIOD}",
         "--https-protocols=TLSv1.3,TLSv1.2",
+        # RFC 8705: a client certificate, when sent, is verified against the
+        # client root only (--https-client-auth=request is a build option:
+        # tools.KEYCLOAK_BUILD_OPTIONS); the store's password is in the env.
+        f"--https-trust-store-file={config.KEYCLOAK_TRUSTSTORE}",
+        "--https-trust-store-type=PKCS12",
+        "--cache=local",
         f"--http-management-port={config.KEYCLOAK_MGMT_PORT}",
         f"--db-url=jdbc:h2:file:{db};NON_KEYWORDS=VALUE",
         "--log=console",
     ]
 
 
-def start() -> None:
-    """Start Keycloak if not running and wait for /health/ready."""
-    if procs.running(config.KEYCLOAK):
-        wait_until("Keycloak /health/ready", ready, 180, str(config.KEYCLOAK.log_file))
+def fingerprint() -> str:
+    """What a running Keycloak must have been started with: its build and start
+    options and the client root CA (not the serving certificate: Keycloak reloads
+    that)."""
+    h = hashlib.sha256("\0".join([*tools.KEYCLOAK_BUILD_OPTIONS, *argv()]).encode())
+    h.update(config.CLIENT_ROOT_CA.read_bytes())
+    return h.hexdigest()
+
+
+def _truststore_password() -> str:
+    """Generated at first use, 0600. The store holds only a public certificate;
+    the password protects its integrity, and Keycloak gets it in its environment."""
+    if not config.KEYCLOAK_TRUSTSTORE_PASSWORD.exists():
+        write_secret_json(
+            config.KEYCLOAK_TRUSTSTORE_PASSWORD, {"password": secrets.token_urlsafe(24)}
+        )
+    return read_json(config.KEYCLOAK_TRUSTSTORE_PASSWORD)["password"]
+
+
+def ensure_truststore() -> None:
+    """``config.KEYCLOAK_TRUSTSTORE``: the client root CA alone, as PKCS12 (keytool).
+
+    Rebuilt only when the root changed; written to a temp file first, so a failed
+    keytool leaves the current store in place."""
+    root = config.CLIENT_ROOT_CA.read_bytes()
+    marker = config.KEYCLOAK_TRUSTSTORE.with_suffix(".sha256")
+    digest = hashlib.sha256(root).hexdigest()
+    current = marker.read_text().strip() if marker.exists() else None
+    if config.KEYCLOAK_TRUSTSTORE.exists() and current == digest:
         return
+    keytool = shutil.which("keytool")
+    if keytool is None:
+        raise StepFailed("`keytool` (the JDK's) is not on PATH; install Java 17+ and re-run")
+    config.KEYCLOAK_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = Path(tempfile.mkdtemp(dir=config.KEYCLOAK_DIR, prefix=".truststore-"))
+    try:
+        store = tmp / "store.p12"
+        proc = subprocess.run(
+            [
+                keytool,
+                "-importcert",
+                "-noprompt",
+                "-alias",
+                "zt-client-root",
+                "-file",
+                str(config.CLIENT_ROOT_CA),
+                "-keystore",
+                str(store),
+                "-storetype",
+                "PKCS12",
+                "-storepass:env",
+                "ZT_TRUSTSTORE_PASSWORD",
+            ],
+            env={**os.environ, "ZT_TRUSTSTORE_PASSWORD": _truststore_password()},
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            raise StepFailed(
+                f"keytool could not make Keycloak's trust store from {config.CLIENT_ROOT_CA} "
+                f"(exit {proc.returncode}): {(proc.stdout + proc.stderr).strip()[-500:]}"
+            )
+        os.chmod(store, 0o644)
+        os.replace(store, config.KEYCLOAK_TRUSTSTORE)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    write_atomic(marker, digest + "\n")
+
+
+def _fingerprint_file() -> Path:
+    return config.KEYCLOAK.run_dir / "keycloak.fingerprint"
+
+
+def start() -> str:
+    """Start Keycloak if not running, restart it if what it runs changed; wait for
+    /health/ready. Returns what was done."""
+    if not config.CLIENT_ROOT_CA.exists():
+        raise StepFailed(
+            f"{config.CLIENT_ROOT_CA} is missing (terraform/pki writes it); run `make up`"
+        )
+    ensure_truststore()
+    wanted = fingerprint()
+    if procs.running(config.KEYCLOAK):
+        recorded = _fingerprint_file().read_text().strip() if _fingerprint_file().exists() else ""
+        if recorded == wanted:
+            wait_until("Keycloak /health/ready", ready, 180, str(config.KEYCLOAK.log_file))
+            return "running, unchanged"
+        say("    Keycloak's options or trust anchor changed: restarting it")
+        procs.stop(config.KEYCLOAK, timeout=60)
+        _start(wanted)
+        return "restarted (options or trust anchor changed)"
+    _start(wanted)
+    return "started"
+
+
+def _start(wanted: str) -> None:
     procs.require_free_port(config.KEYCLOAK_MGMT_PORT, "keycloak (management)")
     cert, _ = config.server_cert_paths("keycloak")
     if not certs.bundle_path(cert).exists():
@@ -85,8 +205,10 @@ def start() -> None:
         "KC_BOOTSTRAP_ADMIN_USERNAME": admin["username"],
         "KC_BOOTSTRAP_ADMIN_PASSWORD": admin["password"],
         "JAVA_OPTS_KC_HEAP": config.KEYCLOAK_HEAP,
+        "KC_HTTPS_TRUST_STORE_PASSWORD": _truststore_password(),
     }
     procs.start(config.KEYCLOAK, argv(), env=env, cwd=config.KEYCLOAK_DIR)
+    write_atomic(_fingerprint_file(), wanted + "\n")
     wait_until(
         "Keycloak /health/ready",
         lambda: procs.alive_or_fail(config.KEYCLOAK) and ready(),

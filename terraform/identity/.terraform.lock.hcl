@@ -5,6 +5,6 @@ provider "zerotrust.local/zerotrust/keycloak" {
   version     = "0.1.0"
   constraints = "0.1.0"
   hashes = [
-    "h1:XACK/8M5Ospw0GSH+gGcaRZWL3xKwBNnYYw2Y597EIs=",
+    "h1:Ea7OipM10Jo+Mxq3QlJbjgncViv8Ts8PurtwA8zMqog=",
   ]
 }

@@ -49,20 +49,34 @@ resource "keycloak_realm" "this" {
   }
 }
 
-# The resource server: no login flow of any kind (the modern bearer-only).
+# The resource server: no login flow of any kind (the modern bearer-only). It
+# authenticates with a certificate too (none is ever issued for its name), so no
+# client secret exists for it in Terraform's state either.
 resource "keycloak_openid_client" "api" {
   realm_id                     = keycloak_realm.this.id
   client_id                    = var.api_client_id
   name                         = "Zero-trust protected API (resource server)"
   enabled                      = true
   access_type                  = "CONFIDENTIAL"
+  client_authenticator_type    = "client-x509"
   standard_flow_enabled        = false
   implicit_flow_enabled        = false
   direct_access_grants_enabled = false
   service_accounts_enabled     = false
+
+  extra_config = {
+    "x509.subjectdn"                      = "CN=${var.api_client_id}"
+    "x509.allow.regex.pattern.comparison" = "false"
+  }
 }
 
-# One confidential client per workload identity, client_credentials only.
+# One confidential client per workload identity, client_credentials only, that
+# authenticates with its certificate and nothing else (RFC 8705 tls_client_auth):
+# no client secret exists in Terraform, its state or the state folder. Keycloak
+# takes the certificate from its own TLS handshake (--https-client-auth=request,
+# trusting the client root CA only) and accepts it when the subject DN is exactly
+# CN=<identity> (string comparison, no regex), and binds the access token to it
+# (cnf.x5t#S256, which the verifier requires).
 # A workload in var.disabled_workloads gets no new token (incident response:
 # `zt revoke <serial> --disable-client`, undone by `zt enable-client <id>`).
 resource "keycloak_openid_client" "workload" {
@@ -73,11 +87,18 @@ resource "keycloak_openid_client" "workload" {
   name                         = "Workload ${each.key}"
   enabled                      = !contains(var.disabled_workloads, each.key)
   access_type                  = "CONFIDENTIAL"
+  client_authenticator_type    = "client-x509"
   standard_flow_enabled        = false
   implicit_flow_enabled        = false
   direct_access_grants_enabled = false
   service_accounts_enabled     = true
   full_scope_allowed           = true
+
+  extra_config = {
+    "x509.subjectdn"                             = "CN=${each.key}"
+    "x509.allow.regex.pattern.comparison"        = "false"
+    "tls.client.certificate.bound.access.tokens" = "true"
+  }
 }
 
 # aud += zerotrust-api, so the API can tell tokens meant for it.

@@ -8,6 +8,11 @@ output "client_ca_bundle_pem" {
   value       = module.client_ca.ca_bundle_pem
 }
 
+output "client_root_ca_pem" {
+  description = "Client root CA certificate (PEM): Keycloak's trust anchor for workloads authenticating with their certificate (RFC 8705); unchanged by an issuing-CA rollover."
+  value       = module.client_ca.root_certificate_pem
+}
+
 output "server_issuing_ca_pem" {
   description = "Server issuing CA certificate (PEM)."
   value       = module.server_ca.issuing_certificate_pem

@@ -40,10 +40,10 @@ import requests
 from scripts import cli, config
 from scripts.pki import certs
 from scripts.services import apps, keycloak, openbao, procs
+from tests.tokens import SERVER_CA, cert_of, fetch_token
 from tests.x509_helpers import csr_pem
 from verifier.settings import Settings
 
-SERVER_CA = str(config.SERVER_CA_BUNDLE)
 MARKER_PARAM = "attack"
 LOG_WAIT_SECONDS = 5.0
 
@@ -91,36 +91,11 @@ def identity(stack: None) -> dict[str, Any]:
 # --- credentials -----------------------------------------------------------------
 
 
-def cert_of(workload: str) -> tuple[str, str]:
-    """The (cert, key) files of a workload identity, as ``requests`` wants them."""
-    cert, key = config.client_cert_paths(workload)
-    return str(cert), str(key)
-
-
-def client_secret(client_id: str) -> str:
-    path = config.KEYCLOAK_CLIENT_SECRETS / f"{client_id}.json"
-    return json.loads(path.read_text())["client_secret"]
-
-
-def fetch_token(token_endpoint: str, client_id: str, secret: str) -> str:
-    """A fresh client_credentials access token from Keycloak (no cache)."""
-    r = requests.post(
-        token_endpoint,
-        data={"grant_type": "client_credentials"},
-        auth=(client_id, secret),
-        verify=SERVER_CA,
-        timeout=10,
-    )
-    assert r.status_code == 200, f"Keycloak refused {client_id}: {r.status_code} {r.text[:200]}"
-    return r.json()["access_token"]
-
-
 @pytest.fixture
-def token_for(identity: dict[str, Any]) -> Callable[[str], str]:
-    """``token_for("python-client")``: a real access token of a workload identity."""
-    return lambda client_id: fetch_token(
-        identity["token_endpoint"], client_id, client_secret(client_id)
-    )
+def token_for(identity: dict[str, Any]) -> Callable[..., str]:
+    """``token_for("python-client")``: a real access token of a workload identity,
+    bound to its current certificate; ``token_for(id, cert)`` binds it to ``cert``."""
+    return lambda client_id, cert=None: fetch_token(client_id, cert, identity["token_endpoint"])
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -329,7 +304,10 @@ class KeycloakAdmin:
     ) -> Iterator[str]:
         """A confidential client-credentials client; yields a token of it; deleted after.
 
-        ``api_audience`` adds the same audience mapper Terraform gives workload
+        Like the workload clients it authenticates with a certificate (python-client's,
+        whose subject DN it accepts) and its tokens are bound to it, so an attack
+        with such a token and python-client's certificate reaches the check it aims
+        at. ``api_audience`` adds the same audience mapper Terraform gives workload
         clients; ``lifespan_seconds`` sets Keycloak's per-client access token lifespan.
         """
         client_id = f"attack-{purpose}-{secrets.token_hex(4)}"
@@ -337,10 +315,11 @@ class KeycloakAdmin:
             "clientId": client_id,
             "protocol": "openid-connect",
             "publicClient": False,
+            "clientAuthenticatorType": "client-x509",
             "serviceAccountsEnabled": True,
             "standardFlowEnabled": False,
             "directAccessGrantsEnabled": False,
-            "attributes": {},
+            "attributes": dict(CERTIFICATE_CLIENT_ATTRIBUTES),
             "protocolMappers": [],
         }
         if lifespan_seconds is not None:
@@ -362,11 +341,18 @@ class KeycloakAdmin:
         assert r.status_code == 201, f"could not create {client_id}: {r.status_code} {r.text}"
         uuid = r.headers["Location"].rsplit("/", 1)[1]
         try:
-            s = self._session()
-            secret = s.get(f"{self._clients}/{uuid}/client-secret").json()["value"]
-            yield fetch_token(self._token_endpoint, client_id, secret)
+            yield fetch_token(client_id, cert_of("python-client"), self._token_endpoint)
         finally:
             self._session().delete(f"{self._clients}/{uuid}").raise_for_status()
+
+
+# What terraform/identity gives a workload client, for a client an attack creates
+# by hand that accepts python-client's certificate (RFC 8705 tls_client_auth).
+CERTIFICATE_CLIENT_ATTRIBUTES = {
+    "x509.subjectdn": "CN=python-client",
+    "x509.allow.regex.pattern.comparison": "false",
+    "tls.client.certificate.bound.access.tokens": "true",
+}
 
 
 @pytest.fixture

@@ -26,14 +26,14 @@ import requests
 
 from scripts import config
 from tests.attacks.conftest import (
-    SERVER_CA,
+    CERTIFICATE_CLIENT_ATTRIBUTES,
     KeycloakAdmin,
     bearer,
     call,
     cert_of,
-    client_secret,
     fetch_token,
 )
+from tests.tokens import request_token
 
 OTHER_REALM = "attack-other"
 
@@ -51,6 +51,8 @@ def _other_realm(admin: KeycloakAdmin) -> Iterator[str]:
             "clientId": "python-client",
             "protocol": "openid-connect",
             "publicClient": False,
+            "clientAuthenticatorType": "client-x509",
+            "attributes": dict(CERTIFICATE_CLIENT_ATTRIBUTES),
             "serviceAccountsEnabled": True,
             "standardFlowEnabled": False,
             "protocolMappers": [
@@ -69,10 +71,8 @@ def _other_realm(admin: KeycloakAdmin) -> Iterator[str]:
         s = admin.session()
         r = s.post(f"{base}/{realm}/clients", json=client)
         assert r.status_code == 201, r.text
-        uuid = r.headers["Location"].rsplit("/", 1)[1]
-        secret = s.get(f"{base}/{realm}/clients/{uuid}/client-secret").json()["value"]
         endpoint = f"{config.KEYCLOAK_URL}/realms/{realm}/protocol/openid-connect/token"
-        yield fetch_token(endpoint, "python-client", secret)
+        yield fetch_token("python-client", cert_of("python-client"), endpoint)
     finally:
         admin.session().delete(f"{base}/{realm}").raise_for_status()
 
@@ -122,13 +122,7 @@ def test_a_disabled_clients_earlier_token_still_works_until_exp_and_no_new_one_i
     try:
         _set_enabled(keycloak_admin, realm, "batch-worker", False)
         # Keycloak: no new token for a disabled client.
-        r = requests.post(
-            identity["token_endpoint"],
-            data={"grant_type": "client_credentials"},
-            auth=("batch-worker", client_secret("batch-worker")),
-            verify=SERVER_CA,
-            timeout=10,
-        )
+        r = request_token("batch-worker", cert_of("batch-worker"), identity["token_endpoint"])
         assert r.status_code in (400, 401), r.text
         # The gateway: the earlier token is still a valid signed token (documented bound).
         window = log_since()

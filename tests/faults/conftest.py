@@ -47,7 +47,7 @@ def wait_for(predicate, seconds: float, interval: float = 0.1) -> bool:
 
 def load(token: str, seconds: float, threads: int = 3, interval: float = 0.05) -> Load:
     """python-client's GET /api/resource in a bounded loop (``tests.load.Load``)."""
-    return Load(
+    return Load.with_token(
         lambda: token,
         cert_of("python-client"),
         path="/api/resource?fault=load",

@@ -5,18 +5,24 @@ Shared by the long run (``tests.fuzz.long_run``) and the short one inside
 and check the same thing.
 
 ``World`` is the fixed side of every decision: a throw-away PKI and signing key
-(built with ``tests.verifier_fixtures``), the CRLs, settings, policy, the
-decision caches and one genuine token. ``requests(world)`` generates the other
-side, weighted toward the interesting inputs: the genuine token mutated (a
-character changed, segments dropped, repeated, swapped or re-padded), headers
-rewritten and re-signed with an ATTACKER key (alg none/HS*/ES*/RS*, kids, crit,
-jku, jwk, x5c), HMAC "signed" with the public key, arbitrary claims re-signed
-with the real key, arbitrary text in Authorization, other certificates,
-arbitrary paths and methods.
+(built with ``tests.verifier_fixtures``), the CRLs, settings (bound tokens
+required, the default), policy, the decision caches and one genuine token,
+bound to the client certificate (RFC 8705 ``cnf.x5t#S256``).
+``requests(world)`` generates the other side, weighted toward the interesting
+inputs: the genuine token mutated (a character changed, segments dropped,
+repeated, swapped or re-padded), headers rewritten and re-signed with an
+ATTACKER key (alg none/HS*/ES*/RS*, kids, crit, jku, jwk, x5c), HMAC "signed"
+with the public key, arbitrary claims re-signed with the real key (among them
+``cnf`` variants: the client's thumbprint, the previous certificate's, none,
+``jkt``, re-spelt or arbitrary JSON), arbitrary text in Authorization, other
+certificates (the same workload's previous one among them), arbitrary paths
+and methods.
 
 The invariant (``Tally.record``): a request is allowed only if its token's
-signature really verifies under the signing key, and no decision is
-``internal_error`` (a verifier bug, denied but unexplained).
+signature really verifies under the signing key and its ``cnf`` is exactly
+``{"x5t#S256": <the presented certificate's thumbprint>}`` (computed here, not
+by the verifier), and no decision is ``internal_error`` (a verifier bug, denied
+but unexplained).
 """
 
 from __future__ import annotations
@@ -39,14 +45,17 @@ from jwt.algorithms import RSAAlgorithm
 
 from tests.verifier_fixtures import (
     NOW,
+    Issued,
     SigningKey,
     authorizer_event,
     base_claims,
+    cnf_of,
     crl_pem,
     issue,
     make_crl,
     name,
     verifier_settings,
+    x5t_s256,
 )
 from verifier.caches import DecisionCaches
 from verifier.decision import Decider
@@ -76,7 +85,13 @@ class World:
     public_pem: bytes
     decider: Decider
     """Settings, the static key and CRL sources, the shipped policy, fresh caches."""
+    client: Issued
+    """python-client's current certificate: the genuine token is bound to it."""
+    previous: Issued
+    """python-client's certificate before a rotation: same CN and CA, another key."""
     certs: dict[str, str]
+    thumbprints: dict[str, str]
+    """``x5t#S256`` of each certificate of ``certs`` that is one."""
     genuine: str
 
     @classmethod
@@ -86,16 +101,23 @@ class World:
         client_ca = issue(name("fuzz client issuing CA"), root, ca=True)
         server_ca = issue(name("fuzz server CA"), None, ca=True)
         revoked = issue(name("python-client"), client_ca)
-        certs = {
-            "client": issue(name("python-client"), client_ca).pem,
-            "revoked": revoked.pem,
-            "other-client": issue(name("batch-worker"), client_ca).pem,
-            "from-server-ca": issue(name("python-client"), server_ca).pem,
-            "self-signed": issue(name("python-client"), None).pem,
-            "garbage": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-            "empty": "",
+        client = issue(name("python-client"), client_ca)
+        previous = issue(name("python-client"), client_ca)
+        issued = {
+            "client": client,
+            "previous-client": previous,
+            "revoked": revoked,
+            "other-client": issue(name("batch-worker"), client_ca),
+            "from-server-ca": issue(name("python-client"), server_ca),
+            "self-signed": issue(name("python-client"), None),
         }
-        claims = {**base_claims(), "realm_access": {"roles": ["viewer", "operator", "admin"]}}
+        certs = {key: cert.pem for key, cert in issued.items()}
+        certs["garbage"] = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+        certs["empty"] = ""
+        claims = {
+            **base_claims(client),
+            "realm_access": {"roles": ["viewer", "operator", "admin"]},
+        }
         claims["resource_access"] = {"zerotrust-api": {"roles": ["read", "write"]}}
         genuine = jwt.encode(claims, key.private, algorithm="RS256", headers={"kid": KID})
         # The CRLs are in memory (``revocation``); the settings' path is never read.
@@ -115,7 +137,10 @@ class World:
                 ),
                 caches=DecisionCaches.from_settings(settings),
             ),
+            client=client,
+            previous=previous,
             certs=certs,
+            thumbprints={key: x5t_s256(cert) for key, cert in issued.items()},
             genuine=genuine,
         )
 
@@ -134,6 +159,17 @@ class World:
         except (ValueError, binascii.Error, InvalidSignature):
             return False
         return True
+
+    def bound_to(self, token: str, cert: str) -> bool:
+        """Is ``token``'s ``cnf`` (leniently decoded) exactly the thumbprint of ``cert``?"""
+        try:
+            payload = token.split(".")[1]
+            claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        except (IndexError, ValueError, binascii.Error):
+            return False
+        thumbprint = self.thumbprints.get(cert)
+        cnf = claims.get("cnf") if isinstance(claims, dict) else None
+        return thumbprint is not None and cnf == {"x5t#S256": thumbprint}
 
 
 @dataclass(frozen=True)
@@ -221,15 +257,49 @@ def jose_headers(world: World) -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
+def cnf_values(world: World) -> st.SearchStrategy[Any]:
+    """``cnf`` claims, from the right one to the hostile: another certificate's thumbprint,
+    nothing, other confirmation methods (DPoP ``jkt``...), the thumbprint re-spelt."""
+    right = x5t_s256(world.client)
+    respelt = [
+        right + "=",
+        right.replace("-", "+").replace("_", "/"),
+        right.upper(),
+        right[:-1],
+        world.client.cert.fingerprint(hashes.SHA256()).hex(),
+    ]
+    return st.one_of(
+        st.sampled_from(
+            [
+                cnf_of(world.client),
+                cnf_of(world.previous),
+                {},
+                {"jkt": right},
+                {**cnf_of(world.client), "jkt": right},
+                {**cnf_of(world.client), "x5t": right[:27]},
+                {"jwk": RSAAlgorithm.to_jwk(world.attacker.public_key(), as_dict=True)},
+                *({"x5t#S256": spelling} for spelling in respelt),
+            ]
+        ),
+        st.dictionaries(
+            st.sampled_from(["x5t#S256", "jkt", "jwk", "kid", "X5T#S256", ""]), json_values
+        ),
+        json_values,
+    )
+
+
 @st.composite
-def claims(draw: st.DrawFn) -> dict[str, Any]:
-    """The base claims with a few removed and a few replaced by arbitrary JSON."""
-    drawn = dict(base_claims())
+def claims(draw: st.DrawFn, world: World) -> dict[str, Any]:
+    """The base claims (bound to the client certificate) with a few removed, a few
+    replaced by arbitrary JSON, and often another ``cnf``."""
+    drawn = dict(base_claims(world.client))
     for claim in draw(st.lists(st.sampled_from(sorted(drawn)), max_size=3, unique=True)):
         del drawn[claim]
     names = ["iss", "aud", "azp", "typ", "exp", "iat", "nbf", "cnf", "realm_access"]
     names += ["resource_access", "org"]
     drawn.update(draw(st.dictionaries(st.sampled_from(names), json_values, max_size=3)))
+    if draw(st.booleans()):
+        drawn["cnf"] = draw(cnf_values(world))
     return drawn
 
 
@@ -241,10 +311,10 @@ def forged(draw: st.DrawFn, world: World) -> str:
         header.setdefault("alg", "RS256")
         header.setdefault("kid", KID)
     body = (
-        draw(claims())
+        draw(claims(world))
         if draw(st.booleans())
         else {
-            **base_claims(),
+            **base_claims(world.client),
             **draw(st.dictionaries(st.text(max_size=6), json_values, max_size=2)),
         }
     )
@@ -266,7 +336,7 @@ def resigned(draw: st.DrawFn, world: World) -> str:
     """Arbitrary header/claims signed with the REAL key: exercises the claim checks
     (exp/iat/nbf/lifetime/typ/azp/aud/iss/roles). Allowed only if the claims are valid."""
     header = {"alg": "RS256", "kid": KID, **draw(jose_headers(world))}
-    signing_input = f"{_b64json(header)}.{_b64json(draw(claims()))}"
+    signing_input = f"{_b64json(header)}.{_b64json(draw(claims(world)))}"
     sig = world.key.private.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
     return f"{signing_input}.{_b64(sig)}"
 
@@ -306,7 +376,7 @@ def requests(world: World) -> st.SearchStrategy[FuzzRequest]:
     return st.builds(
         FuzzRequest,
         authorization=authorizations,
-        cert=st.sampled_from(["client"] * 20 + sorted(world.certs)),
+        cert=st.sampled_from(["client"] * 20 + ["previous-client"] * 2 + sorted(world.certs)),
         verify=st.sampled_from(
             [["SUCCESS"]] * 20 + [["NONE"], ["FAILED:x"], [], ["SUCCESS", "SUCCESS"]]
         ),
@@ -317,11 +387,14 @@ def requests(world: World) -> st.SearchStrategy[FuzzRequest]:
 
 @dataclass
 class Tally:
-    """What a run saw: inputs, allows split by whether the key signed them, reasons."""
+    """What a run saw: inputs, allows split by whether the key signed them and whether
+    the token was bound to the presented certificate, reasons."""
 
     inputs: int = 0
     allowed_genuine: int = 0
     allowed_unsigned: int = 0
+    allowed_unbound: int = 0
+    """Allowed, signed by the key, but not bound to the presented certificate: must be 0."""
     reasons: Counter[str] = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
 
@@ -330,14 +403,21 @@ class Tally:
         self.reasons[response.reason] += 1
         if not response.allowed:
             return
-        if world.signed_by_key(request.token):
+        if not world.signed_by_key(request.token):
+            self.allowed_unsigned += 1
+        elif not world.bound_to(request.token, request.cert):
+            self.allowed_unbound += 1
+        else:
             self.allowed_genuine += 1
             return
-        self.allowed_unsigned += 1
         if len(self.examples) < 5:
             self.examples.append(repr(request)[:500])
 
     @property
     def failed(self) -> bool:
-        """An allow the key did not sign, or a verifier bug."""
-        return self.allowed_unsigned > 0 or self.reasons["internal_error"] > 0
+        """An allow the key did not sign or not bound to the certificate, or a verifier bug."""
+        return (
+            self.allowed_unsigned > 0
+            or self.allowed_unbound > 0
+            or self.reasons["internal_error"] > 0
+        )

@@ -8,9 +8,11 @@ runs, against ``verifier.decision.decide`` with a throw-away PKI and signing key
 built in memory (``inputs.World``).
 
 Printed at the end: inputs run, allowed count split into (a) genuine-key
-signatures (the control and harmless re-encodings of it) and (b) anything NOT
-signed by the key, which must be 0; the reason-code histogram. Exit status 1 if
-(b) > 0 or any decision was ``internal_error``.
+signatures bound to the presented certificate (the control and harmless
+re-encodings of it), (b) anything NOT signed by the key and (c) signed but not
+bound to the presented certificate (``cnf.x5t#S256``), which must both be 0; the
+reason-code histogram. Exit status 1 if (b) or (c) > 0 or any decision was
+``internal_error``.
 """
 
 from __future__ import annotations
@@ -57,17 +59,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  run {runs}: {tally.inputs} inputs, {rate:.0f}/s", flush=True)
 
     elapsed = time.monotonic() - started
-    allowed = tally.allowed_genuine + tally.allowed_unsigned
+    allowed = tally.allowed_genuine + tally.allowed_unsigned + tally.allowed_unbound
     print(f"\nfuzz: {tally.inputs} inputs in {elapsed:.1f}s ({runs} hypothesis runs)")
     print(
-        f"allowed: {allowed} (signed by the key: {tally.allowed_genuine}; "
-        f"NOT signed by the key: {tally.allowed_unsigned}, must be 0)"
+        f"allowed: {allowed} (signed by the key and bound to the certificate: "
+        f"{tally.allowed_genuine}; NOT signed by the key: {tally.allowed_unsigned}, must be 0; "
+        f"NOT bound to the presented certificate: {tally.allowed_unbound}, must be 0)"
     )
     print("reasons:")
     for reason, n in tally.reasons.most_common():
         print(f"  {reason:32s} {n:7d}")
     for example in tally.examples:
-        print(f"  ALLOWED UNSIGNED: {example}")
+        print(f"  ALLOWED UNSIGNED OR UNBOUND: {example}")
     if tally.reasons["internal_error"]:
         print("internal_error decisions are verifier bugs (denied, but unexplained)")
     return 1 if tally.failed else 0

@@ -21,18 +21,16 @@ import requests
 
 from client.token import TokenSource
 from scripts import config
-from scripts.files import read_json
 from scripts.services import procs
 from tests.integration.conftest import run_zt
 from tests.load import Load
+from tests.tokens import token_source
 
 SERVICES = (config.VERIFIER, config.API, config.NGINX, config.CRL_WATCHER)
 
 
 def _tokens(identity: str) -> TokenSource:
-    outputs = read_json(config.IDENTITY_OUTPUTS)
-    secret = read_json(config.KEYCLOAK_CLIENT_SECRETS / f"{identity}.json")["client_secret"]
-    return TokenSource(outputs["token_endpoint"], identity, secret, str(config.SERVER_CA_BUNDLE))
+    return token_source(identity)
 
 
 def _cert(identity: str) -> tuple[str, str]:
@@ -109,7 +107,9 @@ def test_a_tightened_policy_applies_on_up_under_load_with_no_failed_request(stac
     with _policy(_require_operator_to_read_tenants):
         # batch-worker keeps reading /api/resource while the verifier is replaced.
         # Every request is decided by the verifier (no decision-cache hit).
-        with Load(batch_worker.get, _cert("batch-worker"), seconds=12, unique=True) as load:
+        with Load.with_token(
+            batch_worker.get, _cert("batch-worker"), seconds=12, unique=True
+        ) as load:
             up = run_zt("up", timeout=600)
         assert up.returncode == 0, up.stdout[-2000:]
         assert "verifier: reloaded (blue/green)" in up.stdout

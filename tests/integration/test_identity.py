@@ -14,10 +14,10 @@ import pytest
 import requests
 from requests.exceptions import SSLError
 
-from client.token import TokenSource
 from scripts import config, terraform
 from scripts.services import keycloak, procs
 from tests.integration.conftest import run_zt
+from tests.tokens import cert_of, fetch_token
 
 
 @pytest.fixture(scope="module")
@@ -25,16 +25,9 @@ def identity(stack) -> dict:
     return json.loads(config.IDENTITY_OUTPUTS.read_text())
 
 
-def _secret(client_id: str) -> str:
-    path = config.KEYCLOAK_CLIENT_SECRETS / f"{client_id}.json"
-    return json.loads(path.read_text())["client_secret"]
-
-
 def _token(identity: dict, client_id: str = "python-client") -> str:
-    src = TokenSource(
-        identity["token_endpoint"], client_id, _secret(client_id), str(config.SERVER_CA_BUNDLE)
-    )
-    return src.get()
+    """A token of ``client_id``, requested with its certificate (RFC 8705)."""
+    return fetch_token(client_id, cert_of(client_id), identity["token_endpoint"])
 
 
 def _verified_claims(identity: dict, token: str) -> dict:
@@ -114,22 +107,33 @@ def test_second_identity_gets_its_own_roles_and_claims(identity):
     assert claims["org"] == "globex"
 
 
-def test_wrong_client_secret_is_refused_with_401(identity):
+@pytest.mark.parametrize("how", ["basic", "post"])
+def test_a_client_secret_is_refused_with_401(identity, how):
+    """client_secret_basic or client_secret_post: not a credential of a workload client."""
+    data = {"grant_type": "client_credentials", "client_id": "python-client"}
+    if how == "post":
+        data["client_secret"] = "not-the-secret"
     r = requests.post(
         identity["token_endpoint"],
-        data={"grant_type": "client_credentials"},
-        auth=("python-client", "not-the-secret"),
+        data=data,
+        auth=("python-client", "not-the-secret") if how == "basic" else None,
         verify=str(config.SERVER_CA_BUNDLE),
         timeout=10,
     )
-    assert r.status_code == 401
+    assert r.status_code == 401, r.text
+    assert r.json()["error"] == "invalid_client"
 
 
 def test_workload_clients_allow_only_client_credentials(identity):
     r = requests.post(
         identity["token_endpoint"],
-        data={"grant_type": "password", "username": "x", "password": "y"},
-        auth=("python-client", _secret("python-client")),
+        data={
+            "grant_type": "password",
+            "username": "x",
+            "password": "y",
+            "client_id": "python-client",
+        },
+        cert=cert_of("python-client"),
         verify=str(config.SERVER_CA_BUNDLE),
         timeout=10,
     )
@@ -163,10 +167,9 @@ def test_api_client_has_no_login_flow(identity):
     assert not api["serviceAccountsEnabled"]
 
 
-def test_client_secrets_are_private_files(identity):
-    for f in config.KEYCLOAK_CLIENT_SECRETS.glob("*.json"):
-        assert f.stat().st_mode & 0o077 == 0
+def test_the_keycloak_admin_file_is_private_and_no_client_secret_file_exists(identity):
     assert config.KEYCLOAK_ADMIN.stat().st_mode & 0o077 == 0
+    assert not config.LEGACY_CLIENT_SECRETS.exists()
 
 
 def test_changing_a_variable_takes_effect_without_restarting_anything(identity):

@@ -30,11 +30,11 @@ from cryptography.hazmat.primitives import serialization
 
 from client.token import TokenSource
 from scripts import config, terraform
-from scripts.files import read_json
 from scripts.pki import certs, rotation
 from scripts.services import nginx, unixhttp
 from tests.integration.conftest import run_zt
 from tests.pki_helpers import Workload, issue_throwaway
+from tests.tokens import request_token, token_source
 
 TLS_FLAGS = {"TLSv1.2": "-tls1_2", "TLSv1.3": "-tls1_3"}
 
@@ -44,13 +44,10 @@ def workload(stack: None, tmp_path: Path) -> Workload:
     return issue_throwaway(tmp_path)
 
 
-@pytest.fixture(scope="module")
-def token() -> TokenSource:
-    outputs = read_json(config.IDENTITY_OUTPUTS)
-    secret = read_json(config.KEYCLOAK_CLIENT_SECRETS / "python-client.json")["client_secret"]
-    return TokenSource(
-        outputs["token_endpoint"], "python-client", secret, str(config.SERVER_CA_BUNDLE)
-    )
+@pytest.fixture
+def token(workload: Workload) -> TokenSource:
+    """python-client's tokens bound to the throw-away certificate (RFC 8705)."""
+    return token_source("python-client", workload.cert_file, workload.key_file)
 
 
 @dataclass(frozen=True)
@@ -269,17 +266,9 @@ def test_the_verifier_refuses_a_revoked_certificate_by_itself(workload, token):
 
 def test_revoke_with_disable_client_cuts_new_tokens_until_enable_client(workload, token):
     """The incident step: a workload whose key leaked gets no new token either."""
-    outputs = read_json(config.IDENTITY_OUTPUTS)
-    secret = read_json(config.KEYCLOAK_CLIENT_SECRETS / "python-client.json")["client_secret"]
 
     def new_token() -> requests.Response:
-        return requests.post(
-            outputs["token_endpoint"],
-            data={"grant_type": "client_credentials"},
-            auth=("python-client", secret),
-            verify=str(config.SERVER_CA_BUNDLE),
-            timeout=10,
-        )
+        return request_token("python-client", workload.files)
 
     revoked = run_zt("revoke", workload.serial, "--disable-client", timeout=300)
     try:

@@ -10,31 +10,21 @@ import pytest
 import requests
 from cryptography import x509
 
-from client.api import GatewayClient, Identity
-from client.token import TokenSource
+from client.api import GatewayClient
 from scripts import cli, config
 from scripts.pki import certs, rotation
 from scripts.services import openbao, procs
 from tests.integration.conftest import run_zt
 from tests.load import Load
+from tests.tokens import gateway_client, token_source
 
 LOAD_SECONDS = 15
 LOAD_THREADS = 4
 LOAD_INTERVAL = 0.05  # per thread: ~80 requests/s in total
 
 
-def _tokens(identity: str = "python-client") -> TokenSource:
-    outputs = json.loads(config.IDENTITY_OUTPUTS.read_text())
-    secret = json.loads((config.KEYCLOAK_CLIENT_SECRETS / f"{identity}.json").read_text())
-    return TokenSource(
-        outputs["token_endpoint"], identity, secret["client_secret"], str(config.SERVER_CA_BUNDLE)
-    )
-
-
 def _client(identity: str = "python-client") -> GatewayClient:
-    cert, _ = config.client_cert_paths(identity)
-    ident = Identity(str(certs.bundle_path(cert)), None, str(config.SERVER_CA_BUNDLE))
-    return GatewayClient(config.GATEWAY_URL, ident, _tokens(identity))
+    return gateway_client(identity)
 
 
 def _int(serial: str) -> int:
@@ -42,11 +32,10 @@ def _int(serial: str) -> int:
 
 
 def _load(seconds: float) -> Load:
-    """python-client at ~80 requests/s, presenting its bundle.pem (re-read per connection)."""
-    cert, _ = config.client_cert_paths("python-client")
-    return Load(
-        _tokens().get,
-        str(certs.bundle_path(cert)),
+    """python-client at ~80 requests/s through the client library: its bundle.pem,
+    a token bound to it, both renewed on the first request after a rotation."""
+    return Load.as_workload(
+        "python-client",
         seconds=seconds,
         threads=LOAD_THREADS,
         interval=LOAD_INTERVAL,
@@ -178,8 +167,8 @@ def test_serving_cert_rotation_of_vault_and_keycloak_is_picked_up_without_restar
 
 
 def _call_with_bundle(bundle) -> requests.Response:
-    c = _client()
-    c._identity = Identity(str(bundle), None, str(config.SERVER_CA_BUNDLE))
+    """A workload on ``bundle`` (its own token, bound to that certificate)."""
+    c = GatewayClient(config.GATEWAY_URL, token_source("python-client", bundle))
     return c.request("GET", "/api/resource")
 
 

@@ -19,12 +19,11 @@ import subprocess
 import pytest
 import requests
 
-from client.token import TokenSource
 from scripts import config
-from scripts.files import read_json
 from scripts.pki import certs
 from tests.integration.conftest import run_zt
 from tests.pki_helpers import issue_throwaway
+from tests.tokens import gateway_client
 
 README = config.REPO / "README.md"
 IDENTITIES = config.REPO / "terraform" / "shared" / "identities.auto.tfvars"
@@ -105,17 +104,8 @@ def _with_new_workload(original: str) -> str:
 
 
 def _call_as(identity: str) -> requests.Response:
-    cert_file, key_file = config.client_cert_paths(identity)
-    outputs = read_json(config.IDENTITY_OUTPUTS)
-    secret = read_json(config.KEYCLOAK_CLIENT_SECRETS / f"{identity}.json")["client_secret"]
-    tokens = TokenSource(outputs["token_endpoint"], identity, secret, str(config.SERVER_CA_BUNDLE))
-    return requests.get(
-        f"{config.GATEWAY_URL}/api/resource",
-        cert=(str(cert_file), str(key_file)),
-        headers={"Authorization": f"Bearer {tokens.get()}"},
-        verify=str(config.SERVER_CA_BUNDLE),
-        timeout=10,
-    )
+    """The workload's call: its certificate, and a token it got with it."""
+    return gateway_client(identity).request("GET", "/api/resource")
 
 
 @pytest.mark.slow
@@ -139,7 +129,7 @@ def test_a_workload_added_by_hand_works_end_to_end_and_removed_is_revoked(stack)
     assert removed.returncode == 0, removed.stderr[-3000:]
     _zt("up")  # revokes the removed workload's certificate, removes its files
     assert not cert_file.parent.exists()
-    assert not (config.KEYCLOAK_CLIENT_SECRETS / f"{NEW_WORKLOAD}.json").exists()
+    assert not (config.WORKLOAD_PROFILES / f"{NEW_WORKLOAD}.json").exists()
     mount = certs.pki_outputs()["mounts"]["client_issuing"]
     answer = requests.get(
         f"{config.VAULT_ADDR}/v1/{mount}/cert/{serial}",

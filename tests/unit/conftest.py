@@ -128,8 +128,9 @@ MakeToken = Callable[..., str]
 
 
 @pytest.fixture(scope="session")
-def make_token(signing_key: SigningKey) -> MakeToken:
-    """Sign a token; keyword arguments override claims, ``drop`` removes some."""
+def make_token(signing_key: SigningKey, pki: Pki) -> MakeToken:
+    """Sign a token bound to python-client's certificate (``cnf``, RFC 8705); keyword
+    arguments override claims, ``drop`` removes some (``drop=["cnf"]``: unbound)."""
 
     def make(
         *,
@@ -140,7 +141,7 @@ def make_token(signing_key: SigningKey) -> MakeToken:
         kid: str | None = signing_key.kid,
         **overrides: Any,
     ) -> str:
-        claims = {**base_claims(), **overrides}
+        claims = {**base_claims(pki.client), **overrides}
         for name in drop:
             claims.pop(name, None)
         header = {"kid": kid} if kid is not None else {}
@@ -155,13 +156,14 @@ def make_token(signing_key: SigningKey) -> MakeToken:
 
 
 @pytest.fixture(scope="session")
-def craft_token(signing_key: SigningKey) -> MakeToken:
-    """Sign an arbitrary JOSE header by hand (PyJWT's encoder normalises some away)."""
+def craft_token(signing_key: SigningKey, pki: Pki) -> MakeToken:
+    """Sign an arbitrary JOSE header by hand (PyJWT's encoder normalises some away);
+    the claims are ``make_token``'s unless given."""
 
     def craft(header: dict[str, Any], claims: dict[str, Any] | None = None) -> str:
         segments = [
             base64url_encode(json.dumps(part).encode())
-            for part in (header, claims if claims is not None else base_claims())
+            for part in (header, claims if claims is not None else base_claims(pki.client))
         ]
         signing_input = b".".join(segments)
         signature = RSAAlgorithm(RSAAlgorithm.SHA256).sign(signing_input, signing_key.private)

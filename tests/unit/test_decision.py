@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,8 +16,8 @@ from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 
+from tests.verifier_fixtures import cnf_of
 from verifier import jwks
 from verifier.caches import DecisionCaches
 from verifier.errors import JwksUnavailable, all_reasons
@@ -42,13 +41,6 @@ class Ctx:
 @pytest.fixture
 def ctx(pki, make_token, make_event, other_signing_key, now, craft_token) -> Ctx:
     return Ctx(pki, make_token, make_event, other_signing_key, now, craft_token)
-
-
-def thumbprint(issued: Any) -> str:
-    """RFC 8705 ``x5t#S256`` of a test certificate, computed independently."""
-    der = issued.cert.public_bytes(serialization.Encoding.DER)
-    digest = hashlib.sha256(der).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 class _BrokenKeys:
@@ -230,6 +222,21 @@ REFUSALS: list[Scenario] = [
     ("token_claim_invalid", "azp-not-a-string", lambda c: c.event(token=c.token(azp=42))),
     ("token_claim_invalid", "sub-not-a-string", lambda c: c.event(token=c.token(sub=42))),
     (
+        "token_claim_invalid",
+        "thumbprint-padded",
+        lambda c: c.event(token=c.token(cnf={"x5t#S256": cnf_of(c.pki.client)["x5t#S256"] + "="})),
+    ),
+    (
+        "token_claim_invalid",
+        "thumbprint-not-a-string",
+        lambda c: c.event(token=c.token(cnf={"x5t#S256": 1})),
+    ),
+    (
+        "token_claim_invalid",
+        "thumbprint-hex",
+        lambda c: c.event(token=c.token(cnf={"x5t#S256": "ab" * 32})),
+    ),
+    (
         "token_expired",
         "expired-beyond-leeway",
         lambda c: c.event(token=c.token(exp=int(c.now) - 31)),
@@ -266,13 +273,43 @@ REFUSALS: list[Scenario] = [
     (
         "binding_thumbprint_mismatch",
         "cnf-of-another-cert",
-        lambda c: c.event(token=c.token(cnf={"x5t#S256": thumbprint(c.pki.other_client)})),
+        lambda c: c.event(token=c.token(cnf=cnf_of(c.pki.other_client))),
     ),
     (
         "binding_thumbprint_mismatch",
+        "cnf-of-the-previous-cert-after-rotation",
+        lambda c: c.event(token=c.token(cnf=cnf_of(c.pki.previous_client))),
+    ),
+    (
+        "binding_thumbprint_mismatch",
+        "the-previous-cert-with-the-new-token",
+        lambda c: c.event(token=c.token(), cert_pem=c.pki.previous_client.pem),
+    ),
+    ("token_not_bound", "no-cnf", lambda c: c.event(token=c.token(drop=["cnf"]))),
+    ("token_not_bound", "empty-cnf", lambda c: c.event(token=c.token(cnf={}))),
+    (
+        "token_binding_unsupported",
+        "dpop-jkt-as-bearer",
+        lambda c: c.event(
+            token=c.token(cnf={"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"})
+        ),
+    ),
+    (
+        "token_binding_unsupported",
+        "x5t-and-jkt",
+        lambda c: c.event(token=c.token(cnf={**cnf_of(c.pki.client), "jkt": "abc"})),
+    ),
+    (
+        "token_binding_unsupported",
+        "cnf-jwk",
+        lambda c: c.event(token=c.token(cnf={"jwk": {"kty": "EC"}})),
+    ),
+    (
+        "token_binding_unsupported",
         "cnf-not-an-object",
         lambda c: c.event(token=c.token(cnf="x5t")),
     ),
+    ("token_binding_unsupported", "cnf-null", lambda c: c.event(token=c.token(cnf=None))),
     # 4. authorization
     (
         "path_not_canonical",
@@ -432,14 +469,60 @@ def test_tenant_route_is_denied_for_another_org(ctx, run):
 
 
 def test_token_bound_to_the_presented_cert_is_allowed(ctx, run):
-    token = ctx.token(cnf={"x5t#S256": thumbprint(ctx.pki.client)})
+    token = ctx.token(cnf=cnf_of(ctx.pki.client))
     assert run(ctx.event(token=token)).decision == "allow"
 
 
-def test_token_bound_to_another_cert_is_refused_with_thumbprint_mismatch(ctx, run):
-    token = ctx.token(cnf={"x5t#S256": thumbprint(ctx.pki.other_client)})
+def test_token_bound_to_another_cert_of_the_same_workload_is_refused_with_thumbprint_mismatch(
+    ctx, run
+):
+    token = ctx.token(cnf=cnf_of(ctx.pki.previous_client))
     response = run(ctx.event(token=token))
     assert (response.status, response.reason) == (401, "binding_thumbprint_mismatch")
+
+
+def test_an_unbound_token_is_refused_with_token_not_bound(ctx, run):
+    response = run(ctx.event(token=ctx.token(drop=["cnf"])))
+    assert (response.status, response.reason) == (401, "token_not_bound")
+    assert response.identity.azp == "python-client"  # the token was verified, not bound
+
+
+def test_a_dpop_bound_token_presented_as_bearer_is_refused_with_binding_unsupported(ctx, run):
+    response = run(ctx.event(token=ctx.token(cnf={"jkt": "abc"})))
+    assert (response.status, response.reason) == (401, "token_binding_unsupported")
+
+
+def test_an_unbound_token_is_allowed_when_bound_tokens_are_not_required(ctx, run, settings):
+    phasing_in = dataclasses.replace(settings, require_bound_tokens=False)
+    assert run(ctx.event(token=ctx.token(drop=["cnf"])), settings_=phasing_in).allowed
+    assert run(ctx.event(token=ctx.token(cnf={})), settings_=phasing_in).allowed
+
+
+def test_an_unknown_cnf_member_is_refused_even_when_bound_tokens_are_not_required(
+    ctx, run, settings
+):
+    phasing_in = dataclasses.replace(settings, require_bound_tokens=False)
+    for cnf in ({"jkt": "abc"}, {**cnf_of(ctx.pki.client), "jkt": "abc"}, "x5t"):
+        response = run(ctx.event(token=ctx.token(cnf=cnf)), settings_=phasing_in)
+        assert (response.status, response.reason) == (401, "token_binding_unsupported"), cnf
+
+
+def test_a_present_thumbprint_must_match_even_when_bound_tokens_are_not_required(
+    ctx, run, settings
+):
+    phasing_in = dataclasses.replace(settings, require_bound_tokens=False)
+    token = ctx.token(cnf=cnf_of(ctx.pki.previous_client))
+    response = run(ctx.event(token=token), settings_=phasing_in)
+    assert response.reason == "binding_thumbprint_mismatch"
+
+
+def test_a_cached_token_is_bound_again_to_the_certificate_of_each_request(ctx, run, caches):
+    token = ctx.token()
+    assert run(ctx.event(token=token)).allowed
+    assert len(caches.tokens) == 1
+    other = run(ctx.event(token=token, cert_pem=ctx.pki.previous_client.pem))
+    assert other.reason == "binding_thumbprint_mismatch"
+    assert run(ctx.event(token=token)).allowed
 
 
 def test_the_query_string_is_ignored_for_route_matching(ctx, run):

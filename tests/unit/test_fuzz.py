@@ -87,9 +87,12 @@ def world():
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
-def test_only_a_token_signed_by_the_key_is_ever_allowed_and_nothing_is_a_bug(world, data):
+def test_only_a_token_signed_by_the_key_and_bound_to_the_cert_is_allowed_and_nothing_is_a_bug(
+    world, data
+):
     request = data.draw(requests(world))
     tally = Tally()
     tally.record(world, request, world.decide(request))
     assert tally.allowed_unsigned == 0, tally.examples
+    assert tally.allowed_unbound == 0, tally.examples
     assert tally.reasons["internal_error"] == 0, request

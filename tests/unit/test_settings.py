@@ -56,6 +56,7 @@ def test_the_required_settings_alone_start_with_the_documented_defaults(env):
     assert (settings.max_token_bytes, settings.token_cache_size) == (8192, 4096)
     assert settings.decision_cache_seconds == 0
     assert settings.require_verify_header is True
+    assert settings.require_bound_tokens is True
     assert settings.jwks_ca_bundle is settings.audit_log is settings.assertion_key_file is None
     assert settings_problems(env) == []
 
@@ -82,6 +83,7 @@ def test_every_setting_can_come_from_zt_verifier_environment_variables(ca_file, 
         "ZT_VERIFIER_TOKEN_CACHE_SIZE": "0",
         "ZT_VERIFIER_DECISION_CACHE_SECONDS": "30",
         "ZT_VERIFIER_REQUIRE_VERIFY_HEADER": "false",
+        "ZT_VERIFIER_REQUIRE_BOUND_TOKENS": "false",
         "UNRELATED": "ignored",
     }
     settings = Settings.from_env(env)
@@ -102,6 +104,7 @@ def test_every_setting_can_come_from_zt_verifier_environment_variables(ca_file, 
     assert settings.token_cache_size == 0
     assert settings.decision_cache_seconds == 30
     assert settings.require_verify_header is False
+    assert settings.require_bound_tokens is False
     assert "zerotrust client issuing CA" in settings.client_cas[0].subject.rfc4514_string()
     assert settings.client_crl == "/etc/zt/client-ca.crl.pem"  # a path: the source reads it
 
@@ -222,17 +225,37 @@ def test_a_number_out_of_range_is_refused_naming_the_bounds(env, name, value, bo
     )
 
 
-@pytest.mark.parametrize("value", ["maybe", "", "2"])
-def test_an_unreadable_boolean_is_refused_rather_than_guessed(env, value):
-    (problem,) = problems_of({**env, "ZT_VERIFIER_REQUIRE_VERIFY_HEADER": value})
-    assert problem.startswith("ZT_VERIFIER_REQUIRE_VERIFY_HEADER: ")
+BOOLEANS = {
+    "REQUIRE_VERIFY_HEADER": "require_verify_header",
+    "REQUIRE_BOUND_TOKENS": "require_bound_tokens",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BOOLEANS))
+@pytest.mark.parametrize("value", ["maybe", "", "2", "enabled"])
+def test_an_unreadable_boolean_is_refused_rather_than_guessed(env, name, value):
+    (problem,) = problems_of({**env, f"ZT_VERIFIER_{name}": value})
+    assert problem.startswith(f"ZT_VERIFIER_{name}: ")
     assert "a boolean (true/false, yes/no, on/off, 1/0)" in problem
 
 
+@pytest.mark.parametrize("name", sorted(BOOLEANS))
 @pytest.mark.parametrize("value", ["1", "yes", "ON", "true"])
-def test_the_documented_spellings_of_true_are_read_as_true(env, value):
-    settings = Settings.from_env({**env, "ZT_VERIFIER_REQUIRE_VERIFY_HEADER": value})
-    assert settings.require_verify_header is True
+def test_the_documented_spellings_of_true_are_read_as_true(env, name, value):
+    settings = Settings.from_env({**env, f"ZT_VERIFIER_{name}": value})
+    assert getattr(settings, BOOLEANS[name]) is True
+
+
+@pytest.mark.parametrize("name", sorted(BOOLEANS))
+@pytest.mark.parametrize("value", ["0", "no", "OFF", "false"])
+def test_the_documented_spellings_of_false_are_read_as_false(env, name, value):
+    settings = Settings.from_env({**env, f"ZT_VERIFIER_{name}": value})
+    assert getattr(settings, BOOLEANS[name]) is False
+
+
+def test_bound_tokens_are_required_unless_a_deployment_says_otherwise(env, settings):
+    assert Settings.from_env(env).require_bound_tokens is True
+    assert settings.require_bound_tokens is True  # built in code: the same default
 
 
 def test_a_json_value_in_the_environment_is_not_parsed_as_json(env):

@@ -67,6 +67,11 @@ run "api_client_has_no_login_flow" {
     )
     error_message = "The resource server must be a confidential client with no flow at all: nothing may obtain a token as the API."
   }
+
+  assert {
+    condition     = keycloak_openid_client.api.client_authenticator_type == "client-x509"
+    error_message = "The resource server must not authenticate with a secret (none may sit in Terraform's state)."
+  }
 }
 
 run "workload_clients_use_client_credentials_only" {
@@ -88,6 +93,28 @@ run "workload_clients_use_client_credentials_only" {
   assert {
     condition     = alltrue([for c in keycloak_openid_client.workload : c.enabled])
     error_message = "With disabled_workloads empty, every workload client must be enabled."
+  }
+}
+
+run "workload_clients_authenticate_with_their_certificate_only" {
+  command = plan
+
+  assert {
+    condition     = alltrue([for c in keycloak_openid_client.workload : c.client_authenticator_type == "client-x509"])
+    error_message = "A workload client must authenticate with its certificate (client-x509, RFC 8705 tls_client_auth), never with a secret."
+  }
+
+  assert {
+    condition = alltrue([for id, c in keycloak_openid_client.workload : (
+      c.extra_config["x509.subjectdn"] == "CN=${id}" &&
+      c.extra_config["x509.allow.regex.pattern.comparison"] == "false"
+    )])
+    error_message = "A workload client must accept exactly the subject DN CN=<identity>, compared as a DN (no regular expression)."
+  }
+
+  assert {
+    condition     = alltrue([for c in keycloak_openid_client.workload : c.extra_config["tls.client.certificate.bound.access.tokens"] == "true"])
+    error_message = "A workload's access tokens must be bound to its certificate (cnf.x5t#S256)."
   }
 }
 

@@ -1,5 +1,7 @@
 package keycloak
 
+import "encoding/json"
+
 // The representations below carry only the fields this provider manages.
 // Keycloak's update endpoints for realms, clients and components leave
 // fields that are absent (null) in the request untouched, so pointer fields
@@ -51,6 +53,22 @@ type OpenIDClient struct {
 	ConsentRequired           *bool             `json:"consentRequired,omitempty"`
 	FrontchannelLogout        *bool             `json:"frontchannelLogout,omitempty"`
 	Attributes                map[string]string `json:"attributes,omitempty"`
+}
+
+// UnmarshalJSON decodes a ClientRepresentation but drops its "secret":
+// Keycloak includes a confidential client's secret in every GET of the
+// client, and the provider must not hold it for clients that do not
+// authenticate with it (client-x509). The secret is read, where wanted, only
+// from .../client-secret (Credential). Secret is for sending only.
+func (c *OpenIDClient) UnmarshalJSON(data []byte) error {
+	type plain OpenIDClient // no methods: no recursion
+	var p plain
+	if err := json.Unmarshal(data, &p); err != nil {
+		return err
+	}
+	p.Secret = nil
+	*c = OpenIDClient(p)
+	return nil
 }
 
 // Credential is the answer of GET .../clients/{id}/client-secret.
