@@ -31,6 +31,7 @@ BASELINE_PORT = 8451  # mTLS -> API, no auth_request
 FULL_CHAIN_PORT = 8452  # nginx/nginx.conf.tmpl rendered verbatim: mTLS -> verifier -> API
 FULL_CHAIN_CACHED_PORT = 8453  # the same with nginx's decision cache on
 RESUMABLE_PORT = 8454  # the ceiling with TLS session resumption on (bench/handshake.py)
+HEALTH_PORT_OFFSET = 10  # a production-template instance's /healthz: its port + this (8462, 8463)
 COMPARE_TEMPLATE = Path(__file__).with_name("nginx.conf.tmpl")
 
 # --- what a run does -----------------------------------------------------------

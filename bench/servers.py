@@ -152,6 +152,7 @@ def _values(instance: Instance) -> dict[str, object]:
         log_dir=instance.logs,
         tmp_dir=instance.folder / "tmp",
         port=instance.ports[0],  # the production template's one listener
+        health_port=instance.ports[0] + bench_config.HEALTH_PORT_OFFSET,  # and its /healthz
         ceiling_port=bench_config.CEILING_PORT,
         baseline_port=bench_config.BASELINE_PORT,
         resumable_port=bench_config.RESUMABLE_PORT,

@@ -22,8 +22,8 @@ from client.api import GatewayClient, Identity
 from client.token import TokenError, TokenSource
 from scripts import config, terraform, tools
 from scripts.files import read_json, write_secret_json
-from scripts.pki import certs, crl, watcher
-from scripts.services import accounts, apps, keycloak, nginx, openbao, procs
+from scripts.pki import certs, watcher
+from scripts.services import accounts, apps, keycloak, nginx, openbao, procs, supervisor
 from scripts.steps import StepFailed, say, step
 
 
@@ -69,6 +69,8 @@ def up() -> None:
     tools.install_all()
     with step("Accounts: unprivileged users for nginx's workers, the verifier and the API"):
         accounts.ensure()
+    with step("Supervisor: supervisord runs every service and restarts any that exits"):
+        supervise()
     with step("OpenBao: start (TLS on loopback, raft storage, not dev mode)"):
         openbao.start()
     with step("OpenBao: initialise (first run) and unseal"):
@@ -154,69 +156,29 @@ def _cn(name: x509.Name) -> str:
     return str(attrs[0].value) if attrs else name.rfc4514_string()
 
 
-def status() -> None:
-    """Every service's state and health, every certificate, the CRL, the audit device."""
-    say("services:")
-    health = {
-        config.VAULT.name: openbao.seal_status_line,
-        config.KEYCLOAK.name: lambda: "ready" if keycloak.ready() else "NOT ready",
-        config.CRL_WATCHER.name: _crl_watch_line,
-    }
-    for svc in config.SERVICES:
-        pid = procs.running(svc)
-        state = f"running (pid {pid})" if pid else "stopped"
-        detail = f"; {health[svc.name]()}" if pid and svc.name in health else ""
-        say(f"  {svc.name:<10} {state}{detail}")
-    say(f"  {'audit':<10} {openbao.audit_status_line()}")
-    say("certificates:")
-    found = sorted(config.PKI_DIR.glob("*/*/cert.pem")) if config.PKI_DIR.exists() else []
-    if not found:
-        say("  none issued yet (run `make up`)")
-    for path in found:
-        cert = certs.load(path)
-        left = _time_left(cert)
-        flag = "  EXPIRED" if left.total_seconds() <= 0 else ""
-        say(
-            f"  {path.parent.parent.name}/{path.parent.name:<14} CN={_cn(cert.subject):<14} "
-            f"CA={_cn(cert.issuer):<34} serial={_serial(cert)} "
-            f"not_after={cert.not_valid_after_utc:%F %T}Z left={str(left).split('.')[0]}{flag}"
-        )
-    crls = crl.load()
-    if crls:
-        when = crl.next_update(crls)
-        say(
-            f"  client CRL           {len(crl.revoked_serials(crls))} revoked serial(s) in "
-            f"{len(crls)} CRL(s), next update {when:%F %T}Z ({config.CLIENT_CRL})"
-        )
-    for label, bundle in (
-        ("server CA", config.SERVER_CA_BUNDLE),
-        ("client CA", config.CLIENT_CA_BUNDLE),
-    ):
-        if bundle.exists():
-            for cert in x509.load_pem_x509_certificates(bundle.read_bytes()):
-                say(
-                    f"  {label:<20} CN={_cn(cert.subject):<34} serial={_serial(cert)} "
-                    f"not_after={cert.not_valid_after_utc:%F}"
-                )
-
-
-def _crl_watch_line() -> str:
-    last = watcher.last_check()
-    if last is None:
-        return "no check yet"
-    ago = time.time() - float(last["checked_at"])
-    state = "ok" if last["ok"] else "FAILING"
-    return f"last check {ago:.0f}s ago, {state}: {last['outcome']}"
-
-
 def down() -> None:
-    """Stop every process the stack started (by pid file); keep the state folder."""
+    """Stop every process the stack started (each program, then supervisord); keep
+    the state folder."""
     for svc in reversed(config.SERVICES):
         with step(f"stop {svc.name}"):
             say(f"    {'stopped' if procs.stop(svc) else 'was not running'}")
     for app in apps.APPS:  # an old master a replacement left behind (a crash mid-way)
         if procs.stop(app.retired):
             say(f"    stopped a retired {app.svc.name} master")
+    with step("stop supervisord"):
+        say(f"    {'stopped' if supervisor.shutdown() else 'was not running'}")
+
+
+def supervise() -> None:
+    """supervisord runs (started if not); a service still running from before it (an
+    older bring-up, or a supervisord that was killed) is stopped by its pid file so it
+    restarts under supervision."""
+    say(f"    supervisord: {supervisor.ensure_running()} ({supervisor.CONF})")
+    managed = supervisor.names()
+    for svc in config.SERVICES:
+        if procs.running(svc) is not None and procs.program(svc) not in managed:
+            procs.stop(svc)
+            say(f"    {svc.name}: was running unsupervised; stopped, it starts under supervisord")
 
 
 def clean() -> None:

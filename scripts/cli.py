@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 from cryptography import x509
 
-from scripts import bringup, config, terraform, validate
+from scripts import bringup, config, status, terraform, validate
 from scripts.files import read_json
 from scripts.pki import certs, rotation, watcher
 from scripts.services import nginx, procs
@@ -159,7 +159,6 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, fn, help_ in (
         ("up", _run(bringup.up), "install tools, start the stack, apply Terraform (idempotent)"),
-        ("status", _run(bringup.status), "service health, every issued certificate, the CRL"),
         ("down", _run(bringup.down), "stop every process we started; keep state"),
         ("clean", _run(bringup.clean), "down, then delete the state folder"),
         ("renew", cmd_renew, "rotate certs past 2/3 of their lifetime, refresh the CRL; cron-safe"),
@@ -171,6 +170,17 @@ def main(argv: list[str] | None = None) -> int:
         ),
     ):
         sub.add_parser(name, help=help_, description=help_).set_defaults(fn=fn)
+    stat = sub.add_parser(
+        "status",
+        help="service health, every issued certificate, the CRL; exit 1 when unhealthy",
+        description="Each service's supervisord state, pid and health (asked of the service: "
+        "OpenBao unsealed, Keycloak ready, the verifier's and the API's /healthz, nginx's "
+        "health listener, the CRL watcher's last round); every certificate and CA with its "
+        "expiry and the CRL's next update, flagged when under 1/3 of life is left. Exit 0 "
+        "when everything runs and is healthy and nothing expired (warnings allowed), else 1.",
+    )
+    stat.add_argument("--json", action="store_true", help="one JSON document, for machines")
+    stat.set_defaults(fn=lambda args: status.status(args.json))
     env = sub.add_parser(
         "env",
         help="print .state/env.sh, the shell exports for running terraform/bao by hand",

@@ -56,6 +56,7 @@ VAULT_CLUSTER_PORT = 8201  # raft cluster listener, loopback
 KEYCLOAK_PORT = 8443
 KEYCLOAK_MGMT_PORT = 9000
 NGINX_PORT = 8444
+NGINX_HEALTH_PORT = 8445  # plain HTTP /healthz for load balancers (nginx/nginx.conf.tmpl)
 VAULT_ADDR = f"https://{HOST}:{VAULT_PORT}"
 
 # --- state layout -----------------------------------------------------------
@@ -112,12 +113,16 @@ SERVER_NAMES = ("vault", "keycloak", "nginx")  # serving certs, all "localhost"
 
 @dataclass(frozen=True)
 class Service:
-    """A process we start and stop by pid file (the stack's own, or a benchmark's)."""
+    """A process we start and stop by pid file (the stack's own, or a benchmark's).
+
+    ``supervised``: run by the stack's supervisord (restarted whenever it exits;
+    scripts/services/supervisor.py); a benchmark's or a test's own process is not."""
 
     name: str
     port: int | None
     run_dir: Path = RUN
     log_dir: Path = LOGS
+    supervised: bool = False
 
     @property
     def pid_file(self) -> Path:
@@ -128,13 +133,28 @@ class Service:
         return self.log_dir / f"{self.name}.log"
 
 
-VAULT = Service("vault", VAULT_PORT)
-KEYCLOAK = Service("keycloak", KEYCLOAK_PORT)
-VERIFIER = Service("verifier", None)  # gunicorn on a unix socket
-API = Service("api", None)  # gunicorn on a unix socket
-NGINX = Service("nginx", NGINX_PORT)
-CRL_WATCHER = Service("crl-watcher", None)  # scripts/watcher.py
+VAULT = Service("vault", VAULT_PORT, supervised=True)
+KEYCLOAK = Service("keycloak", KEYCLOAK_PORT, supervised=True)
+VERIFIER = Service("verifier", None, supervised=True)  # gunicorn on a unix socket
+API = Service("api", None, supervised=True)  # gunicorn on a unix socket
+NGINX = Service("nginx", NGINX_PORT, supervised=True)
+NGINX_HEALTH_URL = f"http://{HOST}:{NGINX_HEALTH_PORT}/healthz"
+CRL_WATCHER = Service("crl-watcher", None, supervised=True)  # scripts/pki/watcher.py
 SERVICES = (VAULT, KEYCLOAK, VERIFIER, API, NGINX, CRL_WATCHER)  # start order; `down` reverses
+
+# supervisord's config, its programs and their launch specs (0700; specs 0600).
+SUPERVISOR_DIR = STATE / "supervisor"
+# How long after a SIGKILL each service is serving again, at most (supervisord restarts
+# it at once; the rest is the service's own start): measured by
+# tests/faults/test_supervision.py, stated in docs/operations.md.
+RECOVERY_BOUND_SECONDS = {
+    "vault": 15.0,  # restart + unseal by the launcher
+    "keycloak": 90.0,  # a JVM start on 2 shared cores
+    "verifier": 15.0,
+    "api": 15.0,
+    "nginx": 10.0,
+    "crl-watcher": 15.0,
+}
 
 # --- request path -------------------------------------------------------------
 GATEWAY_URL = f"https://localhost:{NGINX_PORT}"

@@ -56,6 +56,8 @@ class Load:
         self.results: Counter[str] = Counter()
         self.errors: list[str] = []
         self.latencies: list[float] = []
+        self.failed_at: list[float] = []  # time.monotonic() when each failed request ended
+        self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
 
@@ -89,7 +91,7 @@ class Load:
     def _run(self) -> None:
         send = self.sender()
         deadline = time.monotonic() + self.seconds
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not self._stop.is_set():
             started = time.monotonic()
             try:
                 query = f"?load={next(self._sent)}" if self.unique else ""
@@ -98,12 +100,13 @@ class Load:
                 detail = "" if r.status_code == 200 else f"{r.status_code} {r.text[:100]}"
             except Exception as e:  # every failure (a refused token too) is an outcome
                 outcome, detail = "exception", repr(e)[:200]
-            elapsed = time.monotonic() - started
+            ended = time.monotonic()
             with self._lock:
                 self.results[outcome] += 1
-                self.latencies.append(elapsed)
+                self.latencies.append(ended - started)
                 if detail:
                     self.errors.append(detail)
+                    self.failed_at.append(ended)
             if self.interval:
                 time.sleep(self.interval)
 
@@ -111,6 +114,10 @@ class Load:
         for t in self._threads:
             t.start()
         return self
+
+    def stop(self) -> None:
+        """End the run now (the threads finish the request they are sending)."""
+        self._stop.set()
 
     def __exit__(self, *exc: object) -> None:
         for t in self._threads:

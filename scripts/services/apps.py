@@ -191,7 +191,13 @@ class App:
     @property
     def retired(self) -> config.Service:
         """Where the old master is recorded while a replacement starts."""
-        return config.Service(f"{self.svc.name}.retired", None, self.svc.run_dir, self.svc.log_dir)
+        return config.Service(
+            f"{self.svc.name}.retired",
+            None,
+            self.svc.run_dir,
+            self.svc.log_dir,
+            supervised=self.svc.supervised,
+        )
 
 
 def _prepare_verifier() -> None:
@@ -292,12 +298,15 @@ def _point(stable: Path, socket: Path) -> None:
 
 
 def _spawn(app: App, socket: Path) -> None:
+    """A new master on ``socket``, as supervisord program ``<name>-<token>`` (the
+    socket's name): a master killed outright comes back on the same socket."""
     procs.start(
         app.svc,
         app.argv(socket),
         env=app.env(),
         cwd=config.REPO,
         not_inherited=SETTINGS_PREFIXES,
+        as_program=socket.stem,
     )
 
 

@@ -207,7 +207,10 @@ def _start(wanted: str) -> None:
         "JAVA_OPTS_KC_HEAP": config.KEYCLOAK_HEAP,
         "KC_HTTPS_TRUST_STORE_PASSWORD": _truststore_password(),
     }
-    procs.start(config.KEYCLOAK, argv(), env=env, cwd=config.KEYCLOAK_DIR)
+    # "child": kc.sh runs java as its child; killing kc.sh must take java with it.
+    procs.start(
+        config.KEYCLOAK, argv(), env=env, cwd=config.KEYCLOAK_DIR, launch="child", stop_seconds=60
+    )
     write_atomic(_fingerprint_file(), wanted + "\n")
     wait_until(
         "Keycloak /health/ready",

@@ -45,6 +45,7 @@ def nginx_values(authz_cache: Mapping[str, object], **overrides: object) -> dict
         "nginx_dir": config.REPO / "nginx",
         "host": config.HOST,
         "port": config.NGINX_PORT,
+        "health_port": config.NGINX_HEALTH_PORT,
         "server_cert": cert,
         "server_key": key,
         "client_ca_bundle": config.CLIENT_CA_BUNDLE,
@@ -222,7 +223,8 @@ def start_nginx() -> str:
             reload_nginx()
             did = "reloaded"
     else:
-        procs.start(config.NGINX, ["nginx", "-c", str(config.NGINX_CONF)])
+        # "child": a master killed outright takes its workers with it (launch.py).
+        procs.start(config.NGINX, ["nginx", "-c", str(config.NGINX_CONF)], launch="child")
         write_atomic(NGINX_FINGERPRINT, nginx_fingerprint() + "\n")
     wait_until(
         f"nginx on {config.GATEWAY_URL}",

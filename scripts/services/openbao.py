@@ -145,7 +145,17 @@ def start() -> None:
             say("    config.hcl changed: SIGHUP to reload it")
             reload_listener()
     else:
-        procs.start(config.VAULT, [str(tools.BAO), "server", f"-config={config.VAULT_CONFIG}"])
+        # The launcher unseals it after every start (a restart by supervisord included).
+        procs.start(
+            config.VAULT,
+            [str(tools.BAO), "server", f"-config={config.VAULT_CONFIG}"],
+            launch="child",
+            unseal={
+                "addr": config.VAULT_ADDR,
+                "ca": str(config.VAULT_TLS_CA),
+                "key_file": str(config.VAULT_UNSEAL),
+            },
+        )
     wait_until(
         "OpenBao API",
         lambda: procs.alive_or_fail(config.VAULT) and health() is not None,

@@ -2,6 +2,14 @@
 
 We never `pkill`/`killall`: a pid file records what we started, and `stop`
 checks the pid still belongs to the command we started before signalling it.
+
+A ``supervised`` service (the stack's own) is a program of the stack's supervisord
+(``supervisor.py``), which restarts it whenever it exits; its launcher
+(``launch.py``) writes the pid file at every start, so ``running`` always names the
+live process. Stopping one goes through supervisord (a signal would only make it
+restart). A service may run as a program of another name (a blue/green master:
+``verifier-1a2b3c4d``); ``<service>.program`` then names it. Benchmark and test
+processes are not supervised: started here, detached, stopped by signal.
 """
 
 from __future__ import annotations
@@ -17,7 +25,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from scripts import config
-from scripts.steps import StepFailed, say
+from scripts.services import supervisor
+from scripts.steps import StepFailed, say, wait_until
+
+START_RECORDED_SECONDS = 15.0  # until a supervised service's launcher wrote its pid
 
 
 def port_in_use(port: int, host: str = config.HOST) -> bool:
@@ -64,12 +75,29 @@ def _start_time(pid: int) -> str | None:
     return fields[19]
 
 
+def program(svc: config.Service) -> str:
+    """The supervisord program (and pid-file name) ``svc`` runs as now."""
+    try:
+        return _program_file(svc).read_text().strip() or svc.name
+    except OSError:
+        return svc.name
+
+
+def _program_file(svc: config.Service) -> Path:
+    return svc.run_dir / f"{svc.name}.program"
+
+
+def _pid_file(svc: config.Service) -> Path:
+    return svc.run_dir / f"{program(svc)}.pid"
+
+
 def running(svc: config.Service) -> int | None:
     """The pid of ``svc`` if its pid file names a live process that we started."""
-    pid = read_pid(svc.pid_file)
+    pid_file = _pid_file(svc)
+    pid = read_pid(pid_file)
     if pid is None:
         return None
-    marker = svc.pid_file.with_suffix(".start")
+    marker = pid_file.with_suffix(".start")
     started = _start_time(pid)
     if started is None or not marker.exists() or marker.read_text().strip() != started:
         return None  # stale pid file: the process is gone or the pid was reused
@@ -83,26 +111,39 @@ def start(
     cwd: Path | None = None,
     *,
     not_inherited: tuple[str, ...] = (),
+    as_program: str | None = None,
+    launch: str = "exec",
+    unseal: Mapping[str, str] | None = None,
+    stop_seconds: float = 30.0,
 ) -> int:
     """Start ``argv`` detached, logging to the service's log file; record its pid.
 
     It inherits our environment plus ``env``, except the variables whose names start
     with one of ``not_inherited`` (a service's own settings come from ``env`` only,
-    never from whatever the operator's shell happens to export)."""
+    never from whatever the operator's shell happens to export).
+
+    A supervised ``svc`` becomes supervisord program ``as_program`` (default: its
+    name), run by the launcher in ``launch`` mode ("exec" or "child"; ``unseal``: the
+    launcher unseals OpenBao after every start; see launch.py)."""
     svc.run_dir.mkdir(parents=True, exist_ok=True)
     svc.log_dir.mkdir(parents=True, exist_ok=True)
     if svc.port is not None:
         require_free_port(svc.port, svc.name)
+    full_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(not_inherited)},
+        **(env or {}),
+    }
+    if svc.supervised:
+        return _start_supervised(
+            svc, list(argv), full_env, cwd, as_program or svc.name, launch, unseal, stop_seconds
+        )
     with open(svc.log_file, "ab") as log:
         proc = subprocess.Popen(
             list(argv),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={
-                **{k: v for k, v in os.environ.items() if not k.startswith(not_inherited)},
-                **(env or {}),
-            },
+            env=full_env,
             cwd=cwd,
             start_new_session=True,  # own process group: ctrl-C on `make` doesn't kill it
         )
@@ -112,9 +153,51 @@ def start(
     return proc.pid
 
 
+def _start_supervised(
+    svc: config.Service,
+    argv: list[str],
+    env: dict[str, str],
+    cwd: Path | None,
+    name: str,
+    launch: str,
+    unseal: Mapping[str, str] | None,
+    stop_seconds: float,
+) -> int:
+    pid_file = svc.run_dir / f"{name}.pid"
+    pid_file.unlink(missing_ok=True)
+    spec = {
+        "name": name,
+        "argv": argv,
+        "env": env,
+        "cwd": str(cwd or config.REPO),
+        "pid_file": str(pid_file),
+        "mode": launch,
+        "unseal": dict(unseal) if unseal else None,
+    }
+    supervisor.add(name, spec, svc.log_file, stop_seconds)
+    if name == svc.name:
+        _program_file(svc).unlink(missing_ok=True)
+    else:
+        _program_file(svc).write_text(f"{name}\n")
+    wait_until(
+        f"{svc.name}: started by supervisord",
+        lambda: alive_or_fail(svc) and running(svc) is not None,
+        START_RECORDED_SECONDS,
+        str(svc.log_file),
+        interval=0.05,
+    )
+    return running(svc) or 0
+
+
 def alive_or_fail(svc: config.Service) -> bool:
-    """For readiness polls: fail at once, with the log's tail, if ``svc`` exited."""
-    if running(svc) is None:
+    """For readiness polls: fail at once, with the log's tail, if ``svc`` exited
+    (supervised: if supervisord reports it down, e.g. crashing at start)."""
+    gone = (
+        supervisor.state(program(svc)) in supervisor.DOWN_STATES
+        if svc.supervised
+        else running(svc) is None
+    )
+    if gone:
         tail = "\n".join(svc.log_file.read_text(errors="replace").splitlines()[-8:])
         raise StepFailed(f"{svc.name} exited during start-up:\n{tail}\nsee {svc.log_file}")
     return True
@@ -125,7 +208,17 @@ def stop(svc: config.Service, timeout: float = 30.0, sig: int = signal.SIGTERM) 
 
     We started it with its own session, so its pid is its process group id:
     signalling the group also reaches children (kc.sh -> java).
+
+    A supervised ``svc`` is stopped by supervisord (same signals and timeout) and
+    removed from it, so it is not restarted.
     """
+    name = program(svc)
+    if svc.supervised and name in supervisor.names():
+        was_running = supervisor.remove(name)
+        for suffix in (".pid", ".start", ".group"):
+            (svc.run_dir / f"{name}{suffix}").unlink(missing_ok=True)
+        _program_file(svc).unlink(missing_ok=True)
+        return was_running
     pid = running(svc)
     if pid is None:
         svc.pid_file.unlink(missing_ok=True)
@@ -150,8 +243,13 @@ def _alive(pid: int) -> bool:
 
 
 def retire(svc: config.Service, to: config.Service) -> config.Service:
-    """Record ``svc``'s process under ``to`` instead (its pid and start-time files
-    move), so a replacement can be started as ``svc``; returns ``to``."""
+    """Record ``svc``'s process under ``to`` instead (its program, or its pid and
+    start-time files, move), so a replacement can be started as ``svc``; returns ``to``."""
+    name = program(svc)
+    if name != svc.name:
+        _program_file(to).write_text(f"{name}\n")
+        _program_file(svc).unlink(missing_ok=True)
+        return to
     for suffix in (".pid", ".start"):
         src = svc.pid_file.with_suffix(suffix)
         if src.exists():

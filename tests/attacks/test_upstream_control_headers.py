@@ -76,6 +76,7 @@ def evil_gateway(stack: None) -> Iterator[list[str]]:
         log_dir=FOLDER,
         tmp_dir=FOLDER / "tmp",
         port=PORT,
+        health_port=PORT + 1,
         api_socket=sock,
     )
     conf = FOLDER / "nginx.conf"

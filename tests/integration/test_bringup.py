@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts import cli, config, terraform, tools
-from scripts.services import openbao, procs
+from scripts import cli, config, status, terraform, tools
+from scripts.services import openbao, procs, supervisor
 from tests.integration.conftest import run_zt
 
 REPO = config.REPO
@@ -63,17 +63,23 @@ def test_vault_restart_keeps_the_cas_and_unseals_from_the_state_folder(stack):
     assert served_after == served_before
 
 
-def test_up_recovers_after_vault_was_killed_leaving_a_stale_pid_file(stack):
-    pid = procs.running(config.VAULT)
-    assert pid is not None
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while procs.port_in_use(config.VAULT_PORT) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert config.VAULT.pid_file.exists()  # stale: the process is gone
+def test_up_recovers_after_supervisord_itself_was_killed(stack):
+    """Its services keep running unsupervised; `zt up` starts a new supervisord, stops
+    them by pid file and starts them under it (nothing left over, all healthy)."""
+    old = supervisor.pid()
+    assert old is not None
+    before = {svc.name: procs.running(svc) for svc in config.SERVICES}
+    os.kill(old, signal.SIGKILL)
     r = _zt("up")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert openbao.health()["sealed"] is False
+    assert "was running unsupervised" in r.stdout
+    assert supervisor.pid() not in (None, old)
+    for svc in config.SERVICES:
+        pid = before[svc.name]
+        assert procs.running(svc) not in (None, pid), svc.name
+        assert not os.path.exists(f"/proc/{pid}/exe"), f"{svc.name} pid {pid} still runs"
+    assert set(supervisor.names()) == {procs.program(svc) for svc in config.SERVICES}
+    assert status.collect().healthy, status.collect().problems
 
 
 def test_up_fails_fast_naming_the_port_when_it_is_taken(stack, tmp_path):
@@ -123,8 +129,16 @@ def test_failed_provider_download_names_module_and_registry_and_leaves_cache_cle
 def test_down_stops_everything_it_started_and_nothing_else(stack):
     sentinel = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
+        started = {svc.name: procs.running(svc) for svc in config.SERVICES}
+        keeper = supervisor.pid()
         assert cli.main(["down"]) == 0
-        assert procs.running(config.VAULT) is None
+        for svc in config.SERVICES:
+            assert procs.running(svc) is None, svc.name
+            assert not os.path.exists(f"/proc/{started[svc.name]}/exe"), svc.name
+        assert supervisor.pid() is None
+        assert not os.path.exists(f"/proc/{keeper}/exe"), "supervisord still runs"
+        for port in (config.VAULT_PORT, config.KEYCLOAK_PORT, config.NGINX_PORT):
+            assert not procs.port_in_use(port), port
         assert sentinel.poll() is None  # a process we did not start is untouched
     finally:
         sentinel.kill()

@@ -1,0 +1,296 @@
+"""``zt status``: what runs, whether it is healthy, and what expires when.
+
+One report, printed for people or as JSON (``--json``) for machines, and an exit code a
+monitor can use: 0 when every service is running and healthy and nothing has expired,
+1 otherwise. A certificate or CRL with less than a third of its life left is a
+*warning* (listed, exit 0): renewal acts at two thirds (``zt renew``), so a warning
+means renewal is late and someone should look before it becomes an outage.
+
+Health is asked of each service, not inferred from a pid:
+
+* vault: ``sys/health`` says initialised and unsealed;
+* keycloak: ``/health/ready`` on the management port;
+* verifier, api: ``/healthz`` over their unix socket answers 200 (the verifier's
+  says keys loaded and fresh, audit log writable);
+* nginx: its health listener (``config.NGINX_HEALTH_URL``) answers 200, which needs
+  the verifier and the API behind it;
+* crl-watcher: its last round succeeded within three intervals.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import requests
+from cryptography import x509
+
+from scripts import config
+from scripts.pki import certs, crl, watcher
+from scripts.services import keycloak, openbao, procs, supervisor, unixhttp
+from scripts.steps import say
+
+WARN_BELOW = 1 / 3  # fraction of life left under which a certificate or CRL is a warning
+
+
+@dataclass
+class ServiceStatus:
+    name: str
+    state: str  # supervisord's (RUNNING, BACKOFF, …) or "stopped"
+    pid: int | None
+    healthy: bool
+    detail: str
+
+
+@dataclass
+class Expiry:
+    what: str  # "client/python-client", "client CRL", "server CA", …
+    subject: str
+    issuer: str
+    serial: str
+    not_after: str  # ISO 8601, UTC
+    seconds_left: float
+    life_left: float  # fraction of its whole validity still ahead
+    warning: bool
+    expired: bool
+
+
+@dataclass
+class Report:
+    healthy: bool
+    supervisor: dict
+    services: list[ServiceStatus]
+    certificates: list[Expiry]
+    crl: Expiry | None
+    audit: str
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _socket_health(sock: Path) -> tuple[bool, str]:
+    if not sock.exists():
+        return False, f"no socket {sock}"
+    try:
+        answer = unixhttp.request(sock, "GET", "/healthz")
+    except OSError as e:
+        return False, f"/healthz unreachable: {e}"
+    try:
+        body = json.loads(answer.body)
+    except ValueError:
+        body = {}
+    summary = ", ".join(f"{k}={v}" for k, v in body.items() if k != "pid") if body else ""
+    return answer.status == 200, f"/healthz {answer.status}" + (f" ({summary})" if summary else "")
+
+
+def _vault_health() -> tuple[bool, str]:
+    line = openbao.seal_status_line()
+    return line.startswith("unsealed"), line
+
+
+def _keycloak_health() -> tuple[bool, str]:
+    return (True, "ready") if keycloak.ready() else (False, "/health/ready not UP")
+
+
+def _nginx_health() -> tuple[bool, str]:
+    try:
+        r = requests.get(config.NGINX_HEALTH_URL, timeout=3)
+    except requests.RequestException as e:
+        return False, f"{config.NGINX_HEALTH_URL} unreachable: {type(e).__name__}"
+    return r.status_code == 200, f"{config.NGINX_HEALTH_URL} {r.status_code}"
+
+
+def _watcher_health() -> tuple[bool, str]:
+    last = watcher.last_check()
+    if last is None:
+        return False, "no check yet"
+    ago = time.time() - float(last["checked_at"])
+    fresh = ago <= 3 * config.CRL_WATCH_SECONDS + 5
+    ok = bool(last["ok"]) and fresh
+    state = "ok" if last["ok"] else "FAILING"
+    return ok, f"last check {ago:.0f}s ago, {state}: {last['outcome']}"
+
+
+HEALTH: dict[str, Callable[[], tuple[bool, str]]] = {
+    config.VAULT.name: _vault_health,
+    config.KEYCLOAK.name: _keycloak_health,
+    config.VERIFIER.name: lambda: _socket_health(config.VERIFIER_SOCKET),
+    config.API.name: lambda: _socket_health(config.API_SOCKET),
+    config.NGINX.name: _nginx_health,
+    config.CRL_WATCHER.name: _watcher_health,
+}
+
+
+def service_status(svc: config.Service) -> ServiceStatus:
+    pid = procs.running(svc)
+    sup = supervisor.info(procs.program(svc))
+    state = sup["statename"] if sup else ("RUNNING (unsupervised)" if pid else "stopped")
+    if pid is None:
+        return ServiceStatus(svc.name, state, None, False, "not running")
+    healthy, detail = HEALTH[svc.name]()
+    return ServiceStatus(svc.name, state, pid, healthy, detail)
+
+
+def _cn(name: x509.Name) -> str:
+    attrs = name.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return str(attrs[0].value) if attrs else name.rfc4514_string()
+
+
+def _expiry(
+    what: str,
+    subject: str,
+    issuer: str,
+    serial: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    now: dt.datetime,
+) -> Expiry:
+    left = (end - now).total_seconds()
+    life = max((end - start).total_seconds(), 1.0)
+    fraction = max(0.0, left / life)
+    return Expiry(
+        what,
+        subject,
+        issuer,
+        serial,
+        end.isoformat(timespec="seconds"),
+        round(left, 1),
+        round(fraction, 4),
+        warning=left > 0 and fraction < WARN_BELOW,
+        expired=left <= 0,
+    )
+
+
+def certificate_expiries(now: dt.datetime) -> list[Expiry]:
+    found = sorted(config.PKI_DIR.glob("*/*/cert.pem")) if config.PKI_DIR.exists() else []
+    out = []
+    for path in found:
+        cert = certs.load(path)
+        out.append(
+            _expiry(
+                f"{path.parent.parent.name}/{path.parent.name}",
+                _cn(cert.subject),
+                _cn(cert.issuer),
+                certs.serial_hex(cert),
+                cert.not_valid_before_utc,
+                cert.not_valid_after_utc,
+                now,
+            )
+        )
+    for label, bundle in (
+        ("server CA", config.SERVER_CA_BUNDLE),
+        ("client CA", config.CLIENT_CA_BUNDLE),
+    ):
+        if bundle.exists():
+            for cert in x509.load_pem_x509_certificates(bundle.read_bytes()):
+                out.append(
+                    _expiry(
+                        label,
+                        _cn(cert.subject),
+                        _cn(cert.issuer),
+                        certs.serial_hex(cert),
+                        cert.not_valid_before_utc,
+                        cert.not_valid_after_utc,
+                        now,
+                    )
+                )
+    return out
+
+
+def crl_expiry(now: dt.datetime) -> Expiry | None:
+    """The installed client CRL that lapses first (nginx refuses everyone after it)."""
+    crls = [c for c in crl.load() if c.next_update_utc is not None]
+    if not crls:
+        return None
+    first = min(crls, key=lambda c: c.next_update_utc)
+    revoked = len(crl.revoked_serials(crls))
+    return _expiry(
+        "client CRL",
+        f"{len(crls)} CRL(s), {revoked} revoked serial(s)",
+        _cn(first.issuer),
+        "",
+        first.last_update_utc,
+        first.next_update_utc,
+        now,
+    )
+
+
+def collect(now: dt.datetime | None = None) -> Report:
+    now = now or dt.datetime.now(dt.UTC)
+    sup_pid = supervisor.pid()
+    services = [service_status(svc) for svc in config.SERVICES]
+    expiries = certificate_expiries(now)
+    crl_state = crl_expiry(now)
+    problems = [f"{s.name}: {s.state}, {s.detail}" for s in services if not s.healthy]
+    if sup_pid is None:
+        problems.insert(0, "supervisord: not running (nothing restarts a service that exits)")
+    if crl_state is None:
+        problems.append(f"client CRL: none installed at {config.CLIENT_CRL}")
+    timed = [*expiries, *([crl_state] if crl_state else [])]
+    problems += [f"{e.what} {e.serial}: EXPIRED at {e.not_after}" for e in timed if e.expired]
+    warnings = [
+        f"{e.what} {e.serial}: {e.life_left:.0%} of its life left (until {e.not_after})"
+        for e in timed
+        if e.warning
+    ]
+    vault_ok = any(s.name == config.VAULT.name and s.healthy for s in services)
+    audit = openbao.audit_status_line() if vault_ok else "unknown (OpenBao not healthy)"
+    return Report(
+        healthy=not problems,
+        supervisor={"running": sup_pid is not None, "pid": sup_pid},
+        services=services,
+        certificates=expiries,
+        crl=crl_state,
+        audit=audit,
+        problems=problems,
+        warnings=warnings,
+    )
+
+
+def _left(seconds: float) -> str:
+    return str(dt.timedelta(seconds=int(seconds))) if seconds > 0 else "EXPIRED"
+
+
+def render(report: Report) -> None:
+    sup = report.supervisor
+    state = f"running (pid {sup['pid']})" if sup["running"] else "NOT running"
+    say(f"supervisord: {state}")
+    say("services:")
+    for s in report.services:
+        pid = f"pid {s.pid}" if s.pid else "-"
+        mark = "healthy" if s.healthy else "UNHEALTHY"
+        say(f"  {s.name:<12} {s.state:<9} {pid:<10} {mark}: {s.detail}")
+    say(f"  {'audit':<12} {report.audit}")
+    say("certificates:")
+    if not report.certificates:
+        say("  none issued yet (run `make up`)")
+    for e in [*report.certificates, *([report.crl] if report.crl else [])]:
+        flag = "  WARNING: under 1/3 of life left" if e.warning else ""
+        serial = f" serial={e.serial}" if e.serial else ""
+        until = "next_update" if e.what == "client CRL" else "not_after"
+        say(
+            f"  {e.what:<22} {e.subject:<30} issuer={e.issuer:<34}{serial} "
+            f"{until}={e.not_after} left={_left(e.seconds_left)}{flag}"
+        )
+    for w in report.warnings:
+        say(f"warning: {w}")
+    for p in report.problems:
+        say(f"problem: {p}")
+    say("healthy" if report.healthy else f"UNHEALTHY ({len(report.problems)} problem(s))")
+
+
+def as_json(report: Report) -> str:
+    return json.dumps(asdict(report), indent=2, sort_keys=True)
+
+
+def status(json_output: bool = False) -> int:
+    """Print the report; 0 when healthy, 1 otherwise."""
+    report = collect()
+    if json_output:
+        print(as_json(report), flush=True)
+    else:
+        render(report)
+    return 0 if report.healthy else 1
