@@ -25,13 +25,14 @@ import argparse
 import shlex
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from cryptography import x509
 
 from scripts import bringup, config, status, terraform, validate
 from scripts.files import read_json
 from scripts.pki import certs, rotation, watcher
-from scripts.services import nginx, procs
+from scripts.services import nginx, procs, systemd
 from scripts.steps import StepFailed, say, step
 
 
@@ -149,6 +150,13 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def cmd_systemd_units(args: argparse.Namespace) -> int:
+    with step(f"systemd units -> {args.out}"):
+        for path in systemd.write_units(args.out):
+            say(f"    {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m scripts.zt",
@@ -243,6 +251,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     cache.add_argument("state", choices=["on", "off", "status"])
     cache.set_defaults(fn=cmd_authz_cache)
+    units = sub.add_parser(
+        "systemd-units",
+        help="write systemd units for a production host (this checkout, this state folder)",
+        description="One zt-<service>.service per stack service and zt.target, running the "
+        "same launcher, argv and environment as `make up` (the environment in 0600 specs "
+        "under the state folder, never in the units). Copy them to /etc/systemd/system, "
+        "`systemctl daemon-reload`, `systemctl enable --now zt.target`; run `make down` "
+        "first so the two supervisors never run the same services.",
+    )
+    units.add_argument("--out", type=Path, required=True, help="folder to write the units to")
+    units.set_defaults(fn=cmd_systemd_units)
     watch = sub.add_parser(
         "crl-watch",
         help="run the CRL watcher in the foreground (`make up` runs it as a service)",

@@ -296,11 +296,15 @@ def install_keycloak() -> None:
 
 
 def install_nginx() -> None:
-    """Install Debian's nginx (+ set-misc for the decision cache's HMAC keys) if missing,
-    and check the modules we rely on."""
+    """Install Debian's nginx (+ set-misc for the decision cache's HMAC keys, + systemd's
+    tools for checking our units) if missing, and check the modules we rely on."""
     packages = [] if shutil.which("nginx") else ["nginx"]
     if not all(module.exists() for module in config.NGINX_DYNAMIC_MODULES):
         packages.append(config.NGINX_SET_MISC_PACKAGE)
+    # `systemd-analyze verify` checks the shipped units (`zt systemd-units`); the
+    # package installs the tools only, it starts nothing on a host without systemd.
+    if not shutil.which("systemd-analyze"):
+        packages.append("systemd")
     if packages:
         if os.geteuid() != 0:
             raise StepFailed(

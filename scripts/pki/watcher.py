@@ -86,13 +86,15 @@ def last_check() -> dict | None:
         return None
 
 
+def argv() -> list[str]:
+    return [sys.executable, "-m", "scripts.zt", "crl-watch"]
+
+
 def start() -> None:
     """Start the watcher (``zt crl-watch``) unless it runs; wait for its first round."""
     if procs.running(config.CRL_WATCHER) is None:
         config.CRL_WATCH_STATUS.unlink(missing_ok=True)
-        procs.start(
-            config.CRL_WATCHER, [sys.executable, "-m", "scripts.zt", "crl-watch"], cwd=config.REPO
-        )
+        procs.start(config.CRL_WATCHER, argv(), cwd=config.REPO)
     wait_until(
         "CRL watcher (first check done)",
         lambda: procs.alive_or_fail(config.CRL_WATCHER) and last_check() is not None,

@@ -193,20 +193,25 @@ def start() -> str:
     return "started"
 
 
-def _start(wanted: str) -> None:
-    procs.require_free_port(config.KEYCLOAK_MGMT_PORT, "keycloak (management)")
-    cert, _ = config.server_cert_paths("keycloak")
-    if not certs.bundle_path(cert).exists():
-        certs.issue_server_cert("keycloak")
-    config.KEYCLOAK_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+def service_env() -> dict[str, str]:
+    """Keycloak's environment (secrets: never on its command line, never logged)."""
     admin = admin_credentials()
-    env = {
+    return {
         # Read only when no admin exists yet (first start); ignored afterwards.
         "KC_BOOTSTRAP_ADMIN_USERNAME": admin["username"],
         "KC_BOOTSTRAP_ADMIN_PASSWORD": admin["password"],
         "JAVA_OPTS_KC_HEAP": config.KEYCLOAK_HEAP,
         "KC_HTTPS_TRUST_STORE_PASSWORD": _truststore_password(),
     }
+
+
+def _start(wanted: str) -> None:
+    procs.require_free_port(config.KEYCLOAK_MGMT_PORT, "keycloak (management)")
+    cert, _ = config.server_cert_paths("keycloak")
+    if not certs.bundle_path(cert).exists():
+        certs.issue_server_cert("keycloak")
+    config.KEYCLOAK_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+    env = service_env()
     # "child": kc.sh runs java as its child; killing kc.sh must take java with it.
     procs.start(
         config.KEYCLOAK, argv(), env=env, cwd=config.KEYCLOAK_DIR, launch="child", stop_seconds=60

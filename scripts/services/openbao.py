@@ -127,6 +127,19 @@ def client(token: str | None = None) -> hvac.Client:
     return hvac.Client(url=config.VAULT_ADDR, token=token, verify=str(config.VAULT_TLS_CA))
 
 
+def argv() -> list[str]:
+    return [str(tools.BAO), "server", f"-config={config.VAULT_CONFIG}"]
+
+
+def unseal_spec() -> dict[str, str]:
+    """What the launcher needs to unseal OpenBao after a start (scripts/services/launch.py)."""
+    return {
+        "addr": config.VAULT_ADDR,
+        "ca": str(config.VAULT_TLS_CA),
+        "key_file": str(config.VAULT_UNSEAL),
+    }
+
+
 def start() -> None:
     """Start OpenBao if it is not running; wait until its API answers."""
     config.VAULT_DATA.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -146,16 +159,7 @@ def start() -> None:
             reload_listener()
     else:
         # The launcher unseals it after every start (a restart by supervisord included).
-        procs.start(
-            config.VAULT,
-            [str(tools.BAO), "server", f"-config={config.VAULT_CONFIG}"],
-            launch="child",
-            unseal={
-                "addr": config.VAULT_ADDR,
-                "ca": str(config.VAULT_TLS_CA),
-                "key_file": str(config.VAULT_UNSEAL),
-            },
-        )
+        procs.start(config.VAULT, argv(), launch="child", unseal=unseal_spec())
     wait_until(
         "OpenBao API",
         lambda: procs.alive_or_fail(config.VAULT) and health() is not None,

@@ -39,7 +39,7 @@ def test_status_json_names_every_service_certificate_and_the_crl(stack):
     assert next_update > dt.datetime.now(dt.UTC)
     assert 0 < crl["life_left"] <= 1
     for entry in [*report["certificates"], crl]:
-        assert entry["warning"] == (0 < entry["seconds_left"] and entry["life_left"] < 1 / 3)
+        assert entry["warning"] == (entry["seconds_left"] > 0 and entry["life_left"] < 1 / 3)
 
 
 def test_status_exits_1_and_names_a_stopped_service_then_0_when_it_is_back(stack):
