@@ -98,14 +98,22 @@ def rpc() -> xmlrpc.client.ServerProxy:
     return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
 
 
+def _is_ours(value: int) -> bool:
+    """``value`` is a live supervisord of this state folder (a zombie has no cmdline)."""
+    try:
+        cmdline = Path(f"/proc/{value}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"supervisord" in cmdline and str(CONF).encode() in cmdline
+
+
 def pid() -> int | None:
     """supervisord's pid, if it runs (its pid file names a live supervisord)."""
     try:
         value = int(PID_FILE.read_text().strip())
-        cmdline = Path(f"/proc/{value}/cmdline").read_bytes()
     except (OSError, ValueError):
         return None
-    return value if b"supervisord" in cmdline and str(CONF).encode() in cmdline else None
+    return value if _is_ours(value) else None
 
 
 def answers() -> bool:
@@ -213,10 +221,11 @@ def shutdown(timeout: float = 30.0) -> bool:
         return False
     with contextlib.suppress(OSError, xmlrpc.client.Error):
         rpc().supervisor.shutdown()
+    # Its pid file goes before the process does: wait for the process.
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and pid() is not None:
+    while time.monotonic() < deadline and _is_ours(value):
         time.sleep(0.1)
-    if pid() is not None:
+    if _is_ours(value):
         os.kill(value, 9)
     for leftover in PROGRAMS.glob("*.conf"):
         leftover.unlink()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 
 import pytest
@@ -118,11 +119,13 @@ def _hashes() -> dict[str, str]:
 
 def test_rotation_with_vault_sealed_fails_clearly_and_touches_nothing(stack):
     before = _hashes()
-    # No token may seal OpenBao (there is no root token); a restart seals it, and it
-    # stays sealed until `make up` unseals it from the state folder.
+    # No token may seal OpenBao (there is no root token); a restart seals it, and its
+    # launcher unseals it from the state folder — unless the unseal key is unreadable.
     procs.stop(config.VAULT)
-    openbao.start()
+    aside = config.VAULT_UNSEAL.with_name("unseal.json.aside")
+    os.replace(config.VAULT_UNSEAL, aside)
     try:
+        openbao.start()
         assert openbao.health()["sealed"] is True
         for args in (["rotate", "client", "python-client"], ["rotate", "server", "nginx"]):
             r = run_zt(*args, timeout=60)
@@ -134,6 +137,7 @@ def test_rotation_with_vault_sealed_fails_clearly_and_touches_nothing(stack):
         # Serving continues on the current certificates while OpenBao is sealed.
         assert _client().request("GET", "/api/resource").status_code == 200
     finally:
+        os.replace(aside, config.VAULT_UNSEAL)
         assert cli.main(["up"]) == 0  # unseals from the state folder
     assert openbao.health()["sealed"] is False
 
