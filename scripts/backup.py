@@ -321,7 +321,10 @@ def read_archive(path: Path) -> tuple[dict[str, Any], dict[str, Member]]:
             for entry in tar:
                 name = _safe_name(entry.name)
                 if not entry.isfile() or name in raw:
-                    raise StepFailed(f"{path}: unexpected member {entry.name!r}")
+                    raise StepFailed(
+                        f"{path} is corrupt or not a zt backup (unexpected member "
+                        f"{entry.name!r}); nothing was written"
+                    )
                 fh = tar.extractfile(entry)
                 raw[name] = fh.read() if fh else b""
     except FileNotFoundError as e:
@@ -356,7 +359,10 @@ def _safe_name(name: str) -> str:
         or ".." in rel.parts
         or not (name in (MANIFEST, SNAPSHOT) or name.startswith(STATE_PREFIX))
     ):
-        raise StepFailed(f"archive member {name!r} is not one a zt backup writes")
+        raise StepFailed(
+            f"the archive is corrupt or not a zt backup: member {name!r} is not one a zt "
+            "backup writes; nothing was written"
+        )
     return name
 
 
