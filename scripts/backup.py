@@ -33,6 +33,11 @@ installed through a fresh, throwaway node on that folder: initialise it, unseal 
 the old unseal key from the archive, and the throwaway root token is gone with the
 data it lived in. The restored node is unsealed once to check it (CA serials, an
 AppRole login), then stopped; ``make up`` starts the stack on the restored folder.
+OpenBao's data records the declared audit device with its file path and OpenBao will
+not unseal with a config naming another, so the throwaway node logs to the final path
+(``config.VAULT_AUDIT_LOG``, inside the absent state folder) and that file is moved
+into the temporary folder when the node stops; for the same reason an archive restores
+only to the state path it was taken from.
 """
 
 from __future__ import annotations
@@ -175,7 +180,13 @@ def copy_keycloak_db() -> tuple[dict[str, Member], float | None]:
         }
     finally:
         if running:
-            keycloak.start()
+            try:
+                keycloak.start()
+            except StepFailed as e:
+                raise StepFailed(
+                    f"{e}\nKeycloak was stopped for the backup and did not start again; "
+                    "`make up` starts it"
+                ) from e
     if not found:
         raise StepFailed(f"{KEYCLOAK_DB} holds no database; `make up` first")
     return found, (time.monotonic() - t0) if running else None
@@ -294,7 +305,6 @@ def restore(archive: Path) -> None:
                 config.STATE.rmdir()  # empty (checked just above)
             os.rename(tmp, config.STATE)
     except BaseException:
-        _take_back_audit_log(tmp)  # leaves the state folder as it was
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     say(
@@ -434,9 +444,9 @@ def restore_openbao(root: Path, snapshot: bytes, info: dict[str, Any]) -> None:
     ca = root / config.VAULT_TLS_CA.relative_to(config.STATE)
     (root / "vault" / "data").mkdir(parents=True, exist_ok=True, mode=0o700)
     conf = _render_vault_config(root)
-    _prepare_audit_log()
-    procs.start(svc, [str(tools.BAO), "server", f"-config={conf}"])
     try:
+        _prepare_audit_log()
+        procs.start(svc, [str(tools.BAO), "server", f"-config={conf}"])
         log = str(svc.log_file)
         wait_until(
             "throwaway OpenBao",
