@@ -204,5 +204,6 @@ def test_a_backup_restores_the_same_cas_realm_and_clients_after_a_clean(
         # Everything after the backup is lost: the later certificate is unknown.
         assert certs.issued(mount, later_serial) is None
         assert json.loads(config.PKI_OUTPUTS.read_text())["operator_approles"]["backup"]
-    finally:
-        archive.unlink(missing_ok=True)  # it holds every secret of the stack
+    finally:  # each holds (part of) every secret of the stack
+        for copy in [archive, *tmp_path.glob("*.tar.gz")]:
+            copy.unlink(missing_ok=True)
