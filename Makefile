@@ -6,7 +6,7 @@ ZT := $(PY) -m scripts.zt
 # The cached terraform CLI (scripts/config.py CACHE: /var/cache/zerotrust as root).
 TERRAFORM = $$($(PY) -c 'from scripts import config; print(config.BIN / "terraform")')
 
-.PHONY: help venv up down status clean renew validate test test-unit lint fmt
+.PHONY: help venv up down status clean renew validate backup test test-unit lint fmt
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ clean: venv ## down, then delete the state folder
 
 renew: venv ## rotate certs past 2/3 of their lifetime, refresh the CRL (cron-safe)
 	@$(ZT) renew
+
+backup: venv ## one archive to restore the stack from (`zt restore <archive>`); holds secrets
+	@$(ZT) backup
 
 validate: venv ## check every config the stack would load, apply nothing (exit 1 + every problem)
 	@$(ZT) validate

@@ -15,6 +15,8 @@ Each command calls one function of a layer below (``bringup``, ``pki.rotation``,
     python -m scripts.zt renew     rotate what is past 2/3 of its life; refresh the CRL (cron)
     python -m scripts.zt rollover-client-ca begin|finish   replace the client issuing CA
     python -m scripts.zt authz-cache on|off|status     nginx's decision cache (default on)
+    python -m scripts.zt backup    one archive: OpenBao snapshot, Keycloak database, state files
+    python -m scripts.zt restore <archive>             a fresh state folder from an archive
 
 `make up`, `make status`, `make down` and `make clean` call these.
 """
@@ -29,7 +31,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from scripts import bringup, config, status, terraform, validate
+from scripts import backup, bringup, config, status, terraform, validate
 from scripts.files import read_json
 from scripts.pki import certs, rotation, watcher
 from scripts.services import nginx, procs, systemd
@@ -137,6 +139,16 @@ def cmd_env(args: argparse.Namespace) -> int:
         return 0
     terraform.write_env_file()
     sys.stdout.write(config.ENV_FILE.read_text())
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    backup.backup(args.output)
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    backup.restore(args.archive)
     return 0
 
 
@@ -278,6 +290,32 @@ def main(argv: list[str] | None = None) -> int:
     )
     watch.add_argument("--rounds", type=int, default=None, help="stop after N checks")
     watch.set_defaults(fn=cmd_crl_watch)
+    bak = sub.add_parser(
+        "backup",
+        help="write one archive to restore the stack from (holds every secret: 0600)",
+        description="Write one archive (tar.gz, 0600, folder 0700): OpenBao's raft snapshot "
+        "(taken with the backup AppRole), Keycloak's database (copied while Keycloak is "
+        "stopped: token requests fail for a few seconds, the gateway keeps serving) and the "
+        "state files a restore needs (Terraform state, certificates, keys, credentials, the "
+        "unseal key). Needs a running stack.",
+    )
+    bak.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help=f"archive to write (default {config.BACKUP_DIR}/zt-backup-<UTC time>.tar.gz)",
+    )
+    bak.set_defaults(fn=cmd_backup)
+    res = sub.add_parser(
+        "restore",
+        help="rebuild the state folder from a `zt backup` archive (then `make up`)",
+        description="Check the whole archive, rebuild the state folder in a temporary folder "
+        "(OpenBao's snapshot installed through a throwaway node), and rename it into place. "
+        "Refuses an existing, non-empty state folder (`make clean` first). Then `make up`: "
+        "same CAs, realm and clients as at the backup; everything after it is lost.",
+    )
+    res.add_argument("archive", type=Path, help="a file `zt backup` wrote")
+    res.set_defaults(fn=cmd_restore)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)

@@ -246,3 +246,26 @@ def client_cert_paths(identity: str) -> tuple[Path, Path]:
     """Where the workload cert/key pair for ``identity`` lives."""
     base = PKI_DIR / "client" / identity
     return base / "cert.pem", base / "key.pem"
+
+
+# --- backup and restore (scripts/backup.py, `zt backup` / `zt restore`) ----------------
+# Where `zt backup` writes its archives unless told otherwise (0700): outside the state
+# folder, which `make clean` deletes. An archive holds every secret of the stack.
+BACKUP_DIR = REPO / ".backups"
+BACKUP_FORMAT = 1  # manifest.json "format"; a restore refuses any other
+# What an archive leaves out of the state folder: what only a running stack has (logs,
+# pid files, sockets, nginx's cache and temp files) and what `make up` rebuilds
+# (OpenBao's rendered config, env.sh). OpenBao's raft data is in the archive as a
+# snapshot, Keycloak's database as a copy made while Keycloak is stopped.
+BACKUP_EXCLUDED = (
+    "logs",
+    "run",
+    "cache",
+    "bench",
+    "nginx/tmp",
+    "vault/data",
+    "vault/config.hcl",
+    "env.sh",
+    "supervisor",  # supervisord's programs and specs: `make up` writes them afresh
+    "systemd",  # `zt systemd-units` writes them afresh
+)

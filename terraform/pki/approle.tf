@@ -7,6 +7,7 @@ locals {
   approle_policies = merge(
     { "server-certs" = vault_policy.server_certs.name, "revoker" = vault_policy.revoker.name },
     { (var.operator_approle) = vault_policy.operator.name, (local.break_glass_approle) = vault_policy.break_glass.name },
+    { (local.backup_approle) = vault_policy.backup.name },
     { for id in local.identities : "client-${id}" => vault_policy.client[id].name },
   )
 }

@@ -38,7 +38,7 @@ locals {
 
   # The AppRole roles and ACL policies this root writes (a role and its policy
   # share a name); "client-*" is the prefix of one per workload identity.
-  managed_names = ["server-certs", "revoker", "client-*", var.operator_approle, local.break_glass_approle]
+  managed_names = ["server-certs", "revoker", "client-*", var.operator_approle, local.break_glass_approle, local.backup_approle]
 }
 
 # bao policy write terraform-pki <templates/operator-policy.hcl.tftpl, rendered>

@@ -75,9 +75,10 @@ output "approle_credentials" {
 }
 
 output "operator_approles" {
-  description = "AppRoles that operate OpenBao itself (operator.tf): `terraform` applies this root after the bootstrap, `break_glass` may only run sys/generate-root-token (with the unseal key)."
+  description = "AppRoles that operate OpenBao itself (operator.tf, backup.tf): `terraform` applies this root after the bootstrap, `break_glass` may only run sys/generate-root-token (with the unseal key), `backup` may only take a raft snapshot."
   value = {
     terraform   = vault_approle_auth_backend_role.this[var.operator_approle].role_name
     break_glass = vault_approle_auth_backend_role.this[local.break_glass_approle].role_name
+    backup      = vault_approle_auth_backend_role.this[local.backup_approle].role_name
   }
 }
