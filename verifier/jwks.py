@@ -190,8 +190,6 @@ class JWKSKeySource:
         self.max_staleness = max_staleness
         self.unknown_kid_wait = unknown_kid_wait
         self.last_error: str | None = None
-        self.fetches = 0
-        """Fetch attempts started (tests and the fault suite count them)."""
         self._loaded: _Loaded | None = None
         self._attempted_at: float | None = None
         self._in_flight: threading.Event | None = None
@@ -277,12 +275,14 @@ class JWKSKeySource:
             if self._attempted_at is not None and now - self._attempted_at < self.cooldown:
                 return
             self._attempted_at = now
-            self.fetches += 1
             done = self._in_flight = threading.Event()
         thread = threading.Thread(
             target=self._refresh, args=(now, done), name="jwks-refresh", daemon=True
         )
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError as e:  # no thread to be had: free the single flight again
+            self._finish(None, f"refresh not started: {e}", done)
 
     def _refresh(self, now: float, done: threading.Event) -> None:
         """One fetch attempt (on the refresh thread); on failure the previous keys stay."""
@@ -295,6 +295,10 @@ class JWKSKeySource:
         except Exception as e:  # a bug must not leave the single flight taken forever
             log.exception("JWKS refresh failed unexpectedly")
             error = f"internal error: {type(e).__name__}"
+        self._finish(loaded, error, done)
+
+    def _finish(self, loaded: _Loaded | None, error: str | None, done: threading.Event) -> None:
+        """Install what a fetch brought (or keep the keys held) and free the single flight."""
         with self._lock:
             if loaded is not None:
                 self._loaded = loaded
