@@ -296,15 +296,17 @@ def _read(
                 fields[spec.field] = value
         if problem is not None:
             problems.append(f"{label(spec.name)}: {problem}")
-    if not problems:
-        defaults = Settings.__dataclass_fields__
-        problems += _between_settings(
-            fields.get("jwks_max_age_seconds", defaults["jwks_max_age_seconds"].default),
-            fields.get(
-                "jwks_max_staleness_seconds", defaults["jwks_max_staleness_seconds"].default
-            ),
-            label,
+            fields.pop(spec.field, None)  # a refused value takes part in no other check
+    defaults = Settings.__dataclass_fields__
+    age, staleness = (
+        fields.get(name, defaults[name].default if raw_is_unset else None)
+        for name, raw_is_unset in (
+            ("jwks_max_age_seconds", values.get("JWKS_MAX_AGE_SECONDS") is None),
+            ("jwks_max_staleness_seconds", values.get("JWKS_MAX_STALENESS_SECONDS") is None),
         )
+    )
+    if age is not None and staleness is not None:
+        problems += _between_settings(age, staleness, label)
     if values.get("JWKS_URL") is None and "issuer" in fields:
         fields["jwks_url"] = fields["issuer"] + JWKS_PATH
     return fields, problems

@@ -250,6 +250,20 @@ def test_a_staleness_bound_not_above_the_refresh_age_is_refused_naming_both(env)
     )
 
 
+def test_the_staleness_bound_is_checked_along_with_every_other_problem(env):
+    problems = problems_of(
+        {
+            **env,
+            "ZT_VERIFIER_JWKS_MAX_STALENESS_SECONDS": "200",  # below the default max age, 300
+            "ZT_VERIFIER_LEEWAY_SECONDS": "abc",
+        }
+    )
+    assert [p.split(":")[0] for p in problems] == [
+        "ZT_VERIFIER_LEEWAY_SECONDS",
+        "ZT_VERIFIER_JWKS_MAX_STALENESS_SECONDS",
+    ]
+
+
 def test_settings_built_in_code_check_the_staleness_bound_too(env):
     settings = Settings.from_env(env)
     with pytest.raises(SettingsError, match="JWKS_MAX_STALENESS_SECONDS: 10 must be greater"):
