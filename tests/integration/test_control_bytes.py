@@ -17,7 +17,9 @@ Two answers are correct, and each case says which it gets:
 
 Each request carries a marker in its query string, so its audit line (``path``)
 and nginx's line (``uri``) are found by marker. Bounded: 256 requests per sweep
-and a time budget per sweep, both printed.
+and a time budget per sweep, both printed. Bytes 0x80-0xFF go into the
+``Authorization`` value only: in the request target nginx would log them raw
+(see the target test).
 """
 
 from __future__ import annotations
@@ -117,16 +119,18 @@ class Sweep:
         return audit, nginx
 
 
-def _sweep(tls: ssl.SSLContext, head: Callable[[Sweep, int], bytes]) -> Iterator[Any]:
+def _sweep(
+    tls: ssl.SSLContext, head: Callable[[Sweep, int], bytes], bytes_: range = range(256)
+) -> Iterator[Any]:
     """Send ``head(sweep, byte)`` for every byte; yields (byte, status, audit, nginx)."""
     sweep = Sweep()
     statuses = {}
-    for byte in range(256):
+    for byte in bytes_:
         sweep.check_budget()
         statuses[byte] = _send(tls, head(sweep, byte))
-    print(f"256 requests in {time.monotonic() - sweep.started:.1f}s")
+    print(f"{len(bytes_)} requests in {time.monotonic() - sweep.started:.1f}s")
     audit, nginx = sweep.logs(sum(1 for s in statuses.values() if s is not None))
-    for byte in range(256):
+    for byte in bytes_:
         yield byte, statuses[byte], audit.get(byte, []), nginx.get(byte)
 
 
@@ -201,11 +205,17 @@ def test_every_byte_as_the_whole_authorization_value_is_decided_and_audited(tls)
             assert audit[0]["reason"].startswith("token_")
 
 
-def test_every_byte_in_the_request_target_is_refused_by_nginx_or_decided(tls, token):
+def test_every_ascii_byte_in_the_request_target_is_refused_by_nginx_or_decided(tls, token):
+    """0x00-0x7F only. A byte 0x80-0xFF in the target is decided too (the verifier allows
+    it; the API's gunicorn then refuses the target with 400, checked by hand), but nginx's
+    access log (``escape=json``) copies such bytes raw, so the line is not UTF-8 and
+    breaks every JSON reader of that shared log: not sent here."""
     bearer = f"Bearer {token}".encode()
     refused, decided = [], {}
     for byte, status, audit, _nginx in _sweep(
-        tls, lambda sweep, b: _request(sweep.target(b).encode() + b"&b=" + bytes([b]), bearer)
+        tls,
+        lambda sweep, b: _request(sweep.target(b).encode() + b"&b=" + bytes([b]), bearer),
+        range(0x80),
     ):
         if byte == 0x0A:  # ends the request line: an HTTP/0.9 request (no headers)
             assert [line["reason"] for line in audit] in ([], ["token_missing"])
@@ -217,12 +227,9 @@ def test_every_byte_in_the_request_target_is_refused_by_nginx_or_decided(tls, to
         else:
             assert len(audit) == 1, f"byte {byte:#04x}: {status}, {len(audit)} audit lines"
             decided[byte] = status
-    high = {decided.get(b) for b in range(0x80, 0x100)}
-    print(f"nginx refused {len(refused)} bytes (400); 0x80-0xFF: verifier allowed, API {high}")
+    print(f"nginx refused {len(refused)} bytes (400); decided: {set(decided.values())}")
     assert set(refused) == CONTROLS - {0x0A}  # nginx's own 400 for every control byte
-    # 0x80-0xFF are decided by the verifier, then refused by the API's gunicorn
-    # (RFC 9112 request-target): a 4xx, after an audit line.
-    assert high <= {200, 400}
+    assert len(decided) == 0x80 - len(CONTROLS)
 
 
 @pytest.mark.parametrize("size", [8192, 8193, 12_000, 16_000])
