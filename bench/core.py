@@ -117,7 +117,7 @@ def build_inputs() -> CoreInputs:
     settings = Settings.from_env(apps.verifier_env())
     now = time.time()
     keys = JWKSKeySource.from_settings(settings)
-    keys.refresh_if_stale(now)
+    keys.refresh_if_stale(now, wait=settings.jwks_timeout_seconds + 1)  # fetched in the background
     if keys.key_count == 0:
         raise StepFailed(f"could not load Keycloak's JWKS ({keys.last_error}); is Keycloak up?")
     revocation = CRLFileSource.from_settings(settings)

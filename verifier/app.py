@@ -16,9 +16,11 @@ Routes
                             forwarded to clients) and ``X-Accel-Expires``:
                             how many seconds nginx's decision cache may
                             keep it (0 for every deny; see ``cacheable_seconds``).
-  ``GET /healthz``          200 ``{"status":"ok","jwks_keys":N}``; fetches the JWKS if
-                            it is stale (within the cooldown), so N > 0 proves
-                            Keycloak's keys are loaded.
+  ``GET /healthz``          200 ``{"status":"ok","problems":[],"jwks_keys":N,...,"pid":P}``
+                            when keys are loaded and fresh and the audit log is
+                            writable; 503 ``{"status":"unhealthy","problems":[...]}``
+                            otherwise (``verifier.health``). Starts a due JWKS
+                            refresh in the background, never waits for it.
 
 Configuration: without ``test_config`` (gunicorn, production) the settings
 are read strictly from ``ZT_VERIFIER_*`` environment variables by
@@ -63,6 +65,7 @@ from verifier.auditlog import append_audit_line
 from verifier.decision import Decider
 from verifier.errors import AuditUnavailable
 from verifier.event import AuthorizerEvent
+from verifier.health import health_report
 from verifier.identity import HEADER as IDENTITY_HEADER
 from verifier.lru import BoundedLRU
 from verifier.policy import HTTP_METHODS
@@ -79,6 +82,8 @@ _DENY_BODIES = {401: "unauthorized", 403: "forbidden", 503: "unavailable"}
 # Printable ASCII except '%': everything else is percent-encoded in X-Auth-* values.
 _HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 SUBJECT_HEADER = "X-Auth-Subject"
+BOOT_WAIT_SLACK_SECONDS = 1.0
+"""A booting worker waits for its first JWKS fetch up to its deadline plus this."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,7 +145,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         # meets its first request cold (nginx keeps connections to one worker
         # alive; a cold one would answer jwks_unavailable if Keycloak were down).
         # A failed fetch is only logged: the cooldown and fail-closed rules apply.
-        verifier.decider.keys.refresh_if_stale(verifier.clock())
+        # The fetch runs on the key source's refresh thread under its own total
+        # deadline; the boot waits for it (a little longer than that deadline).
+        wait = verifier.decider.settings.jwks_timeout_seconds + BOOT_WAIT_SLACK_SECONDS
+        verifier.decider.keys.refresh_if_stale(verifier.clock(), wait=wait)
     app.register_blueprint(bp)
     return app
 
@@ -189,13 +197,16 @@ def cacheable_seconds(response: AuthorizerResponse, limit: float, now: float) ->
 
 @bp.get("/healthz")
 def healthz() -> Response:
-    """Liveness plus how many JWKS keys are loaded, and which worker answered (the
-    bring-up waits until every worker of a new master has answered)."""
+    """200 only when this worker can decide AND record: Keycloak's keys loaded and
+    within the staleness bound, the audit log writable (``verifier.health``); 503
+    otherwise, the body naming every problem. Either way the body names the worker
+    (``pid``): the bring-up waits until every worker of a new master answered 200.
+    A probe starts a due JWKS refresh in the background and never waits for it."""
     verifier = _verifier()
-    keys = verifier.decider.keys
-    keys.refresh_if_stale(verifier.clock())
-    body = {"status": "ok", "jwks_keys": keys.key_count, "pid": os.getpid()}
-    return _json(200, body)
+    now = verifier.clock()
+    verifier.decider.keys.refresh_if_stale(now)
+    report = health_report(verifier.decider, now)
+    return _json(200 if report["status"] == "ok" else 503, {**report, "pid": os.getpid()})
 
 
 class _NoContent(Response):

@@ -7,7 +7,8 @@ all passed:
 
 1. transport   ``transport.parse_client_cert`` / ``check_client_cert``
                -> ``revocation.check_not_revoked`` (the cert and its issuing CA)
-2. token       ``bearer.bearer_token`` -> ``claims.verify_token`` (keys via ``jwks``)
+2. token       ``forwarded.check_forwarded_intact`` (no header withheld by nginx)
+               -> ``bearer.bearer_token`` -> ``claims.verify_token`` (keys via ``jwks``)
 3. binding     ``binding.check_binding`` (CN == ``azp``; ``cnf.x5t#S256`` == the cert's
                SHA-256, required unless ``REQUIRE_BOUND_TOKENS`` is false)
 4. authz       ``paths.canonical_path`` -> ``policy.Policy.authorize``
@@ -40,6 +41,7 @@ from verifier.caches import DecisionCaches
 from verifier.claims import VerifiedToken, verify_token
 from verifier.errors import InternalError, VerifierError
 from verifier.event import AuthorizerEvent
+from verifier.forwarded import check_forwarded_intact
 from verifier.identity import Identity
 from verifier.jwks import JWKSKeySource, KeySource
 from verifier.paths import canonical_path
@@ -120,6 +122,7 @@ def decide(
         issuing_ca = check_client_cert(cert, settings.client_cas, now, cache=caches.issuers)
         crls_valid_until = check_not_revoked(cert.serial_number, issuing_ca, revocation, now)
         # 2. token: one bearer token, verified with Keycloak's key, valid now
+        check_forwarded_intact(view)  # nginx withheld no control byte
         bearer = bearer_token(view, settings.max_token_bytes)
         token = verify_token(bearer, keys, settings, now, cache=caches.tokens)
         # 3. binding: the certificate and the token name the same workload

@@ -172,6 +172,12 @@ class JwksUnavailable(TokenError):
     reason = "jwks_unavailable"
 
 
+class JwksStale(TokenError):
+    """The JWKS was last fetched longer ago than the hard maximum staleness; no key is trusted."""
+
+    reason = "jwks_stale"
+
+
 class TokenSignatureInvalid(TokenError):
     """The signature does not verify with the key named by ``kid``."""
 

@@ -35,12 +35,14 @@ from verifier.response import AuthorizerResponse
 from verifier.settings import Settings
 
 log = logging.getLogger(__name__)
+BOOT_WAIT_SLACK_SECONDS = 1.0
 
 
 class LambdaAuthorizer:
     """A container's authorizer: its ``Decider`` is built on the first invocation.
 
-    Lambda runs one invocation at a time per container, so no lock.
+    Lambda runs one invocation at a time per container, so no lock here; the key
+    source's background refresh has its own (a frozen container resumes it).
     """
 
     def __init__(self, environ: Mapping[str, str], clock: Callable[[], float] = time.time):
@@ -55,6 +57,10 @@ class LambdaAuthorizer:
         if decider is None:
             try:
                 decider = self.decider = Decider.from_settings(Settings.from_env(self.environ))
+                # A cold container waits for its first keys (the fetch's total deadline
+                # + 1 s), as a booting gunicorn worker does; later refreshes run behind.
+                wait = decider.settings.jwks_timeout_seconds + BOOT_WAIT_SLACK_SECONDS
+                decider.keys.refresh_if_stale(self.clock(), wait=wait)
             except Exception as e:  # misconfiguration denies, it does not crash the caller
                 log.exception("verifier misconfigured")
                 error = InternalError(type(e).__name__)

@@ -68,8 +68,18 @@ LEEWAY_SECONDS              clock-skew leeway for exp/iat/nbf, >= 0 (30)
 MAX_TOKEN_LIFETIME_SECONDS  largest accepted ``exp - iat``, >= 0; 0 disables (3600)
 MAX_TOKEN_BYTES             largest accepted token, >= 1 (8192)
 JWKS_COOLDOWN_SECONDS       least time between two JWKS fetch attempts, >= 0 (30)
-JWKS_MAX_AGE_SECONDS        age after which known keys are refreshed too, >= 0 (300)
-JWKS_TIMEOUT_SECONDS        timeout of one JWKS fetch, > 0 (2)
+JWKS_MAX_AGE_SECONDS        age after which known keys are refreshed too (in the
+                            background: requests go on with the keys held), >= 0 (300)
+JWKS_MAX_STALENESS_SECONDS  hard maximum age of the keys: keys last fetched successfully
+                            longer ago are refused (``jwks_stale``) until a refresh
+                            succeeds, so a key removed from Keycloak stops working even
+                            while refreshes fail; > JWKS_MAX_AGE_SECONDS (900)
+JWKS_TIMEOUT_SECONDS        TOTAL deadline of one JWKS fetch (connect, TLS, status line,
+                            headers, body), 0 < t <= 10 (2)
+JWKS_UNKNOWN_KID_WAIT_SECONDS  longest a request with an unknown ``kid`` waits for the
+                            JWKS fetch in flight before ``token_key_unknown``, 0..2: it
+                            must stay well under nginx's 3 s ``proxy_read_timeout`` of
+                            the auth subrequest (1)
 TOKEN_CACHE_SIZE            verified-token cache entries, >= 0; 0 turns the cache off
                             (4096). See ``verifier.claims``: it skips only the parse and
                             the signature check of a token already verified with the
@@ -120,6 +130,11 @@ ENV_PREFIX: Final = "ZT_VERIFIER_"
 JWKS_PATH: Final = "/protocol/openid-connect/certs"
 """Keycloak's JWKS endpoint under the issuer: the JWKS_URL derived from ISSUER."""
 MAX_DECISION_CACHE_SECONDS: Final = 300.0
+MAX_JWKS_TIMEOUT_SECONDS: Final = 10.0
+"""A fetch runs in the background; past this it would only hold the single flight."""
+MAX_UNKNOWN_KID_WAIT_SECONDS: Final = 2.0
+"""A request waits on top of its own work: keep it well under nginx's 3 s
+``proxy_read_timeout`` of the auth subrequest (nginx/snippets/authz-subrequest.conf)."""
 _NOTHING: Final[Mapping[str, str]] = MappingProxyType({})
 
 
@@ -153,7 +168,9 @@ class Settings:
     max_token_bytes: int = 8192
     jwks_cooldown_seconds: float = 30.0
     jwks_max_age_seconds: float = 300.0
+    jwks_max_staleness_seconds: float = 900.0
     jwks_timeout_seconds: float = 2.0
+    jwks_unknown_kid_wait_seconds: float = 1.0
     require_verify_header: bool = True
     require_bound_tokens: bool = True
     """RFC 8705: a token must carry ``cnf.x5t#S256`` (``verifier.binding``)."""
@@ -170,6 +187,9 @@ class Settings:
             if (value := getattr(self, spec.field)) is not None
             and (problem := spec.check(value)) is not None
         ]
+        problems += _between_settings(
+            self.jwks_max_age_seconds, self.jwks_max_staleness_seconds, lambda name: name
+        )
         if problems:
             raise SettingsError(problems)
         object.__setattr__(self, "client_cas", issuing_cas(self.client_ca_pem))
@@ -276,9 +296,33 @@ def _read(
                 fields[spec.field] = value
         if problem is not None:
             problems.append(f"{label(spec.name)}: {problem}")
+            fields.pop(spec.field, None)  # a refused value takes part in no other check
+    defaults = Settings.__dataclass_fields__
+    age, staleness = (
+        fields.get(name, defaults[name].default if raw_is_unset else None)
+        for name, raw_is_unset in (
+            ("jwks_max_age_seconds", values.get("JWKS_MAX_AGE_SECONDS") is None),
+            ("jwks_max_staleness_seconds", values.get("JWKS_MAX_STALENESS_SECONDS") is None),
+        )
+    )
+    if age is not None and staleness is not None:
+        problems += _between_settings(age, staleness, label)
     if values.get("JWKS_URL") is None and "issuer" in fields:
         fields["jwks_url"] = fields["issuer"] + JWKS_PATH
     return fields, problems
+
+
+def _between_settings(
+    max_age: float, max_staleness: float, label: Callable[[str], str]
+) -> list[str]:
+    """What is wrong between two settings (each alone in range)."""
+    if max_staleness > max_age:
+        return []
+    return [
+        f"{label('JWKS_MAX_STALENESS_SECONDS')}: {max_staleness:g} must be greater than "
+        f"{label('JWKS_MAX_AGE_SECONDS')} ({max_age:g}), or keys would be refused "
+        "before a refresh is even due"
+    ]
 
 
 def _suggestion(name: str, known: list[str], label: Callable[[str], str]) -> str:
@@ -399,7 +443,7 @@ def _within(
     """A range check; ``above``: ``low`` itself is out of range."""
     shown = f"> {low:g}" if above else f">= {low:g}"
     if high != math.inf:
-        shown = f"{low:g}..{high:g}"
+        shown = f"{shown} and <= {high:g}" if above else f"{low:g}..{high:g}"
 
     def check(value: float) -> str | None:
         inside = (value > low if above else value >= low) and value <= high
@@ -488,11 +532,25 @@ _SETTINGS: Final = (
     _Setting("JWKS_COOLDOWN_SECONDS", "jwks_cooldown_seconds", _SECONDS, _seconds, _within(0)),
     _Setting("JWKS_MAX_AGE_SECONDS", "jwks_max_age_seconds", _SECONDS, _seconds, _within(0)),
     _Setting(
+        "JWKS_MAX_STALENESS_SECONDS",
+        "jwks_max_staleness_seconds",
+        _SECONDS,
+        _seconds,
+        _within(0, above=True),
+    ),
+    _Setting(
         "JWKS_TIMEOUT_SECONDS",
         "jwks_timeout_seconds",
         _SECONDS,
         _seconds,
-        _within(0, above=True),
+        _within(0, MAX_JWKS_TIMEOUT_SECONDS, above=True),
+    ),
+    _Setting(
+        "JWKS_UNKNOWN_KID_WAIT_SECONDS",
+        "jwks_unknown_kid_wait_seconds",
+        _SECONDS,
+        _seconds,
+        _within(0, MAX_UNKNOWN_KID_WAIT_SECONDS),
     ),
     _Setting("REQUIRE_VERIFY_HEADER", "require_verify_header", _BOOLEAN, _flag),
     _Setting("REQUIRE_BOUND_TOKENS", "require_bound_tokens", _BOOLEAN, _flag),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from urllib.parse import quote
 
 import pytest
@@ -11,9 +12,9 @@ from cryptography import x509
 
 from api.app import create_app as create_api
 from tests.verifier_fixtures import ASSERTION_KEY_HEX, client_crls, required_config
-from verifier import assertion
+from verifier import assertion, jwks
 from verifier.app import TEST_CONFIG_KEYS, create_app
-from verifier.errors import PolicyError, SettingsError
+from verifier.errors import JwksUnavailable, PolicyError, SettingsError
 from verifier.identity import Identity
 from verifier.revocation import StaticCRLSource
 from verifier.transport import serial_hex
@@ -240,10 +241,114 @@ def test_a_role_name_with_a_comma_stays_one_role(client, nginx_headers, make_tok
     assert identity_of(answer)["realm_roles"] == ["a,b", "viewer"]
 
 
-def test_healthz_reports_ok_the_number_of_jwks_keys_and_the_worker(client):
+def test_healthz_reports_ok_the_number_of_jwks_keys_and_the_worker(client, audit_log):
     answer = client.get("/healthz")
     assert answer.status_code == 200
-    assert answer.get_json() == {"status": "ok", "jwks_keys": 1, "pid": os.getpid()}
+    assert answer.get_json() == {
+        "status": "ok",
+        "problems": [],
+        "jwks_keys": 1,
+        "jwks_age_seconds": 0.0,
+        "jwks_max_staleness_seconds": None,  # a static key set never ages
+        "jwks_refreshing": False,
+        "jwks_last_error": None,
+        "audit_log_writable": True,
+        "pid": os.getpid(),
+    }
+    assert not audit_log.exists()  # a probe is not a decision: no line, no file
+
+
+def _jwks_source(monkeypatch, answers, **timings):
+    """A real ``JWKSKeySource`` whose one network seam answers from ``answers``
+    (a document or an exception each), the last answer repeated."""
+
+    def fetch(url, ca_bundle, timeout):
+        answer = answers.pop(0) if len(answers) > 1 else answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(jwks, "fetch_jwks", fetch)
+    return jwks.JWKSKeySource("https://kc.test/certs", **timings)
+
+
+def test_healthz_is_503_naming_the_problem_when_no_keys_are_loaded(make_app, monkeypatch, now):
+    keys = _jwks_source(monkeypatch, [JwksUnavailable("connection refused")])
+    keys.refresh_if_stale(now, wait=5)  # the boot's fetch, failed
+    answer = make_app(KEY_SOURCE=keys).test_client().get("/healthz")
+    body = answer.get_json()
+    assert answer.status_code == 503
+    assert body["status"] == "unhealthy"
+    assert body["problems"] == ["no JWKS keys loaded (last error: connection refused)"]
+    assert (body["jwks_keys"], body["pid"]) == (0, os.getpid())
+
+
+def test_healthz_is_503_when_the_keys_are_past_the_maximum_staleness(
+    make_app, monkeypatch, signing_key, now
+):
+    keys = _jwks_source(
+        monkeypatch,
+        [{"keys": [signing_key.jwk]}, JwksUnavailable("keycloak down")],
+        max_age=300,
+        max_staleness=900,
+    )
+    keys.refresh_if_stale(now - 1000, wait=5)  # the last good fetch, 1000 s ago
+    keys.refresh_if_stale(now - 500, wait=5)  # failed since
+    answer = make_app(KEY_SOURCE=keys).test_client().get("/healthz")
+    body = answer.get_json()
+    assert answer.status_code == 503
+    (problem,) = body["problems"]
+    assert problem.startswith("JWKS keys last fetched 1000s ago, past the 900s maximum")
+    assert "keycloak down" in problem
+    assert (body["jwks_keys"], body["jwks_age_seconds"]) == (1, 1000.0)
+
+
+def test_healthz_does_not_wait_for_a_refresh_it_starts(make_app, monkeypatch, signing_key, now):
+    release = threading.Event()
+    keys = _jwks_source(monkeypatch, [{"keys": [signing_key.jwk]}], max_age=300)
+    keys.refresh_if_stale(now - 400, wait=5)  # loaded 400 s ago: due, still fresh
+
+    def hang(url, ca_bundle, timeout):
+        release.wait(10)
+        raise JwksUnavailable("too slow")
+
+    monkeypatch.setattr(jwks, "fetch_jwks", hang)
+    try:
+        answer = make_app(KEY_SOURCE=keys).test_client().get("/healthz")
+        assert answer.status_code == 200
+        assert answer.get_json()["jwks_refreshing"] is True
+    finally:
+        release.set()
+    assert keys.wait_for_refresh(10)
+
+
+@pytest.mark.parametrize("where", ["a-directory", "missing-folder"])
+def test_healthz_is_503_when_the_audit_log_cannot_be_written(make_app, tmp_path, where):
+    path = tmp_path if where == "a-directory" else tmp_path / "gone" / "audit.log"
+    answer = make_app(AUDIT_LOG=str(path)).test_client().get("/healthz")
+    body = answer.get_json()
+    assert answer.status_code == 503
+    assert body["audit_log_writable"] is False
+    assert len(body["problems"]) == 1 and str(path) in body["problems"][0]
+
+
+def test_healthz_is_503_without_an_audit_log(make_app):
+    answer = make_app(AUDIT_LOG=None).test_client().get("/healthz")
+    assert (answer.status_code, answer.get_json()["problems"]) == (
+        503,
+        ["no audit log configured"],
+    )
+
+
+def test_a_header_nginx_withheld_is_refused_as_token_malformed_and_audited(
+    client, nginx_headers, make_token, audit_log
+):
+    headers = nginx_headers(None, **{"X-Refused-Header": "Authorization"})
+    answer = client.get("/_authz", headers=headers)
+    assert (answer.status_code, answer.headers["X-Auth-Reason"]) == (401, "token_malformed")
+    (line,) = audit_lines(audit_log)
+    assert line["reason"] == "token_malformed"
+    assert line["detail"].startswith("Authorization: a control byte")
 
 
 def test_create_app_reads_zt_verifier_environment_variables(monkeypatch, production_env, crl_file):

@@ -394,6 +394,7 @@ def test_every_reason_code_has_a_refusal_scenario():
     covered = {reason for reason, _, _ in REFUSALS}
     elsewhere = {
         "jwks_unavailable": "test_a_never_fetched_jwks_is_refused_with_jwks_unavailable",
+        "jwks_stale": "test_keys_past_the_maximum_staleness_are_refused_with_jwks_stale",
         "internal_error": "test_a_bug_in_a_check_denies_with_internal_error",
         "audit_unavailable": "test_app.py: unwritable audit log",
         "crl_unavailable": "test_revocation.py: every way the CRLs can be unusable",
@@ -405,6 +406,34 @@ def test_a_never_fetched_jwks_is_refused_with_jwks_unavailable(ctx, run, monkeyp
     keys = _jwks_never_fetched(monkeypatch)
     response = run(ctx.event(token=ctx.token()), keys_=keys)
     assert (response.reason, response.status) == ("jwks_unavailable", 401)
+
+
+def test_keys_past_the_maximum_staleness_are_refused_with_jwks_stale(
+    ctx, run, monkeypatch, signing_key
+):
+    answers: list[Any] = [{"keys": [signing_key.jwk]}]
+
+    def fetch(url: str, ca_bundle: str | None, timeout: float) -> Any:
+        if answers:
+            return answers.pop()
+        raise JwksUnavailable("connection refused")
+
+    monkeypatch.setattr(jwks, "fetch_jwks", fetch)
+    keys = JWKSKeySource("https://keycloak.invalid/certs", max_age=300, max_staleness=900)
+    keys.refresh_if_stale(ctx.now - 901, wait=5)  # the last good fetch
+    response = run(ctx.event(token=ctx.token()), keys_=keys)
+    assert (response.reason, response.status) == ("jwks_stale", 401)
+    assert "901s ago" in response.detail
+
+
+def test_a_header_nginx_withheld_is_refused_as_token_malformed_naming_it(ctx, run):
+    event = ctx.event(token=ctx.token())
+    event["headers"]["X-Refused-Header"] = "Authorization"
+    event["multiValueHeaders"]["X-Refused-Header"] = ["Authorization"]
+    response = run(event)
+    assert (response.reason, response.status) == ("token_malformed", 401)
+    assert response.detail.startswith("Authorization: a control byte")
+    assert response.identity.cert_cn == "python-client"  # the certificate was proven
 
 
 def test_a_bug_in_a_check_denies_with_internal_error(ctx, run):

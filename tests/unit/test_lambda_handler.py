@@ -8,6 +8,7 @@ Each test builds its own ``LambdaAuthorizer`` from the environment the
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import pytest
@@ -98,3 +99,15 @@ def test_the_lambda_authorizer_checks_revocation_against_the_crl_file_of_the_set
         "crl_unavailable",
         503,
     )
+
+
+def test_a_cold_container_waits_for_its_first_keys_beyond_the_unknown_kid_wait(
+    make_event, make_token, monkeypatch, production_env, signing_key, now
+):
+    def slow_fetch(url: str, ca_bundle: str | None, timeout: float) -> dict[str, Any]:
+        time.sleep(1.5)  # longer than JWKS_UNKNOWN_KID_WAIT_SECONDS (1), within the deadline
+        return {"keys": [signing_key.jwk]}
+
+    monkeypatch.setattr(jwks, "fetch_jwks", slow_fetch)
+    body = LambdaAuthorizer(os.environ, clock=lambda: now)(make_event(token=make_token()), None)
+    assert body["policyDocument"]["Statement"][0]["Effect"] == "Allow"

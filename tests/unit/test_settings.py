@@ -19,6 +19,8 @@ SECONDS = (
     "JWKS_COOLDOWN_SECONDS",
     "JWKS_MAX_AGE_SECONDS",
     "JWKS_TIMEOUT_SECONDS",
+    "JWKS_MAX_STALENESS_SECONDS",
+    "JWKS_UNKNOWN_KID_WAIT_SECONDS",
     "DECISION_CACHE_SECONDS",
 )
 COUNTS = ("MAX_TOKEN_BYTES", "TOKEN_CACHE_SIZE")
@@ -53,6 +55,8 @@ def test_the_required_settings_alone_start_with_the_documented_defaults(env):
     assert (settings.leeway_seconds, settings.max_token_lifetime_seconds) == (30, 3600)
     assert (settings.jwks_cooldown_seconds, settings.jwks_timeout_seconds) == (30, 2)
     assert settings.jwks_max_age_seconds == 300
+    assert settings.jwks_max_staleness_seconds == 900
+    assert settings.jwks_unknown_kid_wait_seconds == 1
     assert (settings.max_token_bytes, settings.token_cache_size) == (8192, 4096)
     assert settings.decision_cache_seconds == 0
     assert settings.require_verify_header is True
@@ -80,6 +84,8 @@ def test_every_setting_can_come_from_zt_verifier_environment_variables(ca_file, 
         "ZT_VERIFIER_JWKS_COOLDOWN_SECONDS": "10",
         "ZT_VERIFIER_JWKS_MAX_AGE_SECONDS": "60",
         "ZT_VERIFIER_JWKS_TIMEOUT_SECONDS": "1.5",
+        "ZT_VERIFIER_JWKS_MAX_STALENESS_SECONDS": "120",
+        "ZT_VERIFIER_JWKS_UNKNOWN_KID_WAIT_SECONDS": "0.5",
         "ZT_VERIFIER_TOKEN_CACHE_SIZE": "0",
         "ZT_VERIFIER_DECISION_CACHE_SECONDS": "30",
         "ZT_VERIFIER_REQUIRE_VERIFY_HEADER": "false",
@@ -101,6 +107,8 @@ def test_every_setting_can_come_from_zt_verifier_environment_variables(ca_file, 
     assert settings.jwks_cooldown_seconds == 10
     assert settings.jwks_max_age_seconds == 60
     assert settings.jwks_timeout_seconds == 1.5
+    assert settings.jwks_max_staleness_seconds == 120
+    assert settings.jwks_unknown_kid_wait_seconds == 0.5
     assert settings.token_cache_size == 0
     assert settings.decision_cache_seconds == 30
     assert settings.require_verify_header is False
@@ -211,7 +219,10 @@ def test_a_number_that_is_not_finite_is_refused_because_it_would_disable_a_check
         ("MAX_TOKEN_LIFETIME_SECONDS", "-3600", ">= 0"),
         ("JWKS_COOLDOWN_SECONDS", "-0.5", ">= 0"),
         ("JWKS_MAX_AGE_SECONDS", "-1", ">= 0"),
-        ("JWKS_TIMEOUT_SECONDS", "0", "> 0"),
+        ("JWKS_TIMEOUT_SECONDS", "0", "> 0 and <= 10"),
+        ("JWKS_TIMEOUT_SECONDS", "11", "> 0 and <= 10"),
+        ("JWKS_UNKNOWN_KID_WAIT_SECONDS", "2.5", "0..2"),
+        ("JWKS_UNKNOWN_KID_WAIT_SECONDS", "-1", "0..2"),
         ("DECISION_CACHE_SECONDS", "301", "0..300"),
         ("DECISION_CACHE_SECONDS", "-1", "0..300"),
         ("MAX_TOKEN_BYTES", "0", ">= 1"),
@@ -223,6 +234,40 @@ def test_a_number_out_of_range_is_refused_naming_the_bounds(env, name, value, bo
     assert re.fullmatch(
         rf"ZT_VERIFIER_{name}: \S+ is out of range \({re.escape(bounds)}\)", problem
     )
+
+
+def test_a_staleness_bound_not_above_the_refresh_age_is_refused_naming_both(env):
+    (problem,) = problems_of(
+        {
+            **env,
+            "ZT_VERIFIER_JWKS_MAX_AGE_SECONDS": "300",
+            "ZT_VERIFIER_JWKS_MAX_STALENESS_SECONDS": "300",
+        }
+    )
+    assert problem.startswith(
+        "ZT_VERIFIER_JWKS_MAX_STALENESS_SECONDS: 300 must be greater than "
+        "ZT_VERIFIER_JWKS_MAX_AGE_SECONDS (300)"
+    )
+
+
+def test_the_staleness_bound_is_checked_along_with_every_other_problem(env):
+    problems = problems_of(
+        {
+            **env,
+            "ZT_VERIFIER_JWKS_MAX_STALENESS_SECONDS": "200",  # below the default max age, 300
+            "ZT_VERIFIER_LEEWAY_SECONDS": "abc",
+        }
+    )
+    assert [p.split(":")[0] for p in problems] == [
+        "ZT_VERIFIER_LEEWAY_SECONDS",
+        "ZT_VERIFIER_JWKS_MAX_STALENESS_SECONDS",
+    ]
+
+
+def test_settings_built_in_code_check_the_staleness_bound_too(env):
+    settings = Settings.from_env(env)
+    with pytest.raises(SettingsError, match="JWKS_MAX_STALENESS_SECONDS: 10 must be greater"):
+        dataclasses.replace(settings, jwks_max_staleness_seconds=10)
 
 
 BOOLEANS = {

@@ -1,0 +1,80 @@
+"""What the verifier's ``/healthz`` reports: can this worker decide, and record, now?
+
+Why not "the process answers": a worker with no Keycloak keys refuses every
+token (``jwks_unavailable``), one whose keys are past the hard maximum staleness
+refuses every token (``jwks_stale``), and one that cannot append to the audit log
+refuses every request (``audit_unavailable``, 503). Each still answered
+``{"status":"ok"}`` before issue 17. Health is therefore the conjunction of:
+
+* keys loaded (> 0) and fresh: last fetched successfully within
+  ``JWKS_MAX_STALENESS_SECONDS`` (``KeyStatus.fresh``);
+* the audit log configured and writable by this process (or, when missing,
+  creatable: the writer opens it with ``O_CREAT``): a ``stat`` and an ``access``
+  call, no line written (a probe is not a decision).
+
+The report is plain data (a ``HealthReport``); the Flask adapter adds the worker's
+``pid`` and picks 200 or 503.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TypedDict
+
+from verifier.decision import Decider
+
+
+class HealthReport(TypedDict):
+    """The body of ``/healthz`` (without ``pid``)."""
+
+    status: str
+    """``ok`` or ``unhealthy``."""
+    problems: list[str]
+    """One line per reason the worker cannot decide or record; empty when ``ok``."""
+    jwks_keys: int
+    jwks_age_seconds: float | None
+    jwks_max_staleness_seconds: float | None
+    jwks_refreshing: bool
+    jwks_last_error: str | None
+    audit_log_writable: bool
+
+
+def audit_log_problem(path: str | None) -> str | None:
+    """Why the audit log cannot take a line now, or None; no line is written."""
+    if not path:
+        return "no audit log configured"
+    if os.path.lexists(path):
+        if not os.path.isfile(path) or not os.access(path, os.W_OK):
+            return f"audit log {path} is not a file this process can write"
+        return None
+    # The writer creates a missing file (O_CREAT: a rotated-away log comes back).
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"audit log {path} does not exist and {folder} is not writable"
+    return None
+
+
+def health_report(decider: Decider, now: float) -> HealthReport:
+    """The health of ``decider``'s key source and audit log at ``now``."""
+    keys = decider.keys.status(now)
+    problems: list[str] = []
+    if keys.keys == 0:
+        problems.append(f"no JWKS keys loaded (last error: {keys.last_error})")
+    elif not keys.fresh:
+        problems.append(
+            f"JWKS keys last fetched {keys.age_seconds:.0f}s ago, past the "
+            f"{keys.max_staleness_seconds:g}s maximum staleness (last error: {keys.last_error})"
+        )
+    audit = audit_log_problem(decider.settings.audit_log)
+    if audit is not None:
+        problems.append(audit)
+    return HealthReport(
+        status="unhealthy" if problems else "ok",
+        problems=problems,
+        jwks_keys=keys.keys,
+        jwks_age_seconds=None if keys.age_seconds is None else round(keys.age_seconds, 1),
+        jwks_max_staleness_seconds=keys.max_staleness_seconds,
+        jwks_refreshing=keys.refreshing,
+        jwks_last_error=keys.last_error,
+        audit_log_writable=audit is None,
+    )
