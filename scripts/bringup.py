@@ -2,7 +2,8 @@
 
 Order (DESIGN.md): tools -> accounts -> OpenBao (start, init, unseal) -> terraform/pki ->
 OpenBao on a server-CA certificate -> workload certificates -> Keycloak ->
-terraform/identity -> verifier and API (gunicorn) -> nginx -> CRL watcher -> demo call.
+terraform/identity -> verifier and API (gunicorn) -> nginx -> CRL watcher -> renewer -> demo
+call.
 Every step prints what it does and how long it took; every step is idempotent, and a
 running service is only touched when what it runs changed (``services.apps.converge``,
 ``services.nginx.start_nginx``).
@@ -22,7 +23,7 @@ from client.api import GatewayClient, Identity
 from client.token import TokenError, TokenSource
 from scripts import config, terraform, tools
 from scripts.files import read_json, write_secret_json
-from scripts.pki import certs, crl, watcher
+from scripts.pki import certs, crl, schedule, watcher
 from scripts.services import accounts, apps, keycloak, nginx, openbao, procs
 from scripts.steps import StepFailed, say, step
 
@@ -97,6 +98,8 @@ def up() -> None:
         say(f"    nginx: {nginx.start_nginx()}")
     with step(f"CRL watcher: client CRLs from OpenBao every {config.CRL_WATCH_SECONDS:g}s"):
         watcher.start()
+    with step("Renewer: `zt renew` every tenth of the shortest lifetime in play"):
+        schedule.start()
     with step("Demo: python-client token + mTLS call to /api/resource"):
         demo_call()
     terraform.write_env_file()

@@ -134,7 +134,9 @@ VERIFIER = Service("verifier", None)  # gunicorn on a unix socket
 API = Service("api", None)  # gunicorn on a unix socket
 NGINX = Service("nginx", NGINX_PORT)
 CRL_WATCHER = Service("crl-watcher", None)  # scripts/watcher.py
-SERVICES = (VAULT, KEYCLOAK, VERIFIER, API, NGINX, CRL_WATCHER)  # start order; `down` reverses
+RENEWER = Service("renewer", None)  # scripts/pki/schedule.py: `zt renew --every auto`
+# start order; `down` reverses
+SERVICES = (VAULT, KEYCLOAK, VERIFIER, API, NGINX, CRL_WATCHER, RENEWER)
 
 # --- request path -------------------------------------------------------------
 GATEWAY_URL = f"https://localhost:{NGINX_PORT}"
@@ -226,3 +228,18 @@ def client_cert_paths(identity: str) -> tuple[Path, Path]:
     """Where the workload cert/key pair for ``identity`` lives."""
     base = PKI_DIR / "client" / identity
     return base / "cert.pem", base / "key.pem"
+
+
+# --- scheduled renewal and lifetimes (scripts/pki/schedule.py, scripts/pki/lifetimes.py) ---
+# The renewer runs `renew` every tenth of the shortest lifetime in play (the certificates
+# on disk and the installed CRL), bounded: a certificate due at 2/3 of its life is then
+# renewed with at least 1 - 2/3 - 1/10 of it left, and two failed runs in a row still
+# leave time for a third. Default profile: 24 h certificates -> every 10 min (the cap).
+RENEW_INTERVAL_FRACTION = 10  # interval = shortest lifetime / this
+RENEW_INTERVAL_MIN_SECONDS = 5.0
+RENEW_INTERVAL_MAX_SECONDS = 600.0
+RENEW_TICK_SECONDS = 5.0  # how often the renewer re-reads what is in play between runs
+RENEW_STATUS = RUN / "renewer.json"  # its last run: time, ok, actions, next run
+# Lifetimes other than terraform/pki's defaults (`zt lifetimes`), passed as TF_VAR_ by
+# every apply and by .state/env.sh; absent: the defaults (24 h, 30 d, 72 h).
+LIFETIMES = PKI_DIR / "lifetimes.json"
