@@ -318,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         help="show or set certificate and CRL lifetimes (kept in the state folder)",
         description="Without options: show them. Otherwise apply terraform/pki with the "
         "given lifetimes (its validations are the bounds: client certs 2 min - 7 days, "
-        "serving certs 1 h - 90 days, CRLs >= 3 min in whole minutes), keep them in "
+        "serving certs 5 min - 90 days, CRLs >= 3 min in whole minutes), keep them in "
         ".state/pki/lifetimes.json (so .state/env.sh and every later apply pass the same), "
         "then reissue what changed and rebuild the CRLs. --default: back to "
         "terraform/pki's defaults.",

@@ -204,12 +204,13 @@ def renew(done: list[str] | None = None) -> list[str]:
     """Rotate what is past 2/3 of its lifetime; refresh the CRL when due.
 
     Order: workload certificates, then the CRL (nginx refuses every client once it
-    lapses), then serving certificates (Keycloak's reload can take its whole reload
-    period). Each item is tried even when an earlier one failed (OpenBao down fails
-    them all; a slow Keycloak must not hold back the CRL): the failures are raised
-    together at the end, as one StepFailed, after what succeeded was done. ``done``
-    receives each action as it happens, so a caller that catches the failure still
-    knows what was renewed.
+    lapses), then serving certificates (waiting for Keycloak's reload can take its
+    whole reload period), then workload certificates again if serving ones were
+    rotated (one may have become due during that wait). Each item is tried even when
+    an earlier one failed (OpenBao down fails them all; a slow Keycloak must not hold
+    back the CRL): the failures are raised together at the end, as one StepFailed,
+    after what succeeded was done. ``done`` receives each action as it happens, so a
+    caller that catches the failure still knows what was renewed.
     """
     actions = done if done is not None else []
     errors: list[str] = []
@@ -220,19 +221,30 @@ def renew(done: list[str] | None = None) -> list[str]:
         except StepFailed as e:
             errors.append(f"{what}: {str(e).splitlines()[0]}")
 
-    for cert_file in sorted(config.PKI_DIR.glob("client/*/cert.pem")):
-        if due(certs.load(cert_file)):
+    def workloads() -> None:
+        for cert_file in sorted(config.PKI_DIR.glob("client/*/cert.pem")):
             identity = cert_file.parent.name
-            attempt(f"client/{identity}", lambda i=identity: rotate_client(i).report())
+            if due(certs.load(cert_file)) and not any(
+                e.startswith(f"client/{identity}:") for e in errors
+            ):
+                attempt(f"client/{identity}", lambda i=identity: rotate_client(i).report())
+
+    workloads()
     if crl.due(crl.load(), dt.datetime.now(dt.UTC)):
         attempt(
             "client CRL",
             lambda: f"client CRL refreshed, next update {refresh_crl():%F %T}Z",
         )
-    for name in RELOADERS:
-        cert_file, _ = config.server_cert_paths(name)
-        if cert_file.exists() and due(certs.load(cert_file)):
-            attempt(f"server/{name}", lambda n=name: rotate_server(n).report())
+    servers = [
+        name
+        for name in RELOADERS
+        if config.server_cert_paths(name)[0].exists()
+        and due(certs.load(config.server_cert_paths(name)[0]))
+    ]
+    for name in servers:
+        attempt(f"server/{name}", lambda n=name: rotate_server(n).report())
+    if servers:
+        workloads()
     if errors:
         raise StepFailed("; ".join(errors))
     return actions

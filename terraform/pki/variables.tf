@@ -47,13 +47,13 @@ variable "client_cert_ttl_seconds" {
 }
 
 variable "server_cert_ttl_seconds" {
-  description = "Default and maximum lifetime of a serving certificate, in seconds."
+  description = "Default and maximum lifetime of a serving certificate, in seconds. At least 5 minutes: renewed at 2/3 of its life, a serving certificate then has 100 s left for the reload (Keycloak re-reads its file every 30 s)."
   type        = number
   default     = 2592000
 
   validation {
-    condition     = var.server_cert_ttl_seconds >= 3600 && var.server_cert_ttl_seconds <= 7776000
-    error_message = "server_cert_ttl_seconds must be between 1 hour and 90 days."
+    condition     = var.server_cert_ttl_seconds >= 300 && var.server_cert_ttl_seconds <= 7776000
+    error_message = "server_cert_ttl_seconds must be between 5 minutes and 90 days."
   }
 }
 

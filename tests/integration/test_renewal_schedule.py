@@ -1,16 +1,19 @@
 """Scheduled renewal, proven: three short lifetimes under load, no manual step.
 
 The stack switches to the short-lifetime profile (``zt lifetimes --client-cert 120
---crl 180``, as an operator types it), then only the renewer (``zt renew --every
+--server-cert 300 --crl 180``, as an operator types it), then only the renewer (``zt renew --every
 auto``, the service ``make up`` starts) and the CRL watcher act. Both workloads keep
 calling the gateway through the client library (which fetches a token bound to its new
 certificate on the first request after a rotation) for three client-certificate
 lifetimes, while a sampler reads, every second, the certificates on disk and the CRL
 file nginx and the verifier load. Asserted: 0 failed requests, every workload's
-certificate renewed at least 3 times by the renewer (its log says so), no certificate
-and no installed CRL ever past its end. The figures are printed. The default profile
+certificate renewed at least 3 times by the renewer (its log says so), every serving
+certificate (nginx, OpenBao, Keycloak) renewed at least once (a 300 s certificate is due
+once in 6 min) and served, no certificate and no installed CRL ever past its end. The
+figures are printed. The default profile
 is restored at the end (the next tests expect 24 h certificates) and a demo call
-proves the stack healthy.
+proves the stack healthy. A plan by hand (``. .state/env.sh``) shows No changes under
+the short profile and after the default is restored.
 """
 
 from __future__ import annotations
@@ -28,13 +31,16 @@ from scripts import bringup, config
 from scripts.pki import certs, crl, lifetimes, rotation, schedule
 from scripts.services import procs
 from tests.integration.conftest import run_zt
+from tests.integration.test_terraform_by_hand import assert_no_changes
 from tests.load import Load
 
 CLIENT_CERT_SECONDS = 120  # terraform/pki's minimum
+SERVER_CERT_SECONDS = 300  # terraform/pki's minimum
 CRL_SECONDS = 180  # terraform/pki's minimum (3m)
 LIFETIMES = 3
 LOAD_SECONDS = LIFETIMES * CLIENT_CERT_SECONDS
 WORKLOADS = ("python-client", "batch-worker")
+SERVERS = tuple(rotation.RELOADERS)  # nginx, vault, keycloak
 THREADS_PER_WORKLOAD = 2
 INTERVAL = 0.2  # per thread: ~20 requests/s in all
 SAMPLE_SECONDS = 1.0
@@ -97,6 +103,18 @@ def _renewer_actions(since: float) -> list[str]:
     return actions
 
 
+def _serves_its_certificate(name: str) -> bool:
+    """``name`` serves the certificate on disk (polled: a run may be mid-rotation)."""
+    _, port = rotation.RELOADERS[name]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        on_disk = certs.load(config.server_cert_paths(name)[0]).serial_number
+        if rotation.served_serial(port) == on_disk:
+            return True
+        time.sleep(1)
+    return False
+
+
 def _zt(*args: str) -> None:
     r = run_zt(*args, timeout=600)
     assert r.returncode == 0, f"zt {' '.join(args)}:\n{r.stdout[-3000:]}{r.stderr[-2000:]}"
@@ -106,9 +124,16 @@ def _zt(*args: str) -> None:
 def test_three_short_lifetimes_renew_by_themselves_under_load_with_no_failed_request(stack):
     schedule.start()  # as `make up` starts it (idempotent)
     try:
-        _zt("lifetimes", "--client-cert", str(CLIENT_CERT_SECONDS), "--crl", str(CRL_SECONDS))
+        _zt(
+            "lifetimes",
+            *("--client-cert", str(CLIENT_CERT_SECONDS)),
+            *("--server-cert", str(SERVER_CERT_SECONDS)),
+            *("--crl", str(CRL_SECONDS)),
+        )
         assert lifetimes.load() == lifetimes.Lifetimes(
-            client_cert_seconds=CLIENT_CERT_SECONDS, crl_seconds=CRL_SECONDS
+            client_cert_seconds=CLIENT_CERT_SECONDS,
+            server_cert_seconds=SERVER_CERT_SECONDS,
+            crl_seconds=CRL_SECONDS,
         )
         renewer_pid = procs.running(config.RENEWER)
         assert renewer_pid is not None
@@ -135,10 +160,12 @@ def test_three_short_lifetimes_renew_by_themselves_under_load_with_no_failed_req
         actions = _renewer_actions(since)
         last = schedule.last_run()
         renewed = {w: sum(a.startswith(f"client/{w}:") for a in actions) for w in WORKLOADS}
+        served = {n: sum(a.startswith(f"server/{n}:") for a in actions) for n in SERVERS}
         crl_refreshes = sum(a.startswith("client CRL refreshed") for a in actions)
         print(
             f"\n{LIFETIMES} lifetimes of {CLIENT_CERT_SECONDS} s client certificates, "
-            f"CRLs of {CRL_SECONDS} s, renewer every {last and last['interval_seconds']} s:"
+            f"serving certificates of {SERVER_CERT_SECONDS} s, CRLs of {CRL_SECONDS} s, "
+            f"renewer every {last and last['interval_seconds']} s:"
         )
         for workload, load in zip(WORKLOADS, loads, strict=True):
             print(f"  {workload}: {load.summary()}; errors: {load.errors[:3]}")
@@ -146,6 +173,7 @@ def test_three_short_lifetimes_renew_by_themselves_under_load_with_no_failed_req
                 f"  {workload}: {len(samples.serials[workload]) - 1} certificate changes seen, "
                 f"{renewed[workload]} renewals by the renewer"
             )
+        print(f"  serving certificates renewed by the renewer: {served}")
         print(
             f"  {samples.count} samples; least time left on any certificate "
             f"{samples.min_cert_left.total_seconds():.1f} s, on the installed CRL "
@@ -159,13 +187,22 @@ def test_three_short_lifetimes_renew_by_themselves_under_load_with_no_failed_req
         for workload in WORKLOADS:
             assert renewed[workload] >= LIFETIMES, (workload, actions)
             assert len(samples.serials[workload]) - 1 >= LIFETIMES, samples.serials[workload]
+        for name in SERVERS:
+            assert served[name] >= 1, (name, actions)
+            assert _serves_its_certificate(name), f"{name} does not serve the cert on disk"
+        # The profile is a setting Terraform gets from the state folder: by hand, too.
+        assert_no_changes("zt lifetimes (short profile)")
     finally:
         _zt("lifetimes", "--default")
     assert lifetimes.load() == lifetimes.Lifetimes()
-    for workload in WORKLOADS:
-        cert = certs.load(config.client_cert_paths(workload)[0])
+    for path in (
+        *(config.client_cert_paths(w)[0] for w in WORKLOADS),
+        *(config.server_cert_paths(n)[0] for n in SERVERS),
+    ):
+        cert = certs.load(path)
         life = cert.not_valid_after_utc - cert.not_valid_before_utc
-        assert life > dt.timedelta(hours=23), (workload, life)
+        assert life > dt.timedelta(hours=23), (path, life)
+    assert_no_changes("zt lifetimes --default")
     assert bringup.demo_call()["azp"] == "python-client"
 
 

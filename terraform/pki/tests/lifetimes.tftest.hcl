@@ -30,6 +30,7 @@ run "short_profile_plans_two_minute_certificates_and_three_minute_crls" {
 
   variables {
     client_cert_ttl_seconds = 120
+    server_cert_ttl_seconds = 300
     crl_expiry              = "3m"
   }
 
@@ -38,6 +39,24 @@ run "short_profile_plans_two_minute_certificates_and_three_minute_crls" {
     r.ttl == "120" && r.max_ttl == "120"])
     error_message = "The short profile issues workload certificates of 120 s."
   }
+
+  assert {
+    condition = (
+      vault_pki_secret_backend_role.server.ttl == "300" &&
+      vault_pki_secret_backend_role.server.max_ttl == "300"
+    )
+    error_message = "The short profile issues serving certificates of 300 s."
+  }
+}
+
+run "serving_certificates_under_five_minutes_are_refused" {
+  command = plan
+
+  variables {
+    server_cert_ttl_seconds = 299
+  }
+
+  expect_failures = [var.server_cert_ttl_seconds]
 }
 
 run "client_certificates_under_two_minutes_are_refused" {
