@@ -23,7 +23,7 @@ from client.api import GatewayClient, Identity
 from client.token import TokenError, TokenSource
 from scripts import config, terraform, tools
 from scripts.files import read_json, write_secret_json
-from scripts.pki import certs, crl, schedule, watcher
+from scripts.pki import certs, crl, rotation, schedule, watcher
 from scripts.services import accounts, apps, keycloak, nginx, openbao, procs
 from scripts.steps import StepFailed, say, step
 
@@ -81,6 +81,9 @@ def up() -> None:
         terraform.export_pki_outputs()
     with step("OpenBao: serve a certificate from the server CA"):
         openbao.switch_to_server_ca()
+    with step("Serving certificates and CRLs: renew what is due (a stack that was down)"):
+        for line in rotation.renew_for_bringup() or ["nothing due"]:
+            say(f"    {line}")
     with step("Workload certificates (client CA, one AppRole per identity)"):
         ensure_client_certs()
     with step(f"Keycloak: start in production mode on {config.KEYCLOAK_URL}"):

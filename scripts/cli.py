@@ -106,15 +106,10 @@ def cmd_lifetimes(args: argparse.Namespace) -> int:
     profile = (
         lifetimes.Lifetimes()
         if args.default
-        else lifetimes.parse(
-            {
-                **current.as_settings(),
-                **{
-                    key: value
-                    for key, value in zip(lifetimes.VARIABLES, given, strict=True)
-                    if value is not None
-                },
-            }
+        else current.updated(
+            client_cert_seconds=args.client_cert,
+            server_cert_seconds=args.server_cert,
+            crl_seconds=args.crl,
         )
     )
     with rotation.locked(), step(f"lifetimes: {profile.describe()}"):

@@ -41,6 +41,10 @@ class Lifetimes:
     def as_settings(self) -> dict[str, int]:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
+    def updated(self, **changes: int | None) -> Lifetimes:
+        """These lifetimes with ``changes`` (None: keep), checked like the file."""
+        return parse({**self.as_settings(), **{k: v for k, v in changes.items() if v is not None}})
+
     def describe(self) -> str:
         set_ = self.as_settings()
         if not set_:

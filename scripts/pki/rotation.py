@@ -250,6 +250,35 @@ def renew(done: list[str] | None = None) -> list[str]:
     return actions
 
 
+# What runs each serving certificate (a stopped one loads its new files when it starts).
+SERVING = {"nginx": config.NGINX, "vault": config.VAULT, "keycloak": config.KEYCLOAK}
+
+
+def renew_for_bringup() -> list[str]:
+    """``make up`` on a stack that was down (or whose renewer was): serving certificates
+    past 2/3 of their life are renewed before anything needs them — a running service
+    reloads and serves the new one, a stopped one just gets the files — and CRLs past a
+    third of their validity are rebuilt in OpenBao (the nginx step installs them; an
+    expired one would be refused). Workload certificates are the bring-up's own step."""
+    actions = []
+    with locked():
+        for name, svc in SERVING.items():
+            cert_file, _ = config.server_cert_paths(name)
+            if not cert_file.exists() or not due(certs.load(cert_file)):
+                continue
+            if procs.running(svc):
+                actions.append(rotate_server(name).report())
+            else:
+                old = certs.load(cert_file)
+                actions.append(
+                    _rotation(f"server/{name}", old, certs.issue_server_cert(name)).report()
+                )
+        if crl.due(crl.load(), dt.datetime.now(dt.UTC)):
+            crl.rebuild()
+            actions.append("client CRLs rebuilt in OpenBao (installed by the nginx step)")
+    return actions
+
+
 def report_renew() -> list[str]:
     """``renew`` for a person or cron: one line per action (or "nothing due")."""
     actions: list[str] = []

@@ -28,11 +28,13 @@ from dataclasses import dataclass, field
 import pytest
 
 from scripts import bringup, config
+from scripts.files import write_atomic, write_secret
 from scripts.pki import certs, crl, lifetimes, rotation, schedule
-from scripts.services import procs
+from scripts.services import openbao, procs
 from tests.integration.conftest import run_zt
 from tests.integration.test_terraform_by_hand import assert_no_changes
 from tests.load import Load
+from tests.x509_helpers import build_cert, cert_pem, key_pem, new_key
 
 CLIENT_CERT_SECONDS = 120  # terraform/pki's minimum
 SERVER_CERT_SECONDS = 300  # terraform/pki's minimum
@@ -223,3 +225,37 @@ def test_a_renewer_run_with_openbao_unreachable_is_logged_and_touches_nothing(st
         assert f"{item}: " in (record["error"] or ""), record
     assert "OpenBao is unreachable" in (record["error"] or ""), record
     assert {p: p.read_bytes() for p in watched} == before
+
+
+def test_make_up_recovers_an_openbao_listener_certificate_that_lapsed(stack):
+    """A stack left down (or without its renewer) past a serving certificate's end:
+    OpenBao serves an expired certificate nobody can verify, so it cannot be renewed
+    through OpenBao. `zt up` serves a bootstrap certificate again and issues a new one
+    from the server CA; nothing else is needed."""
+    key = new_key()
+    now = dt.datetime.now(dt.UTC)
+    expired = build_cert(
+        "localhost",
+        key,
+        not_before=now - dt.timedelta(minutes=10),
+        not_after=now - dt.timedelta(minutes=1),
+        san_ips=[config.HOST],
+    )
+    cert_file, key_file = config.server_cert_paths("vault")
+    write_secret(key_file, key_pem(key))
+    write_atomic(cert_file, cert_pem(expired))
+    write_atomic(config.VAULT_TLS_CA, cert_pem(expired))
+    openbao.reload_listener()
+    lapsed = time.monotonic() + 10
+    while openbao.health() is not None and time.monotonic() < lapsed:
+        time.sleep(0.2)
+    assert openbao.health() is None, "OpenBao still verifies with an expired certificate"
+    up = run_zt("up", timeout=600)
+    assert up.returncode == 0, up.stdout[-3000:]
+    assert "listener certificate expired" in up.stdout, up.stdout[-3000:]
+    renewed = certs.load(cert_file)
+    assert renewed.issuer != renewed.subject  # from the server CA, not a bootstrap
+    assert renewed.not_valid_after_utc > now
+    assert rotation.served_serial(config.VAULT_PORT) == renewed.serial_number
+    assert openbao.serving_cert_matches_ca()
+    assert bringup.demo_call()["azp"] == "python-client"

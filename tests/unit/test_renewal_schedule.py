@@ -134,3 +134,12 @@ def test_the_default_profile_leaves_no_file(state):
     lifetimes.save(lifetimes.Lifetimes())
     assert not config.LIFETIMES.exists()
     assert lifetimes.load() == lifetimes.Lifetimes()
+
+
+def test_options_change_only_the_lifetimes_they_name():
+    short = lifetimes.Lifetimes(client_cert_seconds=120, crl_seconds=180)
+    assert short.updated(server_cert_seconds=300, crl_seconds=None) == lifetimes.Lifetimes(
+        client_cert_seconds=120, server_cert_seconds=300, crl_seconds=180
+    )
+    with pytest.raises(StepFailed, match="whole number of minutes"):
+        short.updated(crl_seconds=90)
