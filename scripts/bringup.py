@@ -2,7 +2,8 @@
 
 Order (DESIGN.md): tools -> accounts -> OpenBao (start, init, unseal) -> terraform/pki ->
 OpenBao on a server-CA certificate -> workload certificates -> Keycloak ->
-terraform/identity -> verifier and API (gunicorn) -> nginx -> CRL watcher -> demo call.
+terraform/identity -> verifier and API (gunicorn) -> nginx -> CRL watcher -> renewer -> demo
+call.
 Every step prints what it does and how long it took; every step is idempotent, and a
 running service is only touched when what it runs changed (``services.apps.converge``,
 ``services.nginx.start_nginx``).
@@ -22,7 +23,7 @@ from client.api import GatewayClient, Identity
 from client.token import TokenError, TokenSource
 from scripts import config, terraform, tools
 from scripts.files import read_json, write_secret_json
-from scripts.pki import certs, watcher
+from scripts.pki import certs, rotation, schedule, watcher
 from scripts.services import accounts, apps, keycloak, nginx, openbao, procs, supervisor
 from scripts.steps import StepFailed, say, step
 
@@ -82,6 +83,9 @@ def up() -> None:
         terraform.export_pki_outputs()
     with step("OpenBao: serve a certificate from the server CA"):
         openbao.switch_to_server_ca()
+    with step("Serving certificates and CRLs: renew what is due (a stack that was down)"):
+        for line in rotation.renew_for_bringup() or ["nothing due"]:
+            say(f"    {line}")
     with step("Workload certificates (client CA, one AppRole per identity)"):
         ensure_client_certs()
     with step(f"Keycloak: start in production mode on {config.KEYCLOAK_URL}"):
@@ -99,6 +103,8 @@ def up() -> None:
         say(f"    nginx: {nginx.start_nginx()}")
     with step(f"CRL watcher: client CRLs from OpenBao every {config.CRL_WATCH_SECONDS:g}s"):
         watcher.start()
+    with step("Renewer: `zt renew` every tenth of the shortest lifetime in play"):
+        schedule.start()
     with step("Demo: python-client token + mTLS call to /api/resource"):
         demo_call()
     terraform.write_env_file()

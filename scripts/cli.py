@@ -13,6 +13,8 @@ Each command calls one function of a layer below (``bringup``, ``pki.rotation``,
     python -m scripts.zt rotate server nginx           new serving cert + graceful reload
     python -m scripts.zt revoke <serial>               revoke, rebuild CRL, reload nginx
     python -m scripts.zt renew     rotate what is past 2/3 of its life; refresh the CRL (cron)
+    python -m scripts.zt renew --every auto   the same on a schedule (the renewer service)
+    python -m scripts.zt lifetimes --client-cert 120 --crl 180   short lifetimes (--default)
     python -m scripts.zt rollover-client-ca begin|finish   replace the client issuing CA
     python -m scripts.zt authz-cache on|off|status     nginx's decision cache (default on)
     python -m scripts.zt backup    one archive: OpenBao snapshot, Keycloak database, state files
@@ -33,7 +35,7 @@ from cryptography import x509
 
 from scripts import backup, bringup, config, status, terraform, validate
 from scripts.files import read_json
-from scripts.pki import certs, rotation, watcher
+from scripts.pki import certs, lifetimes, rotation, schedule, watcher
 from scripts.services import nginx, procs, systemd
 from scripts.steps import StepFailed, say, step
 
@@ -88,9 +90,34 @@ def cmd_enable_client(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_renew(_: argparse.Namespace) -> int:
+def cmd_renew(args: argparse.Namespace) -> int:
+    if args.every is not None:
+        return schedule.run(None if args.every == schedule.AUTO else float(args.every), args.runs)
     with rotation.locked(), step("renew certificates past 2/3 of their lifetime, and the CRL"):
-        rotation.renew()
+        rotation.report_renew()
+    return 0
+
+
+def cmd_lifetimes(args: argparse.Namespace) -> int:
+    current = lifetimes.load()
+    given = (args.client_cert, args.server_cert, args.crl)
+    if not args.default and all(v is None for v in given):
+        say(f"lifetimes: {current.describe()}")
+        return 0
+    if args.default and any(v is not None for v in given):
+        raise StepFailed("--default takes no other option")
+    profile = (
+        lifetimes.Lifetimes()
+        if args.default
+        else current.updated(
+            client_cert_seconds=args.client_cert,
+            server_cert_seconds=args.server_cert,
+            crl_seconds=args.crl,
+        )
+    )
+    with rotation.locked(), step(f"lifetimes: {profile.describe()}"):
+        for line in rotation.set_lifetimes(profile):
+            say(f"    {line}")
     return 0
 
 
@@ -169,6 +196,18 @@ def cmd_systemd_units(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interval(text: str) -> str:
+    if text != schedule.AUTO:
+        _positive_seconds(text)
+    return text
+
+
+def _whole_seconds(text: str) -> int:
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number of seconds")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m scripts.zt",
@@ -181,7 +220,6 @@ def main(argv: list[str] | None = None) -> int:
         ("up", _run(bringup.up), "install tools, start the stack, apply Terraform (idempotent)"),
         ("down", _run(bringup.down), "stop every process we started; keep state"),
         ("clean", _run(bringup.clean), "down, then delete the state folder"),
-        ("renew", cmd_renew, "rotate certs past 2/3 of their lifetime, refresh the CRL; cron-safe"),
         (
             "validate",
             cmd_validate,
@@ -316,6 +354,42 @@ def main(argv: list[str] | None = None) -> int:
     )
     res.add_argument("archive", type=Path, help="a file `zt backup` wrote")
     res.set_defaults(fn=cmd_restore)
+    renew = sub.add_parser(
+        "renew",
+        help="rotate certs past 2/3 of their lifetime, refresh the CRL; cron-safe",
+        description="Once (no option): rotate every certificate past 2/3 of its lifetime "
+        "(serving certificates are reloaded and served before it returns) and rebuild the "
+        "CRLs once a third of their validity has passed; cron-safe, idempotent, exit 1 if "
+        "anything failed. --every: the renewer, in the foreground: the same on an interval, "
+        "one JSON line per run, its last run in .state/run/renewer.json; a failed run is "
+        "retried at the next interval (`make up` runs `renew --every auto` as a service).",
+    )
+    renew.add_argument(
+        "--every",
+        type=_interval,
+        default=None,
+        metavar="SECONDS|auto",
+        help="run on this interval; auto: a tenth of the shortest certificate or CRL "
+        f"lifetime in play, between {config.RENEW_INTERVAL_MIN_SECONDS:g} and "
+        f"{config.RENEW_INTERVAL_MAX_SECONDS:g} s",
+    )
+    renew.add_argument("--runs", type=int, default=None, help="with --every: stop after N runs")
+    renew.set_defaults(fn=cmd_renew)
+    life = sub.add_parser(
+        "lifetimes",
+        help="show or set certificate and CRL lifetimes (kept in the state folder)",
+        description="Without options: show them. Otherwise apply terraform/pki with the "
+        "given lifetimes (its validations are the bounds: client certs 2 min - 7 days, "
+        "serving certs 5 min - 90 days, CRLs >= 3 min in whole minutes), keep them in "
+        ".state/pki/lifetimes.json (so .state/env.sh and every later apply pass the same), "
+        "then reissue what changed and rebuild the CRLs. --default: back to "
+        "terraform/pki's defaults.",
+    )
+    life.add_argument("--client-cert", type=_whole_seconds, metavar="SECONDS")
+    life.add_argument("--server-cert", type=_whole_seconds, metavar="SECONDS")
+    life.add_argument("--crl", type=_whole_seconds, metavar="SECONDS")
+    life.add_argument("--default", action="store_true", help="terraform/pki's defaults")
+    life.set_defaults(fn=cmd_lifetimes)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)

@@ -140,7 +140,10 @@ API = Service("api", None, supervised=True)  # gunicorn on a unix socket
 NGINX = Service("nginx", NGINX_PORT, supervised=True)
 NGINX_HEALTH_URL = f"http://{HOST}:{NGINX_HEALTH_PORT}/healthz"
 CRL_WATCHER = Service("crl-watcher", None, supervised=True)  # scripts/pki/watcher.py
-SERVICES = (VAULT, KEYCLOAK, VERIFIER, API, NGINX, CRL_WATCHER)  # start order; `down` reverses
+# scripts/pki/schedule.py: `zt renew --every auto`
+RENEWER = Service("renewer", None, supervised=True)
+# start order; `down` reverses
+SERVICES = (VAULT, KEYCLOAK, VERIFIER, API, NGINX, CRL_WATCHER, RENEWER)
 
 # supervisord's config, its programs and their launch specs (0700; specs 0600).
 SUPERVISOR_DIR = STATE / "supervisor"
@@ -154,6 +157,7 @@ RECOVERY_BOUND_SECONDS = {
     "api": 15.0,
     "nginx": 10.0,
     "crl-watcher": 15.0,
+    "renewer": 15.0,
 }
 
 # --- request path -------------------------------------------------------------
@@ -269,3 +273,16 @@ BACKUP_EXCLUDED = (
     "supervisor",  # supervisord's programs and specs: `make up` writes them afresh
     "systemd",  # `zt systemd-units` writes them afresh
 )
+# --- scheduled renewal and lifetimes (scripts/pki/schedule.py, scripts/pki/lifetimes.py) ---
+# The renewer runs `renew` every tenth of the shortest lifetime in play (the certificates
+# on disk and the installed CRL), bounded: a certificate due at 2/3 of its life is then
+# renewed with at least 1 - 2/3 - 1/10 of it left, and two failed runs in a row still
+# leave time for a third. Default profile: 24 h certificates -> every 10 min (the cap).
+RENEW_INTERVAL_FRACTION = 10  # interval = shortest lifetime / this
+RENEW_INTERVAL_MIN_SECONDS = 5.0
+RENEW_INTERVAL_MAX_SECONDS = 600.0
+RENEW_TICK_SECONDS = 5.0  # how often the renewer re-reads what is in play between runs
+RENEW_STATUS = RUN / "renewer.json"  # its last run: time, ok, actions, next run
+# Lifetimes other than terraform/pki's defaults (`zt lifetimes`), passed as TF_VAR_ by
+# every apply and by .state/env.sh; absent: the defaults (24 h, 30 d, 72 h).
+LIFETIMES = PKI_DIR / "lifetimes.json"

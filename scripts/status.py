@@ -14,7 +14,8 @@ Health is asked of each service, not inferred from a pid:
   says keys loaded and fresh, audit log writable);
 * nginx: its health listener (``config.NGINX_HEALTH_URL``) answers 200, which needs
   the verifier and the API behind it;
-* crl-watcher: its last round succeeded within three intervals.
+* crl-watcher: its last round succeeded within three intervals;
+* renewer: its last run succeeded and the next one is not overdue.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import requests
 from cryptography import x509
 
 from scripts import config
-from scripts.pki import certs, crl, watcher
+from scripts.pki import certs, crl, schedule, watcher
 from scripts.services import keycloak, openbao, procs, supervisor, unixhttp
 from scripts.steps import say
 
@@ -114,6 +115,22 @@ def _watcher_health() -> tuple[bool, str]:
     return ok, f"last check {ago:.0f}s ago, {state}: {last['outcome']}"
 
 
+def _renewer_health() -> tuple[bool, str]:
+    """Its last run succeeded and the next one is not overdue (a run takes seconds; a
+    failed run is retried at the next interval, so one failure is already unhealthy)."""
+    last = schedule.last_run()
+    if last is None:
+        return False, "no run yet"
+    ago = time.time() - float(last["started_at"])
+    overdue = ago > 2 * float(last["interval_seconds"]) + 60
+    did = ", ".join(last["actions"]) or "nothing due"
+    state = "ok" if last["ok"] else f"FAILED: {last['error']}"
+    when = f"last run {ago:.0f}s ago (every {float(last['interval_seconds']):.0f}s)"
+    return bool(last["ok"]) and not overdue, f"{when}, {state}; {did}" + (
+        "; OVERDUE" if overdue else ""
+    )
+
+
 HEALTH: dict[str, Callable[[], tuple[bool, str]]] = {
     config.VAULT.name: _vault_health,
     config.KEYCLOAK.name: _keycloak_health,
@@ -121,6 +138,7 @@ HEALTH: dict[str, Callable[[], tuple[bool, str]]] = {
     config.API.name: lambda: _socket_health(config.API_SOCKET),
     config.NGINX.name: _nginx_health,
     config.CRL_WATCHER.name: _watcher_health,
+    config.RENEWER.name: _renewer_health,
 }
 
 

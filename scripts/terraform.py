@@ -28,7 +28,7 @@ from python_terraform import IsFlagged, Terraform
 
 from scripts import config, tools
 from scripts.files import write_atomic, write_secret_json
-from scripts.pki import certs
+from scripts.pki import certs, lifetimes
 from scripts.services import keycloak, openbao
 from scripts.steps import StepFailed, say
 
@@ -138,10 +138,12 @@ def client_ca_generations() -> str:
     return '["1"]'
 
 
-def pki_env(token: str | None = None) -> dict[str, str]:
+def pki_env(token: str | None = None, profile: lifetimes.Lifetimes | None = None) -> dict[str, str]:
     """Environment for terraform/pki: ``token``, else the operator AppRole's token (the
-    root token from init only until the bootstrap apply is done), and OpenBao's CA."""
+    root token from init only until the bootstrap apply is done), OpenBao's CA, and the
+    lifetimes ``profile`` (default: what the state folder keeps, ``zt lifetimes``)."""
     return {
+        **lifetimes.tf_vars(profile if profile is not None else lifetimes.load()),
         "TF_VAR_client_issuing_generations": client_ca_generations(),
         "TF_VAR_operator_approle": config.VAULT_OPERATOR_APPROLE,
         "VAULT_TOKEN": token or openbao.terraform_token(),

@@ -11,7 +11,10 @@
   nginx reloads the fresh CRL file; the revoked cert is refused from then on.
 * renew: everything past 2/3 of its lifetime is rotated, and the CRL nginx
   uses is refreshed once a third of its validity has passed (nginx refuses
-  every client once its CRL expires). Safe to run from cron; idempotent.
+  every client once its CRL expires). Safe to run from cron; idempotent. The
+  renewer (``schedule.py``, ``zt renew --every``) runs it on an interval.
+* lifetimes: ``set_lifetimes`` applies a lifetimes profile (``lifetimes.py``)
+  and reissues what it shortens.
 
 All of it runs under one lock file so a cron `renew` and a manual `rotate`
 never interleave. OpenBao sealed or unreachable: a clear error, exit 1, and
@@ -26,7 +29,7 @@ import fcntl
 import json
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +37,7 @@ from cryptography import x509
 
 from scripts import config, terraform
 from scripts.files import write_atomic
-from scripts.pki import certs, crl
+from scripts.pki import certs, crl, lifetimes
 from scripts.services import apps, keycloak, nginx, openbao, procs
 from scripts.steps import StepFailed, say, wait_until
 
@@ -197,20 +200,116 @@ def due(cert: x509.Certificate, now: dt.datetime | None = None) -> bool:
     return now >= cert.not_valid_before_utc + life * RENEW_AT
 
 
-def renew() -> list[str]:
-    """Rotate what is past 2/3 of its lifetime; refresh the CRL when due."""
-    actions: list[str] = []
-    for cert_file in sorted(config.PKI_DIR.glob("client/*/cert.pem")):
-        if due(certs.load(cert_file)):
-            actions.append(rotate_client(cert_file.parent.name).report())
-    for name in RELOADERS:
-        cert_file, _ = config.server_cert_paths(name)
-        if cert_file.exists() and due(certs.load(cert_file)):
-            actions.append(rotate_server(name).report())
+def renew(done: list[str] | None = None) -> list[str]:
+    """Rotate what is past 2/3 of its lifetime; refresh the CRL when due.
+
+    Order: workload certificates, then the CRL (nginx refuses every client once it
+    lapses), then serving certificates (waiting for Keycloak's reload can take its
+    whole reload period), then workload certificates again if serving ones were
+    rotated (one may have become due during that wait). Each item is tried even when
+    an earlier one failed (OpenBao down fails them all; a slow Keycloak must not hold
+    back the CRL): the failures are raised together at the end, as one StepFailed,
+    after what succeeded was done. ``done`` receives each action as it happens, so a
+    caller that catches the failure still knows what was renewed.
+    """
+    actions = done if done is not None else []
+    errors: list[str] = []
+
+    def attempt(what: str, action: Callable[[], str]) -> None:
+        try:
+            actions.append(action())
+        except StepFailed as e:
+            errors.append(f"{what}: {str(e).splitlines()[0]}")
+
+    def workloads() -> None:
+        for cert_file in sorted(config.PKI_DIR.glob("client/*/cert.pem")):
+            identity = cert_file.parent.name
+            if due(certs.load(cert_file)) and not any(
+                e.startswith(f"client/{identity}:") for e in errors
+            ):
+                attempt(f"client/{identity}", lambda i=identity: rotate_client(i).report())
+
+    workloads()
     if crl.due(crl.load(), dt.datetime.now(dt.UTC)):
-        actions.append(f"client CRL refreshed, next update {refresh_crl():%F %T}Z")
-    for line in actions or ["nothing due"]:
-        say(f"    {line}")
+        attempt(
+            "client CRL",
+            lambda: f"client CRL refreshed, next update {refresh_crl():%F %T}Z",
+        )
+    servers = [
+        name
+        for name in RELOADERS
+        if config.server_cert_paths(name)[0].exists()
+        and due(certs.load(config.server_cert_paths(name)[0]))
+    ]
+    for name in servers:
+        attempt(f"server/{name}", lambda n=name: rotate_server(n).report())
+    if servers:
+        workloads()
+    if errors:
+        raise StepFailed("; ".join(errors))
+    return actions
+
+
+# What runs each serving certificate (a stopped one loads its new files when it starts).
+SERVING = {"nginx": config.NGINX, "vault": config.VAULT, "keycloak": config.KEYCLOAK}
+
+
+def renew_for_bringup() -> list[str]:
+    """``make up`` on a stack that was down (or whose renewer was): serving certificates
+    past 2/3 of their life are renewed before anything needs them — a running service
+    reloads and serves the new one, a stopped one just gets the files — and CRLs past a
+    third of their validity are rebuilt in OpenBao (the nginx step installs them; an
+    expired one would be refused). Workload certificates are the bring-up's own step."""
+    actions = []
+    with locked():
+        for name, svc in SERVING.items():
+            cert_file, _ = config.server_cert_paths(name)
+            if not cert_file.exists() or not due(certs.load(cert_file)):
+                continue
+            if procs.running(svc):
+                actions.append(rotate_server(name).report())
+            else:
+                old = certs.load(cert_file)
+                actions.append(
+                    _rotation(f"server/{name}", old, certs.issue_server_cert(name)).report()
+                )
+        if crl.due(crl.load(), dt.datetime.now(dt.UTC)):
+            crl.rebuild()
+            actions.append("client CRLs rebuilt in OpenBao (installed by the nginx step)")
+    return actions
+
+
+def report_renew() -> list[str]:
+    """``renew`` for a person or cron: one line per action (or "nothing due")."""
+    actions: list[str] = []
+    try:
+        renew(actions)
+    finally:
+        for line in actions or ["nothing due"]:
+            say(f"    {line}")
+    return actions
+
+
+def set_lifetimes(profile: lifetimes.Lifetimes) -> list[str]:
+    """Switch to ``profile`` (``zt lifetimes``): apply terraform/pki with it, keep it in
+    the state folder only once Terraform accepted it (its validations are the bounds),
+    then reissue what the change affects so no certificate outlives its new maximum:
+    every workload certificate when the client lifetime changed, every serving one
+    when the server lifetime changed, and the CRLs always (rebuilt with the new
+    expiry, installed, nginx reloaded). Call it under ``locked()``."""
+    before = lifetimes.load()
+    terraform.apply("pki", terraform.pki_env(profile=profile))
+    lifetimes.save(profile)
+    terraform.export_pki_outputs()
+    actions = []
+    if profile.client_cert_seconds != before.client_cert_seconds:
+        for identity in sorted(certs.pki_outputs()["client_roles"]):
+            actions.append(rotate_client(identity).report())
+    if profile.server_cert_seconds != before.server_cert_seconds:
+        for name in RELOADERS:
+            if config.server_cert_paths(name)[0].exists():
+                actions.append(rotate_server(name).report())
+    actions.append(f"client CRL refreshed, next update {refresh_crl():%F %T}Z")
     return actions
 
 

@@ -109,6 +109,13 @@ def listener_is_bootstrap() -> bool:
     return cert.subject == cert.issuer
 
 
+def listener_lapsed() -> bool:
+    """True when the listener's certificate on disk is past its notAfter."""
+    cert_file, _ = cert_paths()
+    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    return cert.not_valid_after_utc <= dt.datetime.now(dt.UTC)
+
+
 def health() -> dict | None:
     """``sys/health`` over TLS verified against what we trust now; None if unreachable."""
     try:
@@ -145,13 +152,21 @@ def start() -> None:
     config.VAULT_DATA.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(config.VAULT_DIR, 0o700)
     cert_file, _ = cert_paths()
-    if not cert_file.exists():
-        say("    first start: self-signed bootstrap cert for OpenBao's listener")
+    lapsed = cert_file.exists() and listener_lapsed()
+    if not cert_file.exists() or lapsed:
+        # A lapsed listener certificate (the stack was down past its end) cannot be
+        # renewed through OpenBao, which nobody can then verify: serve a bootstrap
+        # certificate again, and `switch_to_server_ca` issues a new one.
+        say(
+            "    listener certificate expired: self-signed bootstrap cert again"
+            if lapsed
+            else "    first start: self-signed bootstrap cert for OpenBao's listener"
+        )
         write_bootstrap_cert()
     changed = render_config()
     if procs.running(config.VAULT):
         say(f"    already running (pid {procs.read_pid(config.VAULT.pid_file)})")
-        if changed:
+        if changed or lapsed:
             # SIGHUP re-reads what OpenBao can reload live, the declared audit
             # devices included: a state folder from before the audit device
             # gets it without a restart.

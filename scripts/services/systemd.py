@@ -10,8 +10,7 @@ shows them). systemd restarts a unit that exits (``Restart=always``), and its de
 
 Differences from ``make up``, by design: the verifier and the API bind their stable
 socket directly and ``systemctl reload`` re-forks their workers (gunicorn's HUP), where
-``make up`` replaces them blue/green; ``zt renew`` runs from ``zt-renew.timer`` (the
-bring-up runs it as a service). Install: copy the files to ``/etc/systemd/system``,
+``make up`` replaces them blue/green. Install: copy the files to ``/etc/systemd/system``,
 ``systemctl daemon-reload``, ``systemctl enable --now zt.target`` (after one ``make up``
 created the state folder). ``systemd-analyze verify`` accepts every file
 (tests/integration/test_systemd_units.py).
@@ -27,7 +26,7 @@ from pathlib import Path
 
 from scripts import config
 from scripts.files import write_atomic, write_secret
-from scripts.pki import watcher
+from scripts.pki import schedule, watcher
 from scripts.services import apps, keycloak, openbao
 
 SPECS = config.STATE / "systemd"
@@ -103,6 +102,14 @@ def units() -> list[Unit]:
             config.CRL_WATCHER,
             "zero-trust gateway: CRL watcher (revocations reach nginx within seconds)",
             watcher.argv(),
+            base,
+            config.REPO,
+            after=("zt-vault.service", "zt-nginx.service"),
+        ),
+        Unit(
+            config.RENEWER,
+            "zero-trust gateway: renewer (certificates at 2/3 of life, CRLs at 1/3)",
+            schedule.command(),
             base,
             config.REPO,
             after=("zt-vault.service", "zt-nginx.service"),

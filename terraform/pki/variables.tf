@@ -36,24 +36,24 @@ variable "organization" {
 }
 
 variable "client_cert_ttl_seconds" {
-  description = "Default and maximum lifetime of a workload (client) certificate, in seconds."
+  description = "Default and maximum lifetime of a workload (client) certificate, in seconds. The renewal scheduler (zt renew --every auto) rotates a certificate at 2/3 of its life and runs every tenth of the shortest lifetime in play, so 2 minutes is the shortest that still leaves a margin for one failed run (the short-lifetime profile: zt lifetimes, kept in the state folder)."
   type        = number
   default     = 86400
 
   validation {
-    condition     = var.client_cert_ttl_seconds >= 300 && var.client_cert_ttl_seconds <= 604800
-    error_message = "client_cert_ttl_seconds must be between 5 minutes and 7 days."
+    condition     = var.client_cert_ttl_seconds >= 120 && var.client_cert_ttl_seconds <= 604800
+    error_message = "client_cert_ttl_seconds must be between 2 minutes and 7 days."
   }
 }
 
 variable "server_cert_ttl_seconds" {
-  description = "Default and maximum lifetime of a serving certificate, in seconds."
+  description = "Default and maximum lifetime of a serving certificate, in seconds. At least 5 minutes: renewed at 2/3 of its life, a serving certificate then has 100 s left for the reload (Keycloak re-reads its file every 30 s)."
   type        = number
   default     = 2592000
 
   validation {
-    condition     = var.server_cert_ttl_seconds >= 3600 && var.server_cert_ttl_seconds <= 7776000
-    error_message = "server_cert_ttl_seconds must be between 1 hour and 90 days."
+    condition     = var.server_cert_ttl_seconds >= 300 && var.server_cert_ttl_seconds <= 7776000
+    error_message = "server_cert_ttl_seconds must be between 5 minutes and 90 days."
   }
 }
 
@@ -85,8 +85,13 @@ variable "crl_expiry" {
   default     = "72h"
 
   validation {
-    condition     = can(regex("^[0-9]+h$", var.crl_expiry))
-    error_message = "crl_expiry must be a whole number of hours, e.g. \"72h\"."
+    # Minutes: the number before "m", or 60 x the number before "h". At least 3m, so the
+    # watcher's rebuild at a third of it (1 min) is many polls ahead of nextUpdate.
+    condition = can(regex("^[1-9][0-9]*[mh]$", var.crl_expiry)) && try(
+      (endswith(var.crl_expiry, "h") ? 60 * tonumber(trimsuffix(var.crl_expiry, "h")) : tonumber(trimsuffix(var.crl_expiry, "m"))) >= 3,
+      false,
+    )
+    error_message = "crl_expiry must be a whole number of minutes or hours, at least 3m, e.g. \"72h\" or \"3m\"."
   }
 }
 

@@ -46,6 +46,7 @@ def _healthy_again(svc: config.Service, old_pid: int) -> bool:
     "svc",
     [
         config.CRL_WATCHER,
+        config.RENEWER,
         config.API,
         config.VERIFIER,
         config.NGINX,

@@ -32,10 +32,11 @@ resource "vault_pki_secret_backend_root_cert" "this" {
 
 # bao secrets enable -path=pki_<name> -max-lease-ttl=<intermediate ttl> pki
 resource "vault_mount" "intermediate" {
-  path                      = local.intermediate_path
-  type                      = "pki"
-  description               = "${local.title} issuing CA"
-  default_lease_ttl_seconds = 3600
+  path        = local.intermediate_path
+  type        = "pki"
+  description = "${local.title} issuing CA"
+  # Never above the maximum (a short-lifetime profile has leaves of minutes).
+  default_lease_ttl_seconds = min(3600, var.max_leaf_ttl_seconds)
   # Caps every leaf this mount issues, whatever a role or request asks for.
   max_lease_ttl_seconds = var.max_leaf_ttl_seconds
 }

@@ -232,3 +232,22 @@ run "crls_are_rebuilt_on_every_revocation" {
     error_message = "Each mount must publish its own CA, CRL and OCSP URLs under vault_address."
   }
 }
+
+run "short_leaves_keep_the_issuing_mount_default_lease_below_its_maximum" {
+  command = plan
+
+  variables {
+    max_leaf_ttl_seconds = 120
+    crl_expiry           = "3m"
+  }
+
+  assert {
+    condition = (
+      vault_mount.intermediate.default_lease_ttl_seconds == 120 &&
+      vault_mount.intermediate.max_lease_ttl_seconds == 120 &&
+      vault_pki_secret_backend_crl_config.intermediate.expiry == "3m" &&
+      vault_pki_secret_backend_crl_config.root.expiry == "3m"
+    )
+    error_message = "A short-lifetime profile: the issuing mount's default lease must not exceed its maximum, and both CRLs take crl_expiry."
+  }
+}
