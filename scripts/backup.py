@@ -49,7 +49,6 @@ import io
 import json
 import os
 import shutil
-import string
 import tarfile
 import tempfile
 import time
@@ -407,18 +406,7 @@ def _render_vault_config(root: Path) -> Path:
     """vault/config.hcl.tmpl rendered for ``root`` (the throwaway node); `make up`
     renders the real one after the rename."""
     cert, key = (root / p.relative_to(config.STATE) for p in openbao.cert_paths())
-    text = string.Template((config.REPO / "vault" / "config.hcl.tmpl").read_text()).substitute(
-        data_dir=root / "vault" / "data",
-        host=config.HOST,
-        port=config.VAULT_PORT,
-        cluster_port=config.VAULT_CLUSTER_PORT,
-        tls_cert=cert,
-        tls_key=key,
-        audit_device=config.VAULT_AUDIT_DEVICE,
-        # The archived data records the declared audit device with its file path, and
-        # OpenBao refuses to unseal when the config names another: the final path.
-        audit_log=config.VAULT_AUDIT_LOG,
-    )
+    text = openbao.config_text(root / "vault" / "data", cert, key)
     path = root / "vault" / "restore.hcl"
     path.write_text(text)
     os.chmod(path, 0o600)

@@ -117,15 +117,18 @@ def _watcher_health() -> tuple[bool, str]:
 
 def _renewer_health() -> tuple[bool, str]:
     """Its last run succeeded and the next one is not overdue (a run takes seconds; a
-    failed run is retried at the next interval, so one failure is already unhealthy)."""
+    failed run is retried at the next interval, so one failure is already unhealthy).
+    Overdue is judged by the interval in force now (``auto``: it follows the lifetimes
+    in play, so a run recorded under shorter lifetimes is not held against it)."""
     last = schedule.last_run()
     if last is None:
         return False, "no run yet"
     ago = time.time() - float(last["started_at"])
-    overdue = ago > 2 * float(last["interval_seconds"]) + 60
+    interval = schedule.auto_interval()
+    overdue = ago > 2 * interval + 60
     did = ", ".join(last["actions"]) or "nothing due"
     state = "ok" if last["ok"] else f"FAILED: {last['error']}"
-    when = f"last run {ago:.0f}s ago (every {float(last['interval_seconds']):.0f}s)"
+    when = f"last run {ago:.0f}s ago (every {interval:.0f}s)"
     return bool(last["ok"]) and not overdue, f"{when}, {state}; {did}" + (
         "; OVERDUE" if overdue else ""
     )

@@ -47,12 +47,15 @@ def cert_paths() -> tuple[Path, Path]:
     return config.server_cert_paths("vault")
 
 
-def render_config() -> bool:
-    """Write config.hcl from the template; True when its text changed."""
-    cert, key = cert_paths()
+def config_text(data_dir: Path, cert: Path, key: Path) -> str:
+    """vault/config.hcl.tmpl for a node storing in ``data_dir`` and serving ``cert``.
+
+    The audit log path is always the stack's: OpenBao records the declared device with
+    its path in its data and refuses to unseal when the config names another (so a
+    restore's throwaway node, scripts/backup.py, names the final path too)."""
     tmpl = string.Template((config.REPO / "vault" / "config.hcl.tmpl").read_text())
-    text = tmpl.substitute(
-        data_dir=config.VAULT_DATA,
+    return tmpl.substitute(
+        data_dir=data_dir,
         host=config.HOST,
         port=config.VAULT_PORT,
         cluster_port=config.VAULT_CLUSTER_PORT,
@@ -61,6 +64,11 @@ def render_config() -> bool:
         audit_device=config.VAULT_AUDIT_DEVICE,
         audit_log=config.VAULT_AUDIT_LOG,
     )
+
+
+def render_config() -> bool:
+    """Write config.hcl from the template; True when its text changed."""
+    text = config_text(config.VAULT_DATA, *cert_paths())
     if config.VAULT_CONFIG.exists() and config.VAULT_CONFIG.read_text() == text:
         return False
     write_atomic(config.VAULT_CONFIG, text, mode=0o600)

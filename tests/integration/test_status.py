@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 
 import requests
 
 from scripts import config, status
+from scripts.pki import schedule
 from scripts.services import procs, supervisor
 from tests.attacks.conftest import restore_stack
 from tests.faults.conftest import wait_for
@@ -105,3 +107,22 @@ def test_nginx_listens_on_loopback_only(stack):
     ]
     assert f"{config.HOST}:{config.NGINX_HEALTH_PORT}" in listens
     assert all(addr.startswith("127.") for addr in listens), listens
+
+
+def test_renewer_health_judges_overdue_by_the_interval_in_force_now(stack):
+    """A run recorded under short lifetimes (every 15 s) must not make the renewer
+    overdue once the default lifetimes are back (every 600 s); a run older than two
+    of today's intervals must."""
+    saved = config.RENEW_STATUS.read_bytes()
+    record = json.loads(saved)
+    interval = schedule.auto_interval()
+    try:
+        for ago, healthy in ((200.0, True), (2 * interval + 120, False)):
+            at = time.time() - ago
+            config.RENEW_STATUS.write_text(
+                json.dumps({**record, "started_at": at, "interval_seconds": 15.0, "ok": True})
+            )
+            renewer = status.service_status(config.RENEWER)
+            assert renewer.healthy is healthy, (ago, renewer.detail)
+    finally:
+        config.RENEW_STATUS.write_bytes(saved)
