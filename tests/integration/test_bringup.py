@@ -86,11 +86,19 @@ def test_up_fails_fast_naming_the_port_when_it_is_taken(stack, tmp_path):
     # A second state folder has no OpenBao of its own, and 8200 is taken by the
     # running one: bring-up must stop at once and say which port.
     t0 = time.monotonic()
-    r = _zt("up", env={"ZT_STATE": str(tmp_path / "state")}, timeout=120)
-    assert r.returncode != 0
-    assert f"port {config.HOST}:{config.VAULT_PORT}" in r.stdout
-    assert "already in use" in r.stdout
-    assert time.monotonic() - t0 < 60
+    env = {"ZT_STATE": str(tmp_path / "state")}
+    try:
+        r = _zt("up", env=env, timeout=120)
+        assert r.returncode != 0
+        assert f"port {config.HOST}:{config.VAULT_PORT}" in r.stdout
+        assert "already in use" in r.stdout
+        assert time.monotonic() - t0 < 60
+    finally:
+        # The failed bring-up started a supervisord for that state folder: `down` stops it.
+        down = _zt("down", env=env, timeout=120)
+    assert down.returncode == 0, down.stdout
+    leftover = tmp_path / "state" / "run" / "supervisord.pid"
+    assert not leftover.exists(), "a supervisord of the failed bring-up is still running"
 
 
 def test_require_free_port_names_the_port_of_any_listener():
