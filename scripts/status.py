@@ -72,6 +72,9 @@ class Report:
     warnings: list[str] = field(default_factory=list)
 
 
+SUMMARY_FIELDS = ("status", "jwks_keys", "jwks_age_seconds")  # of a /healthz body
+
+
 def _socket_health(sock: Path) -> tuple[bool, str]:
     if not sock.exists():
         return False, f"no socket {sock}"
@@ -83,7 +86,9 @@ def _socket_health(sock: Path) -> tuple[bool, str]:
         body = json.loads(answer.body)
     except ValueError:
         body = {}
-    summary = ", ".join(f"{k}={v}" for k, v in body.items() if k != "pid") if body else ""
+    # The problems when there are any, else what says it can decide (keys, their age).
+    shown = SUMMARY_FIELDS if not body.get("problems") else ("problems",)
+    summary = ", ".join(f"{k}={body[k]}" for k in shown if body.get(k) not in (None, []))
     return answer.status == 200, f"/healthz {answer.status}" + (f" ({summary})" if summary else "")
 
 
