@@ -2,15 +2,18 @@
 
 Why not "the process answers": a worker with no Keycloak keys refuses every
 token (``jwks_unavailable``), one whose keys are past the hard maximum staleness
-refuses every token (``jwks_stale``), and one that cannot append to the audit log
-refuses every request (``audit_unavailable``, 503). Each still answered
+refuses every token (``jwks_stale``), one that cannot append to the audit log
+refuses every request (``audit_unavailable``, 503), and so does one without a
+usable client CRL (``crl_unavailable``, 503). Each still answered
 ``{"status":"ok"}`` before issue 17. Health is therefore the conjunction of:
 
 * keys loaded (> 0) and fresh: last fetched successfully within
   ``JWKS_MAX_STALENESS_SECONDS`` (``KeyStatus.fresh``);
 * the audit log configured and writable by this process (or, when missing,
   creatable: the writer opens it with ``O_CREAT``): a ``stat`` and an ``access``
-  call, no line written (a probe is not a decision).
+  call, no line written (a probe is not a decision);
+* a usable client CRL, not past its ``nextUpdate``: without one every request is
+  refused (``crl_unavailable``, 503), so a worker in that state is not healthy.
 
 The report is plain data (a ``HealthReport``); the Flask adapter adds the worker's
 ``pid`` and picks 200 or 503.
@@ -22,6 +25,8 @@ import os
 from typing import TypedDict
 
 from verifier.decision import Decider
+from verifier.errors import CrlUnavailable
+from verifier.revocation import RevocationSource
 
 
 class HealthReport(TypedDict):
@@ -37,6 +42,8 @@ class HealthReport(TypedDict):
     jwks_refreshing: bool
     jwks_last_error: str | None
     audit_log_writable: bool
+    crl_next_update: float | None
+    """The installed CRLs' earliest ``nextUpdate`` (epoch seconds); None when unusable."""
 
 
 def audit_log_problem(path: str | None) -> str | None:
@@ -54,6 +61,20 @@ def audit_log_problem(path: str | None) -> str | None:
     return None
 
 
+def crl_problem(revocation: RevocationSource, now: float) -> tuple[str | None, float | None]:
+    """(Why no CRL can be checked now, or None; the earliest nextUpdate, if any)."""
+    revocation.refresh_if_changed(now)
+    try:
+        next_update = revocation.snapshot().next_update
+    except CrlUnavailable as e:
+        return f"no usable client CRL: {e.detail}", None
+    if next_update <= now:
+        return f"the client CRL expired {now - next_update:.0f}s ago (nextUpdate passed)", (
+            next_update
+        )
+    return None, next_update
+
+
 def health_report(decider: Decider, now: float) -> HealthReport:
     """The health of ``decider``'s key source and audit log at ``now``."""
     keys = decider.keys.status(now)
@@ -68,6 +89,9 @@ def health_report(decider: Decider, now: float) -> HealthReport:
     audit = audit_log_problem(decider.settings.audit_log)
     if audit is not None:
         problems.append(audit)
+    crl, crl_next_update = crl_problem(decider.revocation, now)
+    if crl is not None:
+        problems.append(crl)
     return HealthReport(
         status="unhealthy" if problems else "ok",
         problems=problems,
@@ -77,4 +101,5 @@ def health_report(decider: Decider, now: float) -> HealthReport:
         jwks_refreshing=keys.refreshing,
         jwks_last_error=keys.last_error,
         audit_log_writable=audit is None,
+        crl_next_update=crl_next_update,
     )

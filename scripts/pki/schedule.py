@@ -40,7 +40,7 @@ from scripts import config
 from scripts.files import read_json, write_atomic
 from scripts.pki import certs, crl, rotation
 from scripts.services import procs
-from scripts.steps import StepFailed, wait_until
+from scripts.steps import StepFailed
 
 AUTO = "auto"  # `--every auto`: follow the shortest lifetime in play
 
@@ -161,13 +161,4 @@ def command() -> list[str]:
 
 def start() -> None:
     """Start the renewer unless it runs; wait for its first run to be recorded."""
-    if procs.running(config.RENEWER) is None:
-        config.RENEW_STATUS.unlink(missing_ok=True)
-        procs.start(config.RENEWER, command(), cwd=config.REPO)
-    wait_until(
-        "renewer (first run done)",
-        lambda: procs.alive_or_fail(config.RENEWER) and last_run() is not None,
-        120,
-        str(config.RENEWER.log_file),
-        interval=0.2,
-    )
+    procs.start_loop(config.RENEWER, command(), config.RENEW_STATUS, "first run done", 120)

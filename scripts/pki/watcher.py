@@ -38,7 +38,7 @@ from scripts import config
 from scripts.files import read_json, write_atomic
 from scripts.pki import rotation
 from scripts.services import procs
-from scripts.steps import StepFailed, wait_until
+from scripts.steps import StepFailed
 
 
 def _log(message: str) -> None:
@@ -92,13 +92,4 @@ def argv() -> list[str]:
 
 def start() -> None:
     """Start the watcher (``zt crl-watch``) unless it runs; wait for its first round."""
-    if procs.running(config.CRL_WATCHER) is None:
-        config.CRL_WATCH_STATUS.unlink(missing_ok=True)
-        procs.start(config.CRL_WATCHER, argv(), cwd=config.REPO)
-    wait_until(
-        "CRL watcher (first check done)",
-        lambda: procs.alive_or_fail(config.CRL_WATCHER) and last_check() is not None,
-        30,
-        str(config.CRL_WATCHER.log_file),
-        interval=0.2,
-    )
+    procs.start_loop(config.CRL_WATCHER, argv(), config.CRL_WATCH_STATUS, "first check done", 30)

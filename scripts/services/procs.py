@@ -189,6 +189,23 @@ def _start_supervised(
     return running(svc) or 0
 
 
+def start_loop(
+    svc: config.Service, argv: Sequence[str], status_file: Path, what: str, timeout: float
+) -> None:
+    """Start a loop service of ours (the CRL watcher, the renewer) unless it runs, and
+    wait until it recorded its first round in ``status_file``."""
+    if running(svc) is None:
+        status_file.unlink(missing_ok=True)
+        start(svc, argv, cwd=config.REPO)
+    wait_until(
+        f"{svc.name} ({what})",
+        lambda: alive_or_fail(svc) and status_file.exists(),
+        timeout,
+        str(svc.log_file),
+        interval=0.2,
+    )
+
+
 def alive_or_fail(svc: config.Service) -> bool:
     """For readiness polls: fail at once, with the log's tail, if ``svc`` exited
     (supervised: if supervisord reports it down, e.g. crashing at start)."""

@@ -241,10 +241,12 @@ def test_a_role_name_with_a_comma_stays_one_role(client, nginx_headers, make_tok
     assert identity_of(answer)["realm_roles"] == ["a,b", "viewer"]
 
 
-def test_healthz_reports_ok_the_number_of_jwks_keys_and_the_worker(client, audit_log):
+def test_healthz_reports_ok_the_number_of_jwks_keys_and_the_worker(client, audit_log, now):
     answer = client.get("/healthz")
     assert answer.status_code == 200
-    assert answer.get_json() == {
+    body = answer.get_json()
+    assert body.pop("crl_next_update") > now
+    assert body == {
         "status": "ok",
         "problems": [],
         "jwks_keys": 1,
@@ -320,6 +322,23 @@ def test_healthz_does_not_wait_for_a_refresh_it_starts(make_app, monkeypatch, si
     finally:
         release.set()
     assert keys.wait_for_refresh(10)
+
+
+def test_healthz_is_503_without_a_usable_crl_and_says_why(make_app, crl_path):
+    crl_path.write_text("-----BEGIN X509 CRL-----\ntruncated")
+    body = make_app().test_client().get("/healthz")
+    assert body.status_code == 503
+    (problem,) = body.get_json()["problems"]
+    assert problem.startswith("no usable client CRL: the CRL file has an unterminated PEM block")
+    assert body.get_json()["crl_next_update"] is None
+
+
+def test_healthz_is_503_when_the_crl_is_past_its_next_update(make_app, crl_path, pki, now):
+    crl_path.write_text(client_crls(pki, last_update=now - 7200, next_update=now - 60))
+    answer = make_app().test_client().get("/healthz")
+    assert answer.status_code == 503
+    (problem,) = answer.get_json()["problems"]
+    assert problem == "the client CRL expired 60s ago (nextUpdate passed)"
 
 
 @pytest.mark.parametrize("where", ["a-directory", "missing-folder"])
