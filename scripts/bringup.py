@@ -23,7 +23,7 @@ from client.api import GatewayClient, Identity
 from client.token import TokenError, TokenSource
 from scripts import config, terraform, tools
 from scripts.files import read_json, write_secret_json
-from scripts.pki import certs, rotation, schedule, watcher
+from scripts.pki import certs, crl, rotation, schedule, watcher
 from scripts.services import accounts, apps, keycloak, nginx, openbao, procs, supervisor
 from scripts.steps import StepFailed, say, step
 
@@ -96,6 +96,10 @@ def up() -> None:
         terraform.apply("identity", terraform.identity_env())
         terraform.export_identity_outputs()
         write_workload_profiles()
+    # Before the verifier: it refuses every request, and its /healthz (which its start
+    # waits for) is 503, without a usable client CRL.
+    with step("Client CRLs: install OpenBao's current ones (nginx and the verifier read them)"):
+        say(f"    {config.CLIENT_CRL}: {'installed' if crl.fetch_and_install() else 'unchanged'}")
     for app in apps.APPS:
         with step(f"{app.svc.name} (gunicorn, unix socket)"):
             say(f"    {app.svc.name}: {apps.converge(app, nginx.reload_nginx_if_running)}")

@@ -82,6 +82,20 @@ def test_up_recovers_after_supervisord_itself_was_killed(stack):
     assert status.collect().healthy, status.collect().problems
 
 
+def test_up_starts_the_verifier_when_no_crl_is_installed_yet(stack):
+    """A fresh state folder has no client CRL until the bring-up installs one, and the
+    verifier's start waits for a /healthz that needs it: the CRL comes first."""
+    assert procs.stop(config.VERIFIER)
+    config.CLIENT_CRL.unlink()
+    r = _zt("up")
+    assert r.returncode == 0, r.stdout[-2000:]
+    assert config.CLIENT_CRL.exists()
+    lines = r.stdout.splitlines()
+    crl_step = next(i for i, line in enumerate(lines) if line.startswith("==> Client CRLs"))
+    verifier_step = next(i for i, line in enumerate(lines) if line.startswith("==> verifier"))
+    assert crl_step < verifier_step
+
+
 def test_up_fails_fast_naming_the_port_when_it_is_taken(stack, tmp_path):
     # A second state folder has no OpenBao of its own, and 8200 is taken by the
     # running one: bring-up must stop at once and say which port.
