@@ -56,7 +56,9 @@ PR_SET_PDEATHSIG = 1
 
 
 def start_time(pid: int) -> str | None:
-    """Field 22 of /proc/<pid>/stat: with the pid, identifies a process for good."""
+    """Field 22 of /proc/<pid>/stat, None if gone or a zombie: with the pid, it identifies
+    a process for good (a recycled pid has another; an ``exec``, kc.sh -> java, keeps
+    it). ``procs`` uses this one too."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from scripts import config
-from scripts.services import supervisor
+from scripts.services import launch, supervisor
 from scripts.steps import StepFailed, say, wait_until
 
 START_RECORDED_SECONDS = 15.0  # until a supervised service's launcher wrote its pid
@@ -59,20 +59,9 @@ def read_pid(pid_file: Path) -> int | None:
         return None
 
 
-def _start_time(pid: int) -> str | None:
-    """Kernel start time of ``pid`` (field 22 of /proc/<pid>/stat), None if gone.
-
-    pid + start time identifies a process for good: a recycled pid has a
-    different start time, and an ``exec`` (kc.sh -> java) keeps it.
-    """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] == "Z":  # zombie: exited, not yet reaped
-        return None
-    return fields[19]
+# Kernel start time of a pid (None if gone or a zombie): pid + start time identify a
+# process for good (a recycled pid has another; an exec keeps it). The launcher's.
+_start_time = launch.start_time
 
 
 def program(svc: config.Service) -> str:
