@@ -42,6 +42,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app
 from prometheus_client import Counter, Gauge, Histogram
@@ -147,6 +148,11 @@ class VerifierMetrics:
         )
         self._token_hit = token_cache.labels("hit")
         self._token_miss = token_cache.labels("miss")
+        self._timers = {d: self.seconds.labels(d) for d in ("allow", "deny")}
+        # labels() validates and locks on every call (~4 µs); the children, once made,
+        # are kept here: as bounded as the labels themselves.
+        self._decided: dict[tuple[str, str, str, str], Any] = {}
+        self._denied: dict[tuple[str, str, str], Any] = {}
         self._decider = decider
         self._clock = clock
         self._tokens: BoundedLRU | None = decider.caches.tokens
@@ -162,12 +168,23 @@ class VerifierMetrics:
     def observe(self, event: AuthorizerEvent, response: AuthorizerResponse, seconds: float) -> None:
         """Count one decision (after its audit line was written, or refused)."""
         decision, reason = response.decision, response.reason
-        self.decisions.labels(decision, reason, str(response.status), self.route(event)).inc()
-        self.seconds.labels(decision).observe(seconds)
+        key = (decision, reason, str(response.status), self.route(event))
+        counter = self._decided.get(key)
+        if counter is None:
+            counter = self._decided.setdefault(key, self.decisions.labels(*key))
+        counter.inc()
+        timer = self._timers.get(decision)
+        (timer if timer is not None else self.seconds.labels(decision)).observe(seconds)
         if not response.allowed:
-            workload = self._workloads(response.identity.cert_cn)
-            source = self._sources(event.source_ip)
-            self.denials.labels(workload, source, reason).inc()
+            denied = (
+                self._workloads(response.identity.cert_cn),
+                self._sources(event.source_ip),
+                reason,
+            )
+            counter = self._denied.get(denied)
+            if counter is None:
+                counter = self._denied.setdefault(denied, self.denials.labels(*denied))
+            counter.inc()
         self.sync_token_cache()
 
     def route(self, event: AuthorizerEvent) -> str:
