@@ -23,6 +23,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from scripts import config
+from scripts.pki import watcher
 from scripts.services import nginx, procs
 from scripts.steps import wait_until
 from tests.integration.conftest import run_zt
@@ -236,3 +237,16 @@ def test_a_killed_worker_keeps_its_counts_and_drops_its_live_gauges(stack):
     assert f"gauge_livemin_{victim}.db" not in gauges
     assert gauges <= live
     assert by(found, "zt_verifier_jwks_keys")[()] >= 1
+
+
+def test_make_up_replaces_a_crl_watcher_running_other_code(stack):
+    """A watcher started from older code would never write the PKI metrics file."""
+    before = procs.running(config.CRL_WATCHER)
+    assert before is not None
+    watcher.WATCHER_FINGERPRINT.write_text("started from other code\n")
+    watcher.start()
+    after = procs.running(config.CRL_WATCHER)
+    assert after is not None and after != before
+    assert watcher.WATCHER_FINGERPRINT.read_text().strip() == watcher.code_fingerprint()
+    watcher.start()  # the same code: left alone
+    assert procs.running(config.CRL_WATCHER) == after
