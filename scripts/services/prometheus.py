@@ -59,8 +59,9 @@ def config_text(rules_dir: Path) -> str:
         raise StepFailed(f"{TEMPLATE} uses a placeholder nobody fills: {e}") from e
 
 
-def rule_files(folder: Path = RULES_SOURCE) -> list[Path]:
-    return sorted(folder.glob("*.yml"))
+def rule_files(folder: Path | None = None) -> list[Path]:
+    """The rule files of ``folder`` (default: the repo's ``prometheus/rules``)."""
+    return sorted((folder or RULES_SOURCE).glob("*.yml"))
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
