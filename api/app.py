@@ -26,6 +26,9 @@ Routes
   GET  /api/admin/stats              admin-only
   GET  /api/tenants/<org>/resource   tenant-scoped read (the verifier checks org)
   GET  /healthz                      liveness (reachable only through the socket)
+  GET  /metrics                      Prometheus text (``api.metrics``: answered before the
+                                     routes, never logged; not to a request via the public
+                                     listener)
 
 Every request the API receives is appended as one JSON line to ``API_REQUEST_LOG``
 (request id, method, path, caller, and ``refused`` with the reason when it was),
@@ -43,6 +46,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 
+from api.metrics import APIMetrics
 from verifier import assertion
 from verifier.identity import HEADER as IDENTITY_HEADER
 from verifier.identity import Identity
@@ -167,4 +171,5 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     else:
         app.config.update({"ASSERTION_KEY": None, "API_REQUEST_LOG": None, **test_config})
     app.register_blueprint(bp)
+    app.wsgi_app = APIMetrics().wrap(app.wsgi_app)  # type: ignore[method-assign]
     return app

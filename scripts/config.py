@@ -187,6 +187,11 @@ CRL_WATCH_SECONDS = 5.0
 REVOCATION_BOUND_SECONDS = 10.0
 CRL_WATCH_STATUS = RUN / "crl-watcher.json"  # last check: time, ok, outcome
 NGINX_ACCESS_LOG = LOGS / "nginx-access.log"
+# Prometheus text on nginx's health listener (/metrics/verifier|api|pki; docs/operations.md):
+# one PROMETHEUS_MULTIPROC_DIR per gunicorn master (<program>/), and the PKI's file,
+# rewritten by the CRL watcher every round.
+METRICS_DIR = RUN / "metrics"
+PKI_METRICS = METRICS_DIR / "pki.prom"
 VERIFIER_POLICY = REPO / "verifier" / "policy.json"  # the source, edited by people
 # What the verifier reads: VERIFIER_POLICY once the strict loader accepted it
 # (scripts/services/apps.py).

@@ -29,10 +29,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import requests
-from cryptography import x509
 
 from scripts import config
-from scripts.pki import certs, crl, schedule, watcher
+from scripts.pki import certs, crl, inventory, schedule, watcher
 from scripts.services import keycloak, openbao, procs, prometheus, supervisor, unixhttp
 from scripts.steps import say
 
@@ -166,9 +165,7 @@ def service_status(svc: config.Service) -> ServiceStatus:
     return ServiceStatus(svc.name, state, pid, healthy, detail)
 
 
-def _cn(name: x509.Name) -> str:
-    attrs = name.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    return str(attrs[0].value) if attrs else name.rfc4514_string()
+_cn = inventory.common_name
 
 
 def _expiry(
@@ -197,39 +194,18 @@ def _expiry(
 
 
 def certificate_expiries(now: dt.datetime) -> list[Expiry]:
-    found = sorted(config.PKI_DIR.glob("*/*/cert.pem")) if config.PKI_DIR.exists() else []
-    out = []
-    for path in found:
-        cert = certs.load(path)
-        out.append(
-            _expiry(
-                f"{path.parent.parent.name}/{path.parent.name}",
-                _cn(cert.subject),
-                _cn(cert.issuer),
-                certs.serial_hex(cert),
-                cert.not_valid_before_utc,
-                cert.not_valid_after_utc,
-                now,
-            )
+    return [
+        _expiry(
+            item.what,
+            _cn(item.cert.subject),
+            _cn(item.cert.issuer),
+            certs.serial_hex(item.cert),
+            item.cert.not_valid_before_utc,
+            item.cert.not_valid_after_utc,
+            now,
         )
-    for label, bundle in (
-        ("server CA", config.SERVER_CA_BUNDLE),
-        ("client CA", config.CLIENT_CA_BUNDLE),
-    ):
-        if bundle.exists():
-            for cert in x509.load_pem_x509_certificates(bundle.read_bytes()):
-                out.append(
-                    _expiry(
-                        label,
-                        _cn(cert.subject),
-                        _cn(cert.issuer),
-                        certs.serial_hex(cert),
-                        cert.not_valid_before_utc,
-                        cert.not_valid_after_utc,
-                        now,
-                    )
-                )
-    return out
+        for item in inventory.installed_certificates()
+    ]
 
 
 def crl_expiry(now: dt.datetime) -> Expiry | None:

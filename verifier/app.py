@@ -16,6 +16,8 @@ Routes
                             forwarded to clients) and ``X-Accel-Expires``:
                             how many seconds nginx's decision cache may
                             keep it (0 for every deny; see ``cacheable_seconds``).
+  ``GET /metrics``          Prometheus text: decisions, latency, JWKS, token cache
+                            (``verifier.metrics``; every gunicorn worker summed).
   ``GET /healthz``          200 ``{"status":"ok","problems":[],"jwks_keys":N,...,"pid":P}``
                             when keys are loaded and fresh and the audit log is
                             writable; 503 ``{"status":"unhealthy","problems":[...]}``
@@ -59,7 +61,7 @@ from urllib.parse import quote
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from verifier import assertion
+from verifier import assertion, metrics
 from verifier.audit import audit_record
 from verifier.auditlog import append_audit_line
 from verifier.decision import Decider
@@ -139,6 +141,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         assertion_key=assertion.load_key(key_file) if key_file else None,
     )
     verifier = app.extensions["verifier"]
+    metrics.install(app, verifier.decider, verifier.clock)  # GET /metrics; counts the boot fetch
     verifier.decider.revocation.refresh_if_changed(verifier.clock())  # logs a bad file at boot
     if test_config is None:
         # Each gunicorn worker loads Keycloak's keys as it boots, so no worker
@@ -177,6 +180,7 @@ def authz() -> Response:
         )
         # The only trail left: the record (no token in it) on gunicorn's error log.
         log.error("audit write failed (%s); denying: %s", e.detail, json.dumps(record))
+    metrics.observe(event, response, time.perf_counter() - started)
     limit = verifier.decider.settings.decision_cache_seconds
     cache_seconds = cacheable_seconds(response, limit, now)
     return _answer(response, cache_seconds, _signer(verifier, event, now, cache_seconds))

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -195,6 +195,13 @@ class JWKSKeySource:
         self._in_flight: threading.Event | None = None
         """Set when the running fetch ends; None while none runs. Guarded by ``_lock``."""
         self._lock = threading.Lock()
+        self._listeners: list[Callable[[bool], None]] = []
+
+    def subscribe(self, listener: Callable[[bool], None]) -> None:
+        """Call ``listener(succeeded)`` after every fetch attempt, on the thread that
+        made it (the verifier's metrics: key count, last success, failures). A
+        listener that raises is logged and never affects the keys."""
+        self._listeners.append(listener)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JWKSKeySource:
@@ -308,3 +315,8 @@ class JWKSKeySource:
             self.last_error = error
             self._in_flight = None
         done.set()
+        for listener in self._listeners:
+            try:
+                listener(loaded is not None)
+            except Exception:
+                log.exception("a JWKS fetch listener failed")

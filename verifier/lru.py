@@ -5,6 +5,9 @@ function, while ours are objects built next to the key source and passed to
 the code that uses them (``verifier.caches``); the key (a digest, a PEM text)
 is chosen by the caller, and the size stays bounded no matter how many
 distinct certificates a caller sends.
+
+Each cache counts its lookups (``hits``, ``misses``: plain integers, no metrics
+library here); ``verifier.metrics`` turns them into Prometheus counters.
 """
 
 from __future__ import annotations
@@ -26,12 +29,19 @@ class BoundedLRU(Generic[K, V]):
         self.maxsize = maxsize
         self._data: OrderedDict[K, V] = OrderedDict()
         self._lock = threading.Lock()
+        self.hits = 0
+        """Lookups that found an entry (only ever grows)."""
+        self.misses = 0
+        """Lookups that found none (only ever grows)."""
 
     def get(self, key: K) -> V | None:
         with self._lock:
             value = self._data.get(key)
             if value is not None:
                 self._data.move_to_end(key)
+                self.hits += 1
+            else:
+                self.misses += 1
             return value
 
     def put(self, key: K, value: V) -> None:

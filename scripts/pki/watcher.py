@@ -24,7 +24,9 @@ logged. Each round runs under the rotation lock, so it never interleaves with
 ``zt rotate``/``revoke``/``renew``/``rollover-client-ca``.
 
 Every round writes ``config.CRL_WATCH_STATUS`` (time of the last check and its
-outcome) for ``zt status`` and for readiness.
+outcome) for ``zt status`` and for readiness, and ``config.PKI_METRICS``
+(``scripts.pki.expiry_metrics``: every certificate's and CRL's dates as Prometheus
+text, served by nginx as ``/metrics/pki``), after a failed round too.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import time
 
 from scripts import config
 from scripts.files import read_json, write_atomic
-from scripts.pki import rotation
+from scripts.pki import expiry_metrics, rotation
 from scripts.services import procs
 from scripts.steps import StepFailed
 
@@ -48,6 +50,14 @@ def _log(message: str) -> None:
 def _record(ok: bool, outcome: str) -> None:
     status = {"checked_at": time.time(), "ok": ok, "outcome": outcome}
     write_atomic(config.CRL_WATCH_STATUS, json.dumps(status) + "\n")
+
+
+def _write_metrics() -> None:
+    """The PKI metrics file; a failure is logged and retried next round."""
+    try:
+        expiry_metrics.write()
+    except (OSError, ValueError) as e:
+        _log(f"could not write {config.PKI_METRICS}: {e}")
 
 
 def check_once() -> str | None:
@@ -72,6 +82,7 @@ def run(interval: float, rounds: int | None = None) -> int:
             if changed:
                 _log(changed)
             _record(True, changed or "unchanged")
+        _write_metrics()
         done += 1
         if rounds is None or done < rounds:
             time.sleep(max(0.0, interval - (time.monotonic() - started)))

@@ -35,6 +35,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -47,6 +48,7 @@ from scripts.files import read_json, write_atomic, write_secret
 from scripts.services import accounts, procs, unixhttp
 from scripts.steps import StepFailed, say, wait_until
 from verifier.policy import load_policy
+from verifier.promexport import MULTIPROC_ENV
 
 GUNICORN = Path(sys.prefix) / "bin" / "gunicorn"
 # A service's settings come from its ``env`` only: an operator's shell exporting
@@ -82,6 +84,10 @@ def gunicorn_argv(
         # gunicorn 27's control socket defaults to ~/.gunicorn/gunicorn.ctl,
         # shared by every gunicorn of this user; we manage ours by pid file.
         "--no-control-socket",
+        # Prometheus multiprocess mode: empty the master's folder as it starts, drop a
+        # dead worker's live gauges (a no-op without PROMETHEUS_MULTIPROC_DIR).
+        "--config",
+        "python:verifier.gunicorn_conf",
         *accounts.gunicorn_args(),
         *extra,
         target,
@@ -161,6 +167,12 @@ def install_policy() -> Path:
     return config.INSTALLED_POLICY
 
 
+def metrics_env(socket: Path) -> dict[str, str]:
+    """The master on ``socket``'s own Prometheus multiprocess folder: two masters
+    (blue/green) never share one; ``verifier.gunicorn_conf`` empties it at start."""
+    return {MULTIPROC_ENV: str(config.METRICS_DIR / socket.stem)}
+
+
 def _code(*folders: str) -> Callable[[], list[Path]]:
     return lambda: sorted(p for f in folders for p in (config.REPO / f).glob("*.py"))
 
@@ -236,6 +248,8 @@ API = App(
     inputs=lambda: [
         *_code("api")(),
         config.REPO / "verifier" / "assertion.py",  # the API checks assertions with it
+        config.REPO / "verifier" / "promexport.py",  # and serves its metrics with these
+        config.REPO / "verifier" / "gunicorn_conf.py",
         config.ASSERTION_KEY,
     ],
     prepare=_prepare_api,
@@ -303,7 +317,7 @@ def _spawn(app: App, socket: Path) -> None:
     procs.start(
         app.svc,
         app.argv(socket),
-        env=app.env(),
+        env={**app.env(), **metrics_env(socket)},
         cwd=config.REPO,
         not_inherited=SETTINGS_PREFIXES,
         as_program=socket.stem,
@@ -316,6 +330,9 @@ def _sweep_sockets(app: App, serving: Path) -> None:
     for stale in app.svc.run_dir.glob(f"{app.svc.name}-*.sock"):
         if stale != serving:
             stale.unlink(missing_ok=True)
+    for folder in config.METRICS_DIR.glob(f"{app.svc.name}-*"):  # their metrics too
+        if folder.name != serving.stem:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _start(app: App, wanted: str) -> None:

@@ -52,6 +52,7 @@ def nginx_values(authz_cache: Mapping[str, object], **overrides: object) -> dict
         "client_crl": config.CLIENT_CRL,
         "verifier_socket": config.VERIFIER_SOCKET,
         "api_socket": config.API_SOCKET,
+        "pki_metrics": config.PKI_METRICS,
         **authz_cache,
     }
     values.update(overrides)

@@ -60,7 +60,7 @@ def units() -> list[Unit]:
             app.svc,
             f"zero-trust gateway: {app.svc.name} (gunicorn on {app.stable_socket})",
             app.argv(app.stable_socket),
-            {**base, **app.env()},
+            {**base, **app.env(), **apps.metrics_env(app.stable_socket)},
             config.REPO,
             after=("zt-keycloak.service",),
             reload_hup=True,
