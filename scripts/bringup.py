@@ -3,7 +3,7 @@
 Order (DESIGN.md): tools -> accounts -> OpenBao (start, init, unseal) -> terraform/pki ->
 OpenBao on a server-CA certificate -> workload certificates -> Keycloak ->
 terraform/identity -> verifier and API (gunicorn) -> nginx -> CRL watcher -> renewer -> demo
-call.
+call (Prometheus just before it).
 Every step prints what it does and how long it took; every step is idempotent, and a
 running service is only touched when what it runs changed (``services.apps.converge``,
 ``services.nginx.start_nginx``).
@@ -24,7 +24,16 @@ from client.token import TokenError, TokenSource
 from scripts import config, terraform, tools
 from scripts.files import read_json, write_secret_json
 from scripts.pki import certs, crl, rotation, schedule, watcher
-from scripts.services import accounts, apps, keycloak, nginx, openbao, procs, supervisor
+from scripts.services import (
+    accounts,
+    apps,
+    keycloak,
+    nginx,
+    openbao,
+    procs,
+    prometheus,
+    supervisor,
+)
 from scripts.steps import StepFailed, say, step
 
 
@@ -109,6 +118,10 @@ def up() -> None:
         watcher.start()
     with step("Renewer: `zt renew` every tenth of the shortest lifetime in play"):
         schedule.start()
+    with step(
+        f"Prometheus: scrape every target, evaluate prometheus/rules ({config.PROMETHEUS_URL})"
+    ):
+        say(f"    prometheus: {prometheus.start()}")
     with step("Demo: python-client token + mTLS call to /api/resource"):
         demo_call()
     terraform.write_env_file()

@@ -49,6 +49,12 @@ VAULT_PROVIDER_VERSION = "5.9.0"
 VAULT_PROVIDER_MODULE = "github.com/hashicorp/terraform-provider-vault"
 VAULT_PROVIDER_GO_VERSION = "v1.9.1-0.20260422134934-5e9fcd457a99"
 
+# Prometheus and promtool from Debian's `prometheus` package (bookworm: 2.42); we run the
+# binaries ourselves, never the package's service (scripts/tools.py).
+PROMETHEUS_VERSION = "2.42"
+PROMETHEUS_BIN = Path("/usr/bin/prometheus")
+PROMTOOL_BIN = Path("/usr/bin/promtool")
+
 # --- network (loopback only) ---------------------------------------------
 HOST = "127.0.0.1"
 VAULT_PORT = 8200
@@ -57,6 +63,7 @@ KEYCLOAK_PORT = 8443
 KEYCLOAK_MGMT_PORT = 9000
 NGINX_PORT = 8444
 NGINX_HEALTH_PORT = 8445  # plain HTTP /healthz for load balancers (nginx/nginx.conf.tmpl)
+PROMETHEUS_PORT = 9090  # Prometheus's web UI and API, loopback only
 VAULT_ADDR = f"https://{HOST}:{VAULT_PORT}"
 
 # --- state layout -----------------------------------------------------------
@@ -142,8 +149,10 @@ NGINX_HEALTH_URL = f"http://{HOST}:{NGINX_HEALTH_PORT}/healthz"
 CRL_WATCHER = Service("crl-watcher", None, supervised=True)  # scripts/pki/watcher.py
 # scripts/pki/schedule.py: `zt renew --every auto`
 RENEWER = Service("renewer", None, supervised=True)
+# scripts/services/prometheus.py: scrapes everything above, evaluates prometheus/rules
+PROMETHEUS = Service("prometheus", PROMETHEUS_PORT, supervised=True)
 # start order; `down` reverses
-SERVICES = (VAULT, KEYCLOAK, VERIFIER, API, NGINX, CRL_WATCHER, RENEWER)
+SERVICES = (VAULT, KEYCLOAK, VERIFIER, API, NGINX, CRL_WATCHER, RENEWER, PROMETHEUS)
 
 # supervisord's config, its programs and their launch specs (0700; specs 0600).
 SUPERVISOR_DIR = STATE / "supervisor"
@@ -158,6 +167,7 @@ RECOVERY_BOUND_SECONDS = {
     "nginx": 10.0,
     "crl-watcher": 15.0,
     "renewer": 15.0,
+    "prometheus": 20.0,  # replays its write-ahead log first
 }
 
 # --- request path -------------------------------------------------------------
@@ -219,6 +229,20 @@ AUTHZ_CACHE_SETTING = NGINX_DIR / "authz-cache.json"  # {"enabled": true|false}
 AUTHZ_CACHE_DIR = STATE / "cache" / "authz"  # nginx creates it 0700 for its workers
 AUTHZ_CACHE_HMAC_KEY = NGINX_DIR / "authz-cache.key"  # 0600, generated at first start
 AUTHZ_CACHE_CONF = NGINX_DIR / "authz-cache.conf"  # rendered include (holds the key), 0600
+
+# --- Prometheus and alert rules (scripts/services/prometheus.py, prometheus/) ----
+PROMETHEUS_URL = f"http://{HOST}:{PROMETHEUS_PORT}"
+PROMETHEUS_SOURCE = REPO / "prometheus"  # prometheus.yml.tmpl, rules/*.yml, tests/*.yml
+PROMETHEUS_DIR = STATE / "prometheus"
+PROMETHEUS_CONF = PROMETHEUS_DIR / "prometheus.yml"  # rendered; rule_files -> PROMETHEUS_RULES
+PROMETHEUS_RULES = PROMETHEUS_DIR / "rules"  # the installed copy of prometheus/rules
+PROMETHEUS_DATA = PROMETHEUS_DIR / "data"
+PROMETHEUS_RETENTION = "15d"
+# Scrape and rule-evaluation interval: short, so an alert fires (and a test sees it)
+# within seconds of what it watches; our targets are cheap to scrape.
+PROMETHEUS_INTERVAL_SECONDS = 5
+# Our services' metrics, plain HTTP on nginx's loopback health listener (job -> path).
+METRICS_PATHS = {"verifier": "/metrics/verifier", "api": "/metrics/api", "pki": "/metrics/pki"}
 
 # --- Keycloak ---------------------------------------------------------------
 KEYCLOAK_URL = f"https://localhost:{KEYCLOAK_PORT}"  # the hostname tokens name as `iss`

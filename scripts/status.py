@@ -15,7 +15,8 @@ Health is asked of each service, not inferred from a pid:
 * nginx: its health listener (``config.NGINX_HEALTH_URL``) answers 200, which needs
   the verifier and the API behind it;
 * crl-watcher: its last round succeeded within three intervals;
-* renewer: its last run succeeded and the next one is not overdue.
+* renewer: its last run succeeded and the next one is not overdue;
+* prometheus: its ``/-/ready`` answers 200.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import requests
 
 from scripts import config
 from scripts.pki import certs, crl, inventory, schedule, watcher
-from scripts.services import keycloak, openbao, procs, supervisor, unixhttp
+from scripts.services import keycloak, openbao, procs, prometheus, supervisor, unixhttp
 from scripts.steps import say
 
 WARN_BELOW = 1 / 3  # fraction of life left under which a certificate or CRL is a warning
@@ -146,6 +147,11 @@ HEALTH: dict[str, Callable[[], tuple[bool, str]]] = {
     config.NGINX.name: _nginx_health,
     config.CRL_WATCHER.name: _watcher_health,
     config.RENEWER.name: _renewer_health,
+    config.PROMETHEUS.name: lambda: (
+        (True, f"{prometheus.READY_URL} 200")
+        if prometheus.ready()
+        else (False, f"{prometheus.READY_URL} not ready")
+    ),
 }
 
 

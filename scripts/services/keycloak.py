@@ -95,6 +95,7 @@ def argv() -> list[str]:
         f"--http-management-port={config.KEYCLOAK_MGMT_PORT}",
         f"--db-url=jdbc:h2:file:{db};NON_KEYWORDS=VALUE",
         "--log=console",
+        "--log-console-output=json",  # one JSON object per line, for machines
     ]
 
 

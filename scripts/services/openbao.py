@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import re
 import signal
 import string
 from pathlib import Path
@@ -66,13 +67,23 @@ def config_text(data_dir: Path, cert: Path, key: Path) -> str:
     )
 
 
-def render_config() -> bool:
-    """Write config.hcl from the template; True when its text changed."""
+# Settings OpenBao reads only at start (a SIGHUP does not apply them): a config.hcl
+# that changes one of these lines needs a restart.
+RESTART_ONLY = re.compile(
+    r"^\s*(log_format|telemetry|prometheus_retention_time|disable_hostname"
+    r"|unauthenticated_metrics_access)\b.*$",
+    re.M,
+)
+
+
+def render_config() -> tuple[bool, bool]:
+    """Write config.hcl from the template; (its text changed, a restart is needed)."""
     text = config_text(config.VAULT_DATA, *cert_paths())
-    if config.VAULT_CONFIG.exists() and config.VAULT_CONFIG.read_text() == text:
-        return False
+    old = config.VAULT_CONFIG.read_text() if config.VAULT_CONFIG.exists() else None
+    if old == text:
+        return False, False
     write_atomic(config.VAULT_CONFIG, text, mode=0o600)
-    return True
+    return True, old is not None and RESTART_ONLY.findall(old) != RESTART_ONLY.findall(text)
 
 
 def write_bootstrap_cert() -> None:
@@ -171,7 +182,10 @@ def start() -> None:
             else "    first start: self-signed bootstrap cert for OpenBao's listener"
         )
         write_bootstrap_cert()
-    changed = render_config()
+    changed, restart = render_config()
+    if procs.running(config.VAULT) and restart:
+        say("    config.hcl changed a setting read only at start (logs, telemetry): restarting")
+        procs.stop(config.VAULT)
     if procs.running(config.VAULT):
         say(f"    already running (pid {procs.read_pid(config.VAULT.pid_file)})")
         if changed or lapsed:

@@ -27,7 +27,7 @@ from pathlib import Path
 from scripts import config
 from scripts.files import write_atomic, write_secret
 from scripts.pki import schedule, watcher
-from scripts.services import apps, keycloak, openbao
+from scripts.services import apps, keycloak, openbao, prometheus
 
 SPECS = config.STATE / "systemd"
 LAUNCH = [sys.executable, "-m", "scripts.services.launch"]
@@ -113,6 +113,15 @@ def units() -> list[Unit]:
             base,
             config.REPO,
             after=("zt-vault.service", "zt-nginx.service"),
+        ),
+        Unit(
+            config.PROMETHEUS,
+            "zero-trust gateway: Prometheus (metrics and alert rules, loopback)",
+            prometheus.argv(),
+            base,
+            config.PROMETHEUS_DIR,
+            after=("zt-nginx.service",),
+            reload_hup=True,
         ),
     ]
 
