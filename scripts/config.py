@@ -301,6 +301,7 @@ BACKUP_EXCLUDED = (
     "env.sh",
     "supervisor",  # supervisord's programs and specs: `make up` writes them afresh
     "systemd",  # `zt systemd-units` writes them afresh
+    "prometheus/data",  # metrics history: large, and nothing to restore the stack from
 )
 # --- scheduled renewal and lifetimes (scripts/pki/schedule.py, scripts/pki/lifetimes.py) ---
 # The renewer runs `renew` every tenth of the shortest lifetime in play (the certificates

@@ -343,7 +343,7 @@ POLICY_RC_D_DENY = (
 )
 
 
-def _package_prometheus_pids() -> list[int]:
+def package_prometheus_pids() -> list[int]:
     """Processes of ``config.PROMETHEUS_BIN`` started without our ``--config.file``: the
     package's own service (Debian's default config listens on every address), never
     ours (a stack's Prometheus always names its rendered config)."""
@@ -405,7 +405,7 @@ def install_prometheus() -> None:
             )
         say("    apt-get install --no-install-recommends prometheus (Debian; service not started)")
         _apt_install_without_starting(["prometheus"])
-    stray = _package_prometheus_pids()
+    stray = package_prometheus_pids()
     if stray:
         raise StepFailed(
             f"Debian's own Prometheus service runs (pid {', '.join(map(str, stray))}); stop "

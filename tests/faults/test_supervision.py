@@ -52,6 +52,7 @@ def _healthy_again(svc: config.Service, old_pid: int) -> bool:
         config.NGINX,
         config.VAULT,
         config.KEYCLOAK,
+        config.PROMETHEUS,
     ],
     ids=lambda s: s.name,
 )

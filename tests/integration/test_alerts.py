@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from scripts import config
+from scripts import config, tools
 from scripts.pki import certs
 from scripts.services import procs, prometheus
 from scripts.steps import StepFailed
@@ -59,6 +59,8 @@ def test_prometheus_listens_on_loopback_only_and_is_ready(stack):
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     assert f"--web.listen-address={config.HOST}:{config.PROMETHEUS_PORT}".encode() in cmdline
     assert f"--config.file={config.PROMETHEUS_CONF}".encode() in cmdline
+    # ... and Debian's own service is not running (the install step fails if it is).
+    assert tools.package_prometheus_pids() == []
 
 
 def test_every_target_is_up(stack):
