@@ -226,7 +226,7 @@ def test_the_sinks_copy_shows_an_edit_of_the_primary(log, tmp_path):
     lines[-1] = lines[-1].replace(b"allow", b"deny!")
     put_lines(log, lines)
     assert verify([log]).intact
-    compared, differences = compare([log], [copy])
+    _, differences = compare([log], [copy])
     assert [(d.line, d.seq) for d in differences] == [(5, 5)]
     assert "edited" in differences[0].problem
     put_lines(log, lines[:3])  # and cuts lines off the end
