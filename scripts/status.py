@@ -32,7 +32,7 @@ from cryptography import x509
 
 from scripts import config
 from scripts.pki import certs, crl, schedule, watcher
-from scripts.services import keycloak, openbao, procs, supervisor, unixhttp
+from scripts.services import auditsink, keycloak, openbao, procs, supervisor, unixhttp
 from scripts.steps import say
 
 WARN_BELOW = 1 / 3  # fraction of life left under which a certificate or CRL is a warning
@@ -147,6 +147,7 @@ HEALTH: dict[str, Callable[[], tuple[bool, str]]] = {
     config.NGINX.name: _nginx_health,
     config.CRL_WATCHER.name: _watcher_health,
     config.RENEWER.name: _renewer_health,
+    config.AUDIT_SINK.name: auditsink.health,
 }
 
 

@@ -56,14 +56,13 @@ def archives(path: Path) -> list[Path]:
     """The rotated files of ``path``, oldest first (their names sort by time)."""
     prefix = path.name + "."
     found = [
-        p
-        for p in path.parent.glob(prefix + "*")
-        if p.is_file() and _is_stamp(p.name[len(prefix) :])
+        p for p in path.parent.glob(prefix + "*") if p.is_file() and is_stamp(p.name[len(prefix) :])
     ]
     return sorted(found, key=lambda p: p.name)
 
 
-def _is_stamp(text: str) -> bool:
+def is_stamp(text: str) -> bool:
+    """True when ``text`` is an archive name's timestamp (``STAMP_FORMAT``)."""
     try:
         dt.datetime.strptime(text, STAMP_FORMAT)
     except ValueError:

@@ -125,6 +125,7 @@ def verifier_env() -> dict[str, str]:
         "ZT_VERIFIER_CLIENT_CA_CERT": str(config.CLIENT_ISSUING_CA),
         "ZT_VERIFIER_CLIENT_CRL": str(config.CLIENT_CRL),
         "ZT_VERIFIER_AUDIT_LOG": str(config.AUDIT_LOG),
+        "ZT_VERIFIER_AUDIT_SINK_SOCKET": str(config.AUDIT_SINK_SOCKET),
         "ZT_VERIFIER_POLICY_PATH": str(config.INSTALLED_POLICY),
         "ZT_VERIFIER_ASSERTION_KEY_FILE": str(config.ASSERTION_KEY),
         # How long nginx's decision cache may keep an allow (X-Accel-Expires);
