@@ -23,6 +23,7 @@ from scripts.services import accounts
 from scripts.steps import StepFailed, say
 from verifier.auditchain import raw_head
 from verifier.auditrotate import Rotated, archives, rotate
+from verifier.auditsink import SinkSender
 from verifier.auditverify import compare, verify
 
 
@@ -30,8 +31,17 @@ def rotate_now(path: Path = config.AUDIT_LOG, keep: int = config.AUDIT_KEEP) -> 
     """Rotate ``path``; the new file is the verifier's user's, 0600."""
     if not path.exists():
         raise StepFailed(f"{path} does not exist; nothing to rotate")
+    # The anchor is the writers' next link but no writer wrote it: copy it to the sink
+    # too, so the sink rotates its copy with the primary (best effort, as every line).
+    sink = SinkSender(str(config.AUDIT_SINK_SOCKET)) if path == config.AUDIT_LOG else None
     try:
-        return rotate(path, keep, now=time.time(), own=lambda p: accounts.give_to_service(p, 0o600))
+        return rotate(
+            path,
+            keep,
+            now=time.time(),
+            own=lambda p: accounts.give_to_service(p, 0o600),
+            announce=sink.send if sink is not None else lambda _line: None,
+        )
     except OSError as e:
         raise StepFailed(f"rotating {path} failed: {e}") from e
 

@@ -12,12 +12,13 @@ Under the old file's lock:
    rotated, so the operator's fix is always this one command; the anchor then
    says ``"previous_chained": false`` and restarts ``seq`` at 1);
 2. write the new file beside it (``<name>.new``: the anchor line, mode 0600,
-   ``own`` gives it to the writers' user; fsync);
+   ``own`` gives it to the writers' user; fsync), locked too;
 3. hard-link the old file to its archive name ``<name>.<UTC timestamp>`` and
    ``rename`` the new one over ``<name>``: the path never disappears, so a
    writer never creates a stray empty file; a writer waiting for the lock finds
    its descriptor is no longer the file at the path and reopens;
-4. fsync the folder; keep the newest ``keep`` archives, delete older ones.
+4. fsync the folder, ``announce`` the anchor (to the second sink), unlock both;
+   keep the newest ``keep`` archives, delete older ones.
 
 Archive names sort in time order (``archives``), which is the order
 ``zt audit verify`` walks them.
@@ -87,8 +88,12 @@ def rotate(
     *,
     now: float,
     own: Callable[[Path], None] = lambda _p: None,
+    announce: Callable[[bytes], object] = lambda _line: None,
 ) -> Rotated:
-    """Rename ``path`` to an archive and start it again with an anchor line."""
+    """Rename ``path`` to an archive and start it again with an anchor line.
+
+    ``announce`` gets the anchor while both files are still locked (the second
+    sink's copy), so it is sent before any line a writer appends after it."""
     if keep < 1:
         raise ValueError("keep at least one archive")
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -106,18 +111,20 @@ def rotate(
         fresh.unlink(missing_ok=True)
         new_fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
+            fcntl.flock(new_fd, fcntl.LOCK_EX)  # writers wait until the anchor is announced
             os.write(new_fd, anchor)
             os.fsync(new_fd)
+            own(fresh)
+            os.link(path, archive)
+            os.replace(fresh, path)
+            dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+            announce(anchor)
         finally:
             os.close(new_fd)
-        own(fresh)
-        os.link(path, archive)
-        os.replace(fresh, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
     finally:
         os.close(fd)
     kept = archives(path)

@@ -15,8 +15,9 @@ gives the one property syslog would not: the kernel tells us the sender's uid.
   0620: the verifier's workers run in that group), turns on ``SO_PASSCRED``, then
   drops to ``AUDIT_USER`` for good. Not root (a developer's machine): everything
   runs as the invoking user, socket 0600.
-* Each datagram is accepted only from ``SERVICE_USER``'s uid (the kernel's
-  ``SCM_CREDENTIALS``; nginx's workers share the socket's group and are refused)
+* Each datagram is accepted only from ``SERVICE_USER``'s uid or root's (the
+  kernel's ``SCM_CREDENTIALS``; nginx's workers share the socket's group and are
+  refused; root is ``zt audit rotate``, which sends the anchor it wrote)
   and only when it is one chain line (``verifier.auditchain``); anything else is
   counted and dropped.
 * A rotation anchor (``"event":"audit_rotated"``) rotates the copy too: the
@@ -59,11 +60,12 @@ def start() -> None:
     procs.start_loop(config.AUDIT_SINK, argv(), config.AUDIT_SINK_STATUS, "socket bound", 30)
 
 
-def allowed_uid() -> int:
-    """The one sender the sink accepts: the verifier's workers' user."""
+def allowed_uids() -> frozenset[int]:
+    """The senders the sink accepts: the verifier's workers' user, and root (``zt audit
+    rotate`` sends the anchor it writes; root could write the sink's file anyway)."""
     if accounts.privileged():
-        return pwd.getpwnam(config.SERVICE_USER).pw_uid
-    return os.geteuid()
+        return frozenset({pwd.getpwnam(config.SERVICE_USER).pw_uid, 0})
+    return frozenset({os.geteuid()})
 
 
 def bind(path: Path) -> socket.socket:
@@ -137,7 +139,7 @@ def _sender_uid(ancdata: list[tuple[int, int, bytes]]) -> int | None:
 
 def run(rounds: int | None = None) -> int:
     """Receive and keep lines until killed (``rounds``: stop after that many datagrams)."""
-    uid = allowed_uid()
+    uids = allowed_uids()
     sock = bind(config.AUDIT_SINK_SOCKET)
     write_status({"pid": os.getpid(), "started_at": time.time()})  # as root: in RUN
     drop_privileges(config.AUDIT_SINK_DIR)
@@ -146,7 +148,7 @@ def run(rounds: int | None = None) -> int:
     while rounds is None or received < rounds:
         data, ancdata, _flags, _addr = sock.recvmsg(MAX_LINE_BYTES, socket.CMSG_SPACE(UCRED.size))
         received += 1
-        why = _refusal(data, _sender_uid(ancdata), uid)
+        why = _refusal(data, _sender_uid(ancdata), uids)
         if why is not None:
             refused += 1
             print(json.dumps({"refused": why, "bytes": len(data), "refused_total": refused}))
@@ -155,8 +157,8 @@ def run(rounds: int | None = None) -> int:
     return 0
 
 
-def _refusal(data: bytes, sender: int | None, allowed: int) -> str | None:
-    if sender != allowed:
+def _refusal(data: bytes, sender: int | None, allowed: frozenset[int]) -> str | None:
+    if sender not in allowed:
         return f"sender uid {sender} is not the verifier's"
     if not data.endswith(b"\n") or data.count(b"\n") != 1 or parse_chain_fields(data) is None:
         return "not one audit chain line"
