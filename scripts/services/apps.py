@@ -79,6 +79,11 @@ def gunicorn_argv(
         "10",
         "--error-logfile",
         "-",
+        # Error and access logs as JSON lines, into the service's log file (verifier/jsonlog.py).
+        "--access-logfile",
+        "-",
+        "--logger-class",
+        "verifier.jsonlog.JsonLogger",
         # gunicorn 27's control socket defaults to ~/.gunicorn/gunicorn.ctl,
         # shared by every gunicorn of this user; we manage ours by pid file.
         "--no-control-socket",
@@ -237,6 +242,7 @@ API = App(
     inputs=lambda: [
         *_code("api")(),
         config.REPO / "verifier" / "assertion.py",  # the API checks assertions with it
+        config.REPO / "verifier" / "jsonlog.py",  # its gunicorn's logger class
         config.ASSERTION_KEY,
     ],
     prepare=_prepare_api,
