@@ -75,6 +75,7 @@ def anchor_line(previous: str, head: Head, chained: bool, now: float) -> bytes:
     """The first line of a file started by a rotation (``docs/operations.md``)."""
     record = {
         "time": dt.datetime.fromtimestamp(now, tz=dt.UTC).isoformat(timespec="milliseconds"),
+        "request_id": "",  # no request: readers select decisions by request id
         "event": ANCHOR_EVENT,
         "previous_file": previous,
         "previous_chained": chained,

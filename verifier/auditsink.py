@@ -54,7 +54,7 @@ class SinkSender:
         self._last_error: str | None = None
 
     def send(self, line: bytes, now: float | None = None) -> bool:
-        """Copy ``line`` to the sink; True when the kernel took it."""
+        """Copy ``line`` to the sink (``b""``: a probe); True when the kernel took it."""
         try:
             self._sock.sendto(line, self.path)
         except OSError as e:
@@ -65,7 +65,7 @@ class SinkSender:
                 self._last_error = f"{type(e).__name__}: {e.strerror}"
             return False
         with self._lock:
-            self._sent += 1
+            self._sent += 1 if line else 0
             self._failing_since = None
         return True
 
@@ -80,7 +80,12 @@ class SinkSender:
             )
 
     def problem(self) -> str | None:
-        """Why copies are failing now, or None (for ``/healthz``'s problems)."""
+        """Why copies are failing now, or None (for ``/healthz``'s problems).
+
+        While failing, an empty datagram probes the sink (it ignores those): a sink
+        that is back clears the problem at once, not only at this worker's next line."""
+        if self.status()["failing_since"] is not None:
+            self.send(b"")
         s = self.status()
         if s["failing_since"] is None:
             return None

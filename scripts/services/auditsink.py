@@ -148,6 +148,8 @@ def run(rounds: int | None = None) -> int:
     while rounds is None or received < rounds:
         data, ancdata, _flags, _addr = sock.recvmsg(MAX_LINE_BYTES, socket.CMSG_SPACE(UCRED.size))
         received += 1
+        if not data:
+            continue  # a writer's probe (verifier.auditsink.SinkSender.problem)
         why = _refusal(data, _sender_uid(ancdata), uids)
         if why is not None:
             refused += 1

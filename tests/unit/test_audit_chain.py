@@ -276,3 +276,16 @@ def test_per_record_cost_before_and_after_the_chain(log, tmp_path):
     )
     assert writer.tail_reads == 0
     assert verify([log]).intact and verify([other]).intact
+
+
+def test_a_sink_that_comes_back_clears_the_problem_at_the_next_health_probe(log, tmp_path):
+    path = tmp_path / "sink.sock"
+    sender = SinkSender(str(path))
+    AuditWriter(str(log), sender).append(record(1))
+    assert sender.problem() is not None
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(str(path))
+    assert sender.problem() is None  # probed with an empty datagram, no line needed
+    assert receiver.recv(10) == b""
+    assert sender.status()["sent"] == 0  # a probe is no line
+    assert sender.status()["failed"] == 2  # the line, and the first (failed) probe
