@@ -177,4 +177,4 @@ def health() -> tuple[bool, str]:
     sock = config.AUDIT_SINK_SOCKET
     if not sock.is_socket():
         return False, f"no socket {sock}"
-    return True, f"receiving on {sock}, copy in {config.AUDIT_SINK_LOG}"
+    return True, f"receiving on {sock.name}, copy in {config.AUDIT_SINK_LOG.parent.name}/"
