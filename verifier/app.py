@@ -17,10 +17,11 @@ Routes
                             how many seconds nginx's decision cache may
                             keep it (0 for every deny; see ``cacheable_seconds``).
   ``GET /healthz``          200 ``{"status":"ok","problems":[],"jwks_keys":N,...,"pid":P}``
-                            when keys are loaded and fresh and the audit log is
-                            writable; 503 ``{"status":"unhealthy","problems":[...]}``
-                            otherwise (``verifier.health``). Starts a due JWKS
-                            refresh in the background, never waits for it.
+                            when keys are loaded and fresh, the audit log is
+                            writable and copies to the audit sink succeed;
+                            503 ``{"status":"unhealthy","problems":[...]}`` otherwise
+                            (``verifier.health``). Starts a due JWKS refresh in the
+                            background, never waits for it.
 
 Configuration: without ``test_config`` (gunicorn, production) the settings
 are read strictly from ``ZT_VERIFIER_*`` environment variables by
