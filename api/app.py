@@ -5,8 +5,9 @@ into the verifier's own schema (``verifier.identity.Identity``: ``subject``,
 ``azp``, ``sub``, ``jti``, ``cert_cn``, ``cert_serial``, ``cert_subject_dn``,
 ``cert_issuer_dn``, ``realm_roles``, ``client_roles``, ``org``, ``department``);
 every answer and request-log line carries exactly those fields, under those
-names, plus ``request_id``. ``X-Auth-Subject`` names the workload. A header
-proves nothing about who wrote it, and being reachable only through nginx (a
+names, plus ``request_id`` and ``traceparent`` (the client's W3C trace context as
+nginx validated it, ``""`` when absent or malformed). ``X-Auth-Subject`` names
+the workload. A header proves nothing about who wrote it, and being reachable only through nginx (a
 unix socket of the gateway's group) is one layer, not a proof: every request
 must also carry the verifier's ``X-Auth-Assertion`` (``verifier.assertion``: a
 short-lived MAC over the identity, the method and the raw URI), or it is refused
@@ -67,7 +68,12 @@ def _caller() -> dict[str, Any]:
     field empty, rather than a crash.
     """
     identity = Identity.from_header(request.headers.get(IDENTITY_HEADER))
-    return {**identity.asdict(), "request_id": request.headers.get("X-Request-ID")}
+    return {
+        **identity.asdict(),
+        "request_id": request.headers.get("X-Request-ID"),
+        # The client's W3C trace context, as nginx validated it (absent: "").
+        "traceparent": request.headers.get("traceparent", ""),
+    }
 
 
 def _raw_uri() -> str:

@@ -2,8 +2,8 @@
 
 Order (DESIGN.md): tools -> accounts -> OpenBao (start, init, unseal) -> terraform/pki ->
 OpenBao on a server-CA certificate -> workload certificates -> Keycloak ->
-terraform/identity -> verifier and API (gunicorn) -> nginx -> CRL watcher -> renewer -> demo
-call (Prometheus just before it).
+terraform/identity -> audit sink -> verifier and API (gunicorn) -> nginx -> CRL watcher ->
+renewer -> demo call (Prometheus just before it).
 Every step prints what it does and how long it took; every step is idempotent, and a
 running service is only touched when what it runs changed (``services.apps.converge``,
 ``services.nginx.start_nginx``).
@@ -21,12 +21,13 @@ from cryptography import x509
 
 from client.api import GatewayClient, Identity
 from client.token import TokenError, TokenSource
-from scripts import config, terraform, tools
+from scripts import audit, config, terraform, tools
 from scripts.files import read_json, write_secret_json
 from scripts.pki import certs, crl, rotation, schedule, watcher
 from scripts.services import (
     accounts,
     apps,
+    auditsink,
     keycloak,
     nginx,
     openbao,
@@ -109,9 +110,13 @@ def up() -> None:
     # waits for) is 503, without a usable client CRL.
     with step("Client CRLs: install OpenBao's current ones (nginx and the verifier read them)"):
         say(f"    {config.CLIENT_CRL}: {'installed' if crl.fetch_and_install() else 'unchanged'}")
+    with step(f"Audit sink: a copy of every audit line, kept by {config.AUDIT_USER}"):
+        auditsink.start()
     for app in apps.APPS:
         with step(f"{app.svc.name} (gunicorn, unix socket)"):
             say(f"    {app.svc.name}: {apps.converge(app, nginx.reload_nginx_if_running)}")
+    with step("Audit log: a file from before the hash chain is rotated (once)"):
+        say(f"    {audit.rotate_if_unchained()}")
     with step(f"nginx: mTLS + auth_request on {config.GATEWAY_URL}"):
         say(f"    nginx: {nginx.start_nginx()}")
     with step(f"CRL watcher: client CRLs from OpenBao every {config.CRL_WATCH_SECONDS:g}s"):

@@ -19,6 +19,9 @@ Each command calls one function of a layer below (``bringup``, ``pki.rotation``,
     python -m scripts.zt authz-cache on|off|status     nginx's decision cache (default on)
     python -m scripts.zt backup    one archive: OpenBao snapshot, Keycloak database, state files
     python -m scripts.zt restore <archive>             a fresh state folder from an archive
+    python -m scripts.zt audit rotate  start a new audit file, anchored in the hash chain
+    python -m scripts.zt audit verify [FILE...]        walk the chain; name the first broken link
+    python -m scripts.zt audit-sink    the second audit sink (`make up` runs it as a service)
 
 `make up`, `make status`, `make down` and `make clean` call these.
 """
@@ -33,10 +36,10 @@ from pathlib import Path
 
 from cryptography import x509
 
-from scripts import backup, bringup, config, status, terraform, validate
+from scripts import audit, backup, bringup, config, status, terraform, validate
 from scripts.files import read_json
 from scripts.pki import certs, lifetimes, rotation, schedule, watcher
-from scripts.services import nginx, procs, systemd
+from scripts.services import auditsink, nginx, procs, systemd
 from scripts.steps import StepFailed, say, step
 
 
@@ -177,6 +180,18 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def cmd_restore(args: argparse.Namespace) -> int:
     backup.restore(args.archive)
     return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    if args.action == "rotate":
+        with step(f"rotate {config.AUDIT_LOG}"):
+            done = audit.rotate_now(keep=args.keep)
+            say(f"    archived as {done.archive.name} ({done.lines_before} chained lines)")
+            say(f"    new file starts with: {done.anchor.decode().strip()}")
+            for old in done.removed:
+                say(f"    removed {old.name} (more than {args.keep} archives)")
+        return 0
+    return audit.verify_command(args.files, args.sink or None)
 
 
 def _positive_seconds(text: str) -> float:
@@ -390,6 +405,32 @@ def main(argv: list[str] | None = None) -> int:
     life.add_argument("--crl", type=_whole_seconds, metavar="SECONDS")
     life.add_argument("--default", action="store_true", help="terraform/pki's defaults")
     life.set_defaults(fn=cmd_lifetimes)
+    aud = sub.add_parser(
+        "audit",
+        help="the audit trail: rotate the file, verify its hash chain",
+        description="rotate: rename the audit file to <name>.<UTC time> and start a new one "
+        "whose first line (an anchor) names it and continues its hash chain; keeps the newest "
+        "--keep archives. verify [FILE...]: walk the chain (default: every archive, oldest "
+        "first, then the live file) and compare it with the second sink's copy when readable "
+        "(or with --sink FILE...); exit 0 `intact, N lines`, exit 1 naming the first broken "
+        "link (file, line, edited/deleted/inserted/truncated) and every line that differs "
+        "from the sink's copy.",
+    )
+    aud.add_argument("action", choices=["rotate", "verify"])
+    aud.add_argument("files", nargs="*", type=Path, help="verify: files, oldest first")
+    aud.add_argument("--sink", nargs="+", type=Path, help="verify: the sink's copy, oldest first")
+    aud.add_argument("--keep", type=int, default=config.AUDIT_KEEP, help="rotate: archives kept")
+    aud.set_defaults(fn=cmd_audit)
+    sink = sub.add_parser(
+        "audit-sink",
+        help="run the second audit sink in the foreground (`make up` runs it as a service)",
+        description="Receive every audit line the verifier sends to "
+        f"{config.AUDIT_SINK_SOCKET} (only from its user) and append it to "
+        f"{config.AUDIT_SINK_LOG}, as {config.AUDIT_USER} in a folder only that user can "
+        "open; a rotation anchor rotates the copy too.",
+    )
+    sink.add_argument("--rounds", type=int, default=None, help="stop after N datagrams")
+    sink.set_defaults(fn=lambda args: auditsink.run(args.rounds))
     args = parser.parse_args(argv)
     try:
         return args.fn(args)

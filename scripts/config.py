@@ -149,10 +149,12 @@ NGINX_HEALTH_URL = f"http://{HOST}:{NGINX_HEALTH_PORT}/healthz"
 CRL_WATCHER = Service("crl-watcher", None, supervised=True)  # scripts/pki/watcher.py
 # scripts/pki/schedule.py: `zt renew --every auto`
 RENEWER = Service("renewer", None, supervised=True)
+# scripts/services/auditsink.py: `zt audit-sink`, the audit lines' second copy
+AUDIT_SINK = Service("audit-sink", None, supervised=True)
 # scripts/services/prometheus.py: scrapes everything above, evaluates prometheus/rules
 PROMETHEUS = Service("prometheus", PROMETHEUS_PORT, supervised=True)
 # start order; `down` reverses
-SERVICES = (VAULT, KEYCLOAK, VERIFIER, API, NGINX, CRL_WATCHER, RENEWER, PROMETHEUS)
+SERVICES = (VAULT, KEYCLOAK, AUDIT_SINK, VERIFIER, API, NGINX, CRL_WATCHER, RENEWER, PROMETHEUS)
 
 # supervisord's config, its programs and their launch specs (0700; specs 0600).
 SUPERVISOR_DIR = STATE / "supervisor"
@@ -168,6 +170,7 @@ RECOVERY_BOUND_SECONDS = {
     "crl-watcher": 15.0,
     "renewer": 15.0,
     "prometheus": 20.0,  # replays its write-ahead log first
+    "audit-sink": 15.0,
 }
 
 # --- request path -------------------------------------------------------------
@@ -197,6 +200,16 @@ VERIFIER_POLICY = REPO / "verifier" / "policy.json"  # the source, edited by peo
 # (scripts/services/apps.py).
 INSTALLED_POLICY = STATE / "verifier" / "policy.json"
 AUDIT_LOG = LOGS / "audit.log"  # the verifier's decisions, one JSON line each
+# The audit file's rotation (verifier/auditrotate.py): `zt audit rotate`, and the renewer
+# once it is past AUDIT_ROTATE_BYTES; AUDIT_KEEP archives are kept (both sinks).
+AUDIT_ROTATE_BYTES = 64 * 1024 * 1024
+AUDIT_KEEP = 30
+# The second sink (scripts/services/auditsink.py): a copy of every audit line, received
+# on a unix datagram socket and kept by AUDIT_USER in a folder only it can open.
+AUDIT_SINK_SOCKET = RUN / "audit-sink.sock"
+AUDIT_SINK_DIR = LOGS / "audit-sink"
+AUDIT_SINK_LOG = AUDIT_SINK_DIR / "audit.log"
+AUDIT_SINK_STATUS = RUN / "audit-sink.json"  # written once the socket is bound
 API_REQUEST_LOG = LOGS / "api-requests.log"  # every request the API received
 # Who runs what when the bring-up runs as root (scripts/services/accounts.py): nginx's workers
 # as NGINX_USER in GATEWAY_GROUP, the only group the verifier/API sockets admit; the
@@ -204,6 +217,7 @@ API_REQUEST_LOG = LOGS / "api-requests.log"  # every request the API received
 GATEWAY_GROUP = "zt-gateway"
 NGINX_USER = "zt-nginx"
 SERVICE_USER = "zt-service"
+AUDIT_USER = "zt-audit"  # the second audit sink: writes what SERVICE_USER cannot touch
 # The key of the verifier's identity assertions (verifier/assertion.py), 0600, owned
 # by SERVICE_USER: the API refuses any request it cannot verify with it.
 ASSERTION_KEY = STATE / "gateway" / "identity-assertion.key"

@@ -32,7 +32,7 @@ import requests
 
 from scripts import config
 from scripts.pki import certs, crl, inventory, schedule, watcher
-from scripts.services import keycloak, openbao, procs, prometheus, supervisor, unixhttp
+from scripts.services import auditsink, keycloak, openbao, procs, prometheus, supervisor, unixhttp
 from scripts.steps import say
 
 WARN_BELOW = 1 / 3  # fraction of life left under which a certificate or CRL is a warning
@@ -152,6 +152,7 @@ HEALTH: dict[str, Callable[[], tuple[bool, str]]] = {
         if prometheus.ready()
         else (False, f"{prometheus.READY_URL} not ready")
     ),
+    config.AUDIT_SINK.name: auditsink.health,
 }
 
 

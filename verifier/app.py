@@ -19,10 +19,11 @@ Routes
   ``GET /metrics``          Prometheus text: decisions, latency, JWKS, token cache
                             (``verifier.metrics``; every gunicorn worker summed).
   ``GET /healthz``          200 ``{"status":"ok","problems":[],"jwks_keys":N,...,"pid":P}``
-                            when keys are loaded and fresh and the audit log is
-                            writable; 503 ``{"status":"unhealthy","problems":[...]}``
-                            otherwise (``verifier.health``). Starts a due JWKS
-                            refresh in the background, never waits for it.
+                            when keys are loaded and fresh, the audit log is
+                            writable and copies to the audit sink succeed;
+                            503 ``{"status":"unhealthy","problems":[...]}`` otherwise
+                            (``verifier.health``). Starts a due JWKS refresh in the
+                            background, never waits for it.
 
 Configuration: without ``test_config`` (gunicorn, production) the settings
 are read strictly from ``ZT_VERIFIER_*`` environment variables by
@@ -63,7 +64,8 @@ from flask import Blueprint, Flask, Response, current_app, request
 
 from verifier import assertion, metrics
 from verifier.audit import audit_record
-from verifier.auditlog import append_audit_line
+from verifier.auditlog import AuditWriter
+from verifier.auditsink import SinkSender
 from verifier.decision import Decider
 from verifier.errors import AuditUnavailable
 from verifier.event import AuthorizerEvent
@@ -99,6 +101,8 @@ class Verifier:
     clock: Callable[[], float]
     assertion_key: bytes | None = None
     """Signs ``X-Auth-Assertion`` on every allow; None only in tests that inject none."""
+    audit: AuditWriter = dataclasses.field(default_factory=lambda: AuditWriter(None))
+    """Appends each decision's line to the chained audit file (and the sink's copy)."""
 
 
 TEST_CONFIG_KEYS: Final = ("KEY_SOURCE", "REVOCATION", "CLOCK", "TESTING")
@@ -139,6 +143,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         escaped_pems=BoundedLRU(PEM_CACHE_SIZE),
         clock=injected.get("CLOCK") or time.time,
         assertion_key=assertion.load_key(key_file) if key_file else None,
+        audit=AuditWriter(
+            settings.audit_log,
+            SinkSender(settings.audit_sink_socket) if settings.audit_sink_socket else None,
+        ),
     )
     verifier = app.extensions["verifier"]
     metrics.install(app, verifier.decider, verifier.clock)  # GET /metrics; counts the boot fetch
@@ -173,7 +181,7 @@ def authz() -> Response:
     latency_ms = (time.perf_counter() - started) * 1000
     record = audit_record(event, response, now=now, latency_ms=latency_ms)
     try:
-        append_audit_line(verifier.decider.settings.audit_log, record)
+        verifier.audit.append(record)
     except AuditUnavailable as e:
         response = dataclasses.replace(
             response, decision=DENY, status=e.status, reason=e.reason, detail=e.detail
@@ -209,7 +217,7 @@ def healthz() -> Response:
     verifier = _verifier()
     now = verifier.clock()
     verifier.decider.keys.refresh_if_stale(now)
-    report = health_report(verifier.decider, now)
+    report = health_report(verifier.decider, now, sink=verifier.audit.sink)
     return _json(200 if report["status"] == "ok" else 503, {**report, "pid": os.getpid()})
 
 

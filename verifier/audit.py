@@ -9,8 +9,10 @@ certificate PEM. Identity comes from the parsed certificate and the VERIFIED
 claims only, so a forged token cannot write a chosen ``sub`` into the log: the
 record's identity fields are the decision's ``Identity`` (``verifier.identity``),
 under the same names as in ``X-Auth-Identity`` and the API's answer, empty
-until proven. Attacker-influenced strings (path, method, request id) are
-truncated.
+until proven. Attacker-influenced strings (path, method, request id, user
+agent) are truncated; the client's W3C ``traceparent`` is recorded only when
+valid, else as ``invalid`` (``verifier.tracecontext``), so a trace id joins this
+line to the API's log and to the client's own trace.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from datetime import UTC, datetime
 from verifier.event import AuthorizerEvent
 from verifier.identity import IdentityJSON
 from verifier.response import AuthorizerResponse
+from verifier.tracecontext import traceparent
 
 MAX_FIELD_CHARS = 512
 
@@ -36,6 +39,9 @@ class AuditRecord(IdentityJSON):
     method: str
     path: str
     client_addr: str
+    user_agent: str
+    traceparent: str
+    """The client's W3C traceparent when valid, ``""`` when absent, ``invalid`` otherwise."""
     latency_ms: float
 
 
@@ -53,6 +59,8 @@ def audit_record(
         method=_cut(event.http_method),
         path=_cut(event.path),
         client_addr=_cut(event.source_ip),
+        user_agent=_cut(event.get_header_value("User-Agent") or ""),
+        traceparent=traceparent(event.get_header_value("traceparent")),
         latency_ms=round(latency_ms, 3),
         **response.identity.asdict(),
     )

@@ -13,7 +13,11 @@ usable client CRL (``crl_unavailable``, 503). Each still answered
   creatable: the writer opens it with ``O_CREAT``): a ``stat`` and an ``access``
   call, no line written (a probe is not a decision);
 * a usable client CRL, not past its ``nextUpdate``: without one every request is
-  refused (``crl_unavailable``, 503), so a worker in that state is not healthy.
+  refused (``crl_unavailable``, 503), so a worker in that state is not healthy;
+* copies to the second audit sink succeeding (``verifier.auditsink``): a sink
+  that is down never fails a decision, but the lines decided meanwhile exist only
+  in the primary file, which an operator must hear about; the problem clears
+  with the next copy that succeeds.
 
 The report is plain data (a ``HealthReport``); the Flask adapter adds the worker's
 ``pid`` and picks 200 or 503.
@@ -24,6 +28,7 @@ from __future__ import annotations
 import os
 from typing import TypedDict
 
+from verifier.auditsink import SinkSender, SinkStatus
 from verifier.decision import Decider
 from verifier.errors import CrlUnavailable
 from verifier.revocation import RevocationSource
@@ -44,6 +49,8 @@ class HealthReport(TypedDict):
     audit_log_writable: bool
     crl_next_update: float | None
     """The installed CRLs' earliest ``nextUpdate`` (epoch seconds); None when unusable."""
+    audit_sink: SinkStatus | None
+    """This worker's copies to the second audit sink; None when there is none."""
 
 
 def audit_log_problem(path: str | None) -> str | None:
@@ -75,8 +82,8 @@ def crl_problem(revocation: RevocationSource, now: float) -> tuple[str | None, f
     return None, next_update
 
 
-def health_report(decider: Decider, now: float) -> HealthReport:
-    """The health of ``decider``'s key source and audit log at ``now``."""
+def health_report(decider: Decider, now: float, *, sink: SinkSender | None = None) -> HealthReport:
+    """The health of ``decider``'s key source, audit log and audit sink at ``now``."""
     keys = decider.keys.status(now)
     problems: list[str] = []
     if keys.keys == 0:
@@ -92,6 +99,9 @@ def health_report(decider: Decider, now: float) -> HealthReport:
     crl, crl_next_update = crl_problem(decider.revocation, now)
     if crl is not None:
         problems.append(crl)
+    sink_problem = sink.problem() if sink is not None else None
+    if sink_problem is not None:
+        problems.append(sink_problem)
     return HealthReport(
         status="unhealthy" if problems else "ok",
         problems=problems,
@@ -102,4 +112,5 @@ def health_report(decider: Decider, now: float) -> HealthReport:
         jwks_last_error=keys.last_error,
         audit_log_writable=audit is None,
         crl_next_update=crl_next_update,
+        audit_sink=sink.status() if sink is not None else None,
     )

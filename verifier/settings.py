@@ -57,7 +57,11 @@ POLICY_PATH                 route policy JSON, loaded strictly by
 AUDIT_LOG                   file the Flask adapter appends audit JSON lines to; unset
                             means every request is denied with ``audit_unavailable``.
                             The adapter started from the environment refuses to start
-                            without it (``verifier.app.ENV_REQUIRED``)
+                            without it (``verifier.app.ENV_REQUIRED``). Each line is
+                            the next link of a hash chain (``verifier.auditchain``)
+AUDIT_SINK_SOCKET           the second audit sink's unix datagram socket: each line is
+                            also copied there, best effort (``verifier.auditsink``);
+                            unset means no copy
 ASSERTION_KEY_FILE          the key (hex, >= 32 bytes) of the identity assertion the
                             Flask adapter adds to every allow (``X-Auth-Assertion``,
                             ``verifier.assertion``), shared with the API; required by
@@ -160,6 +164,8 @@ class Settings:
     policy_path: str
     jwks_ca_bundle: str | None = None
     audit_log: str | None = None
+    audit_sink_socket: str | None = None
+    """The second audit sink's unix datagram socket (``verifier.auditsink``); unset: none."""
     assertion_key_file: str | None = None
     """The identity-assertion key (``verifier.assertion``); the Flask adapter requires it."""
     algorithms: tuple[str, ...] = ("RS256",)
@@ -516,6 +522,7 @@ _SETTINGS: Final = (
         "the route policy JSON; there is no default policy",
     ),
     _Setting("AUDIT_LOG", "audit_log", _PATH, _text, _not_empty),
+    _Setting("AUDIT_SINK_SOCKET", "audit_sink_socket", _PATH, _text, _not_empty),
     _Setting("ASSERTION_KEY_FILE", "assertion_key_file", _PATH, _text, _not_empty),
     _Setting(
         "ALGORITHMS",

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable
 from typing import TypedDict
 
-from scripts import config
+from scripts import audit, config
 from scripts.files import read_json, write_atomic
 from scripts.pki import certs, crl, rotation
 from scripts.services import procs
@@ -102,6 +102,7 @@ def run_once(interval: float, renew: Callable[[list[str]], object] = rotation.re
     try:
         with contextlib.redirect_stdout(io.StringIO()), rotation.locked():
             renew(actions)
+        audit.rotate_if_larger(actions)  # the audit file, past its size (scripts/audit.py)
     # The loop must outlive anything a run raises; the record names it.
     except StepFailed as e:
         error = str(e).splitlines()[0][:1000]

@@ -9,6 +9,10 @@
   the verifier and the API (``--user/--group``; the master stays root to bind the
   socket). It owns exactly what they write (the audit and request logs) and the
   identity-assertion key; everything else they read is world-readable config.
+* ``config.AUDIT_USER`` (``zt-audit``, its own group): the second audit sink
+  (``zt audit-sink``, scripts/services/auditsink.py). It owns the sink's folder
+  (0700) and file (0600), so the verifier's user can send it lines but never
+  change one it kept.
 
 System accounts (``--system``), no home, no login shell; created once, idempotent.
 Not root (a developer's own machine): nothing is created and every process runs
@@ -71,6 +75,9 @@ def ensure() -> None:
     if not _user_exists(config.SERVICE_USER):
         _run(["useradd", *common, "--user-group", config.SERVICE_USER])
         say(f"    created user {config.SERVICE_USER} (verifier and API workers)")
+    if not _user_exists(config.AUDIT_USER):
+        _run(["useradd", *common, "--user-group", config.AUDIT_USER])
+        say(f"    created user {config.AUDIT_USER} (the second audit sink)")
 
 
 def give_to_service(path: Path, mode: int) -> None:

@@ -81,6 +81,11 @@ def gunicorn_argv(
         "10",
         "--error-logfile",
         "-",
+        # Error and access logs as JSON lines, into the service's log file (verifier/jsonlog.py).
+        "--access-logfile",
+        "-",
+        "--logger-class",
+        "verifier.jsonlog.JsonLogger",
         # gunicorn 27's control socket defaults to ~/.gunicorn/gunicorn.ctl,
         # shared by every gunicorn of this user; we manage ours by pid file.
         "--no-control-socket",
@@ -131,6 +136,7 @@ def verifier_env() -> dict[str, str]:
         "ZT_VERIFIER_CLIENT_CA_CERT": str(config.CLIENT_ISSUING_CA),
         "ZT_VERIFIER_CLIENT_CRL": str(config.CLIENT_CRL),
         "ZT_VERIFIER_AUDIT_LOG": str(config.AUDIT_LOG),
+        "ZT_VERIFIER_AUDIT_SINK_SOCKET": str(config.AUDIT_SINK_SOCKET),
         "ZT_VERIFIER_POLICY_PATH": str(config.INSTALLED_POLICY),
         "ZT_VERIFIER_ASSERTION_KEY_FILE": str(config.ASSERTION_KEY),
         # How long nginx's decision cache may keep an allow (X-Accel-Expires);
@@ -250,6 +256,7 @@ API = App(
         config.REPO / "verifier" / "assertion.py",  # the API checks assertions with it
         config.REPO / "verifier" / "promexport.py",  # and serves its metrics with these
         config.REPO / "verifier" / "gunicorn_conf.py",
+        config.REPO / "verifier" / "jsonlog.py",  # its gunicorn's logger class
         config.ASSERTION_KEY,
     ],
     prepare=_prepare_api,

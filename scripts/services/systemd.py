@@ -27,7 +27,7 @@ from pathlib import Path
 from scripts import config
 from scripts.files import write_atomic, write_secret
 from scripts.pki import schedule, watcher
-from scripts.services import apps, keycloak, openbao, prometheus
+from scripts.services import apps, auditsink, keycloak, openbao, prometheus
 
 SPECS = config.STATE / "systemd"
 LAUNCH = [sys.executable, "-m", "scripts.services.launch"]
@@ -97,6 +97,13 @@ def units() -> list[Unit]:
             mode="child",
             after=tuple(f"zt-{app.svc.name}.service" for app in apps.APPS),
             reload_hup=True,
+        ),
+        Unit(
+            config.AUDIT_SINK,
+            "zero-trust gateway: audit sink (a copy of every audit line, another user)",
+            auditsink.argv(),
+            base,
+            config.REPO,
         ),
         Unit(
             config.CRL_WATCHER,

@@ -45,6 +45,7 @@ def _healthy_again(svc: config.Service, old_pid: int) -> bool:
 @pytest.mark.parametrize(
     "svc",
     [
+        config.AUDIT_SINK,
         config.CRL_WATCHER,
         config.RENEWER,
         config.API,

@@ -35,14 +35,18 @@ def client(request_log):
     return create_app({"TESTING": True, "API_REQUEST_LOG": str(request_log)}).test_client()
 
 
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
 def _get(client, **headers):
     return client.get("/api/resource", headers={"X-Request-ID": "rid-1", **headers})
 
 
 def test_the_caller_is_read_from_the_verifiers_identity_header(client, request_log):
-    answer = _get(client, **{"X-Auth-Identity": json.dumps(IDENTITY)})
+    answer = _get(client, **{"X-Auth-Identity": json.dumps(IDENTITY), "traceparent": TRACEPARENT})
     assert answer.status_code == 200
-    caller = {**IDENTITY, "request_id": "rid-1"}  # the verifier's names, as it sent them
+    # the verifier's names, as it sent them, and the client's trace context as nginx passed it
+    caller = {**IDENTITY, "request_id": "rid-1", "traceparent": TRACEPARENT}
     assert answer.get_json() == {"resource": "demo", **caller}
     (line,) = [json.loads(raw) for raw in request_log.read_text().splitlines()]
     assert line == {"time": line["time"], "method": "GET", "path": "/api/resource", **caller}
@@ -61,6 +65,11 @@ def test_without_a_readable_identity_the_caller_is_nobody_not_a_500(client, sent
     answer = _get(client, **sent)
     assert answer.status_code == 200
     body = answer.get_json()
-    assert body == {"resource": "demo", **Identity().asdict(), "request_id": "rid-1"}
+    assert body == {
+        "resource": "demo",
+        **Identity().asdict(),
+        "request_id": "rid-1",
+        "traceparent": "",
+    }
     assert body["azp"] == body["cert_cn"] == body["subject"] == ""
     assert body["realm_roles"] == [] and body["client_roles"] == []

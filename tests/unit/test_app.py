@@ -255,6 +255,7 @@ def test_healthz_reports_ok_the_number_of_jwks_keys_and_the_worker(client, audit
         "jwks_refreshing": False,
         "jwks_last_error": None,
         "audit_log_writable": True,
+        "audit_sink": None,
         "pid": os.getpid(),
     }
     assert not audit_log.exists()  # a probe is not a decision: no line, no file
