@@ -215,6 +215,13 @@ AUTHZ_CACHE_DIR = STATE / "cache" / "authz"  # nginx creates it 0700 for its wor
 AUTHZ_CACHE_HMAC_KEY = NGINX_DIR / "authz-cache.key"  # 0600, generated at first start
 AUTHZ_CACHE_CONF = NGINX_DIR / "authz-cache.conf"  # rendered include (holds the key), 0600
 
+# --- the lockout: a certificate refused early after refused tokens (verifier/lockout.py) --
+LOCKOUT_DIR = RUN / "lockout"  # the verifier's counts and locks per serial (zt-service, 0700)
+LOCKOUT_SETTING = STATE / "verifier" / "lockout.json"  # `zt lockout` choices (absent = defaults)
+# nginx's lockout hop (nginx/snippets/lockout-hop.conf) listens on a unix socket in a
+# folder of its own that only nginx's workers may enter: nginx makes the socket 0666.
+LOCKOUT_HOP_SOCKET = RUN / "lockout-hop" / "hop.sock"
+
 # --- Keycloak ---------------------------------------------------------------
 KEYCLOAK_URL = f"https://localhost:{KEYCLOAK_PORT}"  # the hostname tokens name as `iss`
 KEYCLOAK_MGMT_URL = f"https://localhost:{KEYCLOAK_MGMT_PORT}"
