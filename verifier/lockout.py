@@ -208,10 +208,11 @@ class FolderLockouts:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             os.write(fd, f"{now:.6f}\n".encode("ascii"))
+            os.utime(fd, (now, now))  # its last refusal, on the clock ``prune`` reads
         finally:
             os.close(fd)
         times = _times(path.read_bytes())
-        recent = [t for t in times if now - self.window < t <= now]
+        recent = [t for t in times if t > now - self.window]
         if len(recent) >= self.threshold:
             self.lock(serial, now + self.period)
             path.unlink(missing_ok=True)
