@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import time
 from pathlib import Path
 from urllib.parse import quote
