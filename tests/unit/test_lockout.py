@@ -38,7 +38,6 @@ from verifier.transport import serial_hex
 SERIAL = "7553939517EA2E26635CE5B94D9ACC05F7DC6440"
 OTHER = "2AE27ECC69F495079432EBF2A44D35D4B87875AC"
 T0 = float(int(time.time()))
-"""Near the wall clock: file times (a temporary file's ctime) are real."""
 
 
 def lockouts(folder: Path, threshold: int = 3, window: float = 60, period: float = 300):
@@ -106,16 +105,17 @@ def test_a_line_that_does_not_parse_is_skipped(tmp_path):
 
 
 def test_pruning_removes_what_no_longer_matters_and_keeps_what_does(tmp_path):
+    t0 = float(int(time.time()))  # a temporary file's ctime is the real clock's
     lock = lockouts(tmp_path, threshold=3, window=60, period=300)
-    lock.count(OTHER, T0)  # stale by T0 + 100
-    lock.count(SERIAL, T0 + 90)  # current
-    lock.lock("AA", T0 + 20)  # ended
-    lock.lock("BB", T0 + 400)  # still running
+    lock.count(OTHER, t0)  # stale by t0 + 100
+    lock.count(SERIAL, t0 + 90)  # current
+    lock.lock("AA", t0 + 20)  # ended
+    lock.lock("BB", t0 + 400)  # still running
     (tmp_path / ".CC.1.2.tmp").write_text("")  # a killed worker's, made "now" (ctime)
-    assert lock.prune(T0 + 30) == 1  # only AA's ended lock; the rest is recent
-    assert lock.prune(T0 + 100) == 2  # OTHER's count (a window old), the temporary file
+    assert lock.prune(t0 + 30) == 1  # only AA's ended lock; the rest is recent
+    assert lock.prune(t0 + 100) == 2  # OTHER's count (a window old), the temporary file
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f"{SERIAL}.denials", "BB.lock"])
-    assert lock.locked_until("BB", T0 + 100) == pytest.approx(T0 + 400, abs=1e-3)
+    assert lock.locked_until("BB", t0 + 100) == pytest.approx(t0 + 400, abs=1e-3)
 
 
 def test_only_a_serial_names_a_file(tmp_path):
