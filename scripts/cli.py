@@ -154,7 +154,7 @@ def cmd_lockout(args: argparse.Namespace) -> int:
         "off": {"threshold": 0.0},
         "clear": current,
     }.get(chosen[0] if chosen else "", {**current, **given})
-    env = {lockout.CHOICES[name]: str(value) for name, value in choice.items()}
+    env = {lockout.CHOICES[name]: lockout.setting_value(v) for name, v in choice.items()}
     problems = [p for p in settings_problems(env) if p.startswith("ZT_VERIFIER_LOCKOUT")]
     if problems:
         raise StepFailed("refused:\n  " + "\n  ".join(problems))

@@ -64,14 +64,15 @@ def save(choice: Mapping[str, float]) -> None:
     write_atomic(config.LOCKOUT_SETTING, json.dumps(data, sort_keys=True) + "\n")
 
 
-def _number(value: float) -> str:
+def setting_value(value: float) -> str:
+    """A number as the verifier reads it (a whole number without a fraction)."""
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def verifier_env() -> dict[str, str]:
     """The verifier's ``ZT_VERIFIER_LOCKOUT_*`` settings: its folder and any saved numbers."""
     env = {"ZT_VERIFIER_LOCKOUT_DIR": str(config.LOCKOUT_DIR)}
-    env.update({CHOICES[name]: _number(value) for name, value in sorted(saved().items())})
+    env.update({CHOICES[name]: setting_value(value) for name, value in sorted(saved().items())})
     return env
 
 
@@ -80,7 +81,7 @@ def describe(choice: Mapping[str, float]) -> str:
         return "the verifier's defaults (verifier/settings.py)"
     if choice.get("threshold") == 0:
         return "off"
-    return ", ".join(f"{name} {_number(value)}" for name, value in sorted(choice.items()))
+    return ", ".join(f"{name} {setting_value(value)}" for name, value in sorted(choice.items()))
 
 
 def prepare_folder() -> None:

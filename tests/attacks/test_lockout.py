@@ -38,7 +38,13 @@ WINDOW_SECONDS = 60
 PERIOD_SECONDS = 30
 """Short enough to wait for, long enough to outlast a ``zt rotate`` on 2 busy cores."""
 TOO_MANY = {"error": "too many requests"}
-FORGED = "eyJhbGciOiJSUzI1NiIsImtpZCI6Im5vIn0.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+
+
+def forged(token: str) -> str:
+    """``token`` (Keycloak's, a known ``kid``) with a signature of zero bytes: refused as
+    ``token_signature_invalid``, a refusal that counts (an unknown ``kid`` would not)."""
+    header, payload, _ = token.split(".")
+    return f"{header}.{payload}.{'A' * 342}"
 
 
 @pytest.fixture
@@ -62,13 +68,13 @@ def _send(
     return r, window.trail()
 
 
-def _lock_out(log_since, cert: tuple[str, str]) -> None:
+def _lock_out(log_since, cert: tuple[str, str], token: str) -> None:
     """THRESHOLD refused tokens (each decided and audited), then the verifier's lockout."""
     for i in range(THRESHOLD):
-        r, trail = _send(log_since, cert, FORGED)
+        r, trail = _send(log_since, cert, forged(token))
         assert r.status_code == 401, (i, r.status_code, r.text)
-        assert len(trail.audit) == 1 and trail.reasons[0] != "locked_out", trail.audit
-    r, trail = _send(log_since, cert, FORGED)
+        assert trail.reasons == ["token_signature_invalid"], trail.audit
+    r, trail = _send(log_since, cert, forged(token))
     assert r.status_code == 429, r.text
     assert trail.reasons == ["locked_out"], trail.audit  # the verifier's own refusal
     assert trail.nginx["auth_reason"] == "locked_out" and trail.api == []
@@ -98,7 +104,7 @@ def test_eleven_refused_tokens_lock_the_certificate_out_until_the_period_ends(
 ):
     endpoint = identity["token_endpoint"]
     good = fetch_token("python-client", attacker.files, endpoint)  # bound to the attacker's
-    _lock_out(log_since, attacker.files)
+    _lock_out(log_since, attacker.files, good)
     locked_at = time.monotonic()
 
     # Even a good token, any method: refused by nginx, without a verifier call.
@@ -136,7 +142,7 @@ def test_the_lockout_holds_with_the_decision_cache_off(log_since, attacker, iden
     good = fetch_token("python-client", attacker.files, identity["token_endpoint"])
     nginx.set_authz_cache(False)
     try:
-        _lock_out(log_since, attacker.files)
+        _lock_out(log_since, attacker.files, good)
         r, trail = _send(log_since, attacker.files, good)
         _assert_refused_by_nginx(r, trail)
         assert trail.nginx["auth_cache"] == ""  # no decision cache on the way
@@ -153,8 +159,9 @@ def test_refused_tokens_of_one_certificate_never_lock_out_another(
     (tmp_path / "other").mkdir()
     other = issue_throwaway(tmp_path / "other")
     for cert in (attacker.files, other.files):
+        bad = forged(fetch_token("python-client", cert, identity["token_endpoint"]))
         for _ in range(THRESHOLD - 1):
-            r, _trail = _send(log_since, cert, FORGED)
+            r, _trail = _send(log_since, cert, bad)
             assert r.status_code == 401, r.text
     for cert in (attacker.files, other.files):
         _assert_allowed(
