@@ -22,7 +22,7 @@ import json
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from scripts import config
 from scripts.files import read_json, write_atomic
@@ -41,7 +41,7 @@ EPOCH: Final = "epoch"
 saving (even the same numbers again) starts nginx's lockout cache empty."""
 
 
-def _file() -> dict[str, object]:
+def _file() -> dict[str, Any]:
     if not config.LOCKOUT_SETTING.exists():
         return {}
     found = read_json(config.LOCKOUT_SETTING)
@@ -53,7 +53,7 @@ def _file() -> dict[str, object]:
 
 def saved() -> dict[str, float]:
     """The numbers ``zt lockout`` saved; empty: the verifier's defaults."""
-    return {name: float(value) for name, value in _file().items() if name in CHOICES}  # type: ignore[arg-type]
+    return {name: float(value) for name, value in _file().items() if name in CHOICES}
 
 
 def save(choice: Mapping[str, float]) -> None:
