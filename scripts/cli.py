@@ -17,6 +17,7 @@ Each command calls one function of a layer below (``bringup``, ``pki.rotation``,
     python -m scripts.zt lifetimes --client-cert 120 --crl 180   short lifetimes (--default)
     python -m scripts.zt rollover-client-ca begin|finish   replace the client issuing CA
     python -m scripts.zt authz-cache on|off|status     nginx's decision cache (default on)
+    python -m scripts.zt lockout [--threshold N --window S --period S|--default|--off|--clear]
     python -m scripts.zt backup    one archive: OpenBao snapshot, Keycloak database, state files
     python -m scripts.zt restore <archive>             a fresh state folder from an archive
     python -m scripts.zt audit rotate  start a new audit file, anchored in the hash chain
@@ -39,8 +40,9 @@ from cryptography import x509
 from scripts import audit, backup, bringup, config, status, terraform, validate
 from scripts.files import read_json
 from scripts.pki import certs, lifetimes, rotation, schedule, watcher
-from scripts.services import auditsink, nginx, procs, systemd
+from scripts.services import apps, auditsink, lockout, nginx, procs, systemd
 from scripts.steps import StepFailed, say, step
+from verifier.settings import settings_problems
 
 
 def _run(fn: Callable[[], object]) -> Callable[[argparse.Namespace], int]:
@@ -130,6 +132,45 @@ def cmd_rollover(args: argparse.Namespace) -> int:
             rotation.rollover_begin()
         else:
             rotation.rollover_finish()
+    return 0
+
+
+def cmd_lockout(args: argparse.Namespace) -> int:
+    current = lockout.saved()
+    given = {
+        name: float(value)
+        for name, value in (
+            ("threshold", args.threshold),
+            ("window", args.window),
+            ("period", args.period),
+        )
+        if value is not None
+    }
+    chosen = [flag for flag in ("default", "off", "clear") if getattr(args, flag)]
+    if len(chosen) + bool(given) > 1:
+        raise StepFailed("give numbers, --default, --off or --clear: one of them")
+    if not chosen and not given:
+        say(f"lockout: {lockout.describe(current)}")
+        return 0
+    choice = {
+        "default": {},
+        "off": {"threshold": 0.0},
+        "clear": current,
+    }.get(chosen[0] if chosen else "", {**current, **given})
+    env = {lockout.CHOICES[name]: lockout.setting_value(v) for name, v in choice.items()}
+    problems = [p for p in settings_problems(env) if p.startswith("ZT_VERIFIER_LOCKOUT")]
+    if problems:
+        raise StepFailed("refused:\n  " + "\n  ".join(problems))
+    with step(f"lockout: {lockout.describe(choice)}; every count and lockout forgotten"):
+        lockout.save(choice)
+        lockout.clear()
+        if procs.running(config.VERIFIER) is not None:
+            did = apps.converge(apps.VERIFIER, nginx.reload_nginx_if_running)
+            say(f"    verifier {did}")
+            if did == "unchanged":
+                nginx.reload_nginx_if_running()  # its lockout cache starts empty
+        else:
+            say("    saved; applies at the next `make up`")
     return 0
 
 
@@ -316,6 +357,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     cache.add_argument("state", choices=["on", "off", "status"])
     cache.set_defaults(fn=cmd_authz_cache)
+    lock = sub.add_parser(
+        "lockout",
+        help="show or set the lockout of certificates that present refused tokens",
+        description="After THRESHOLD refused tokens from one client certificate within "
+        "WINDOW seconds, the verifier refuses that certificate for PERIOD seconds (429 "
+        "locked_out) and nginx keeps that answer, so it is refused without a verifier "
+        "call. Without options: show the numbers. Saved in the state folder; the verifier "
+        "is replaced blue/green and nginx reloaded with them. Every change (and --clear) "
+        "forgets every count and lockout. --default: the verifier's (10 in 60 s -> "
+        "300 s); --off: no lockout.",
+    )
+    lock.add_argument("--threshold", type=int, metavar="N")
+    lock.add_argument("--window", type=float, metavar="SECONDS")
+    lock.add_argument("--period", type=float, metavar="SECONDS")
+    lock.add_argument("--default", action="store_true", help="the verifier's defaults")
+    lock.add_argument("--off", action="store_true", help="no lockout (threshold 0)")
+    lock.add_argument("--clear", action="store_true", help="forget every lockout now")
+    lock.set_defaults(fn=cmd_lockout)
     units = sub.add_parser(
         "systemd-units",
         help="write systemd units for a production host (this checkout, this state folder)",

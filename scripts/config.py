@@ -258,6 +258,13 @@ PROMETHEUS_INTERVAL_SECONDS = 5
 # Our services' metrics, plain HTTP on nginx's loopback health listener (job -> path).
 METRICS_PATHS = {"verifier": "/metrics/verifier", "api": "/metrics/api", "pki": "/metrics/pki"}
 
+# --- the lockout: a certificate refused early after refused tokens (verifier/lockout.py) --
+LOCKOUT_DIR = RUN / "lockout"  # the verifier's counts and locks per serial (zt-service, 0700)
+LOCKOUT_SETTING = STATE / "verifier" / "lockout.json"  # `zt lockout` choices (absent = defaults)
+# nginx's lockout hop (nginx/snippets/lockout-hop.conf) listens on a unix socket in a
+# folder of its own that only nginx's workers may enter: nginx makes the socket 0666.
+LOCKOUT_HOP_SOCKET = RUN / "lockout-hop" / "hop.sock"
+
 # --- Keycloak ---------------------------------------------------------------
 KEYCLOAK_URL = f"https://localhost:{KEYCLOAK_PORT}"  # the hostname tokens name as `iss`
 KEYCLOAK_MGMT_URL = f"https://localhost:{KEYCLOAK_MGMT_PORT}"

@@ -16,6 +16,10 @@ Routes
                             forwarded to clients) and ``X-Accel-Expires``:
                             how many seconds nginx's decision cache may
                             keep it (0 for every deny; see ``cacheable_seconds``).
+                            A locked-out certificate (``verifier.lockout``): 403 +
+                            ``X-Auth-Reason: locked_out``, ``Retry-After`` and
+                            ``Cache-Control: max-age`` (nginx's lockout cache), both
+                            the seconds left; nginx answers the client 429.
   ``GET /metrics``          Prometheus text: decisions, latency, JWKS, token cache
                             (``verifier.metrics``; every gunicorn worker summed).
   ``GET /healthz``          200 ``{"status":"ok","problems":[],"jwks_keys":N,...,"pid":P}``
@@ -71,6 +75,7 @@ from verifier.errors import AuditUnavailable
 from verifier.event import AuthorizerEvent
 from verifier.health import health_report
 from verifier.identity import HEADER as IDENTITY_HEADER
+from verifier.lockout import answer_headers as lockout_headers
 from verifier.lru import BoundedLRU
 from verifier.policy import HTTP_METHODS
 from verifier.response import DENY, AuthorizerResponse
@@ -83,6 +88,10 @@ bp = Blueprint("verifier", __name__)
 ALL_METHODS = list(HTTP_METHODS)  # a policy rule can name exactly these
 ALLOW_HTTP_STATUS = 204
 _DENY_BODIES = {401: "unauthorized", 403: "forbidden", 503: "unavailable"}
+_WIRE_STATUS = {429: 403}
+"""nginx's ``auth_request`` turns any answer but 2xx/401/403 into a 500: a lockout
+(429) is sent as 403 + ``X-Auth-Reason: locked_out``, and nginx answers the client
+429 (nginx/snippets/lockout-refusal.conf)."""
 # Printable ASCII except '%': everything else is percent-encoded in X-Auth-* values.
 _HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 SUBJECT_HEADER = "X-Auth-Subject"
@@ -111,6 +120,8 @@ TEST_CONFIG_KEYS: Final = ("KEY_SOURCE", "REVOCATION", "CLOCK", "TESTING")
 not a setting is refused."""
 ENV_REQUIRED: Final[Mapping[str, str]] = MappingProxyType(
     {
+        "LOCKOUT_DIR": "its workers count refused tokens per certificate there "
+        "(verifier/lockout.py; LOCKOUT_THRESHOLD=0 turns the lockout off)",
         "AUDIT_LOG": "this adapter audits every decision; without a log it denies every request",
         "ASSERTION_KEY_FILE": "the API refuses every request without the verifier's "
         "identity assertion (verifier/assertion.py)",
@@ -188,10 +199,12 @@ def authz() -> Response:
         )
         # The only trail left: the record (no token in it) on gunicorn's error log.
         log.error("audit write failed (%s); denying: %s", e.detail, json.dumps(record))
+    verifier.decider.lockouts.record(response, now)  # counts refused tokens per certificate
     metrics.observe(event, response, time.perf_counter() - started)
     limit = verifier.decider.settings.decision_cache_seconds
     cache_seconds = cacheable_seconds(response, limit, now)
-    return _answer(response, cache_seconds, _signer(verifier, event, now, cache_seconds))
+    signer = _signer(verifier, event, now, cache_seconds)
+    return _answer(response, cache_seconds, signer, lockout_headers(response, now))
 
 
 def cacheable_seconds(response: AuthorizerResponse, limit: float, now: float) -> int:
@@ -241,9 +254,15 @@ def _signer(verifier: Verifier, event: AuthorizerEvent, now: float, lifetime: in
     return lambda identity: assertion.sign(key, identity, method, uri, now=now, lifetime=lifetime)
 
 
-def _answer(response: AuthorizerResponse, cache_seconds: int, signer: Signer) -> Response:
+def _answer(
+    response: AuthorizerResponse,
+    cache_seconds: int,
+    signer: Signer,
+    extra: list[tuple[str, str]],
+) -> Response:
     """The HTTP answer to nginx, every header in one list (no per-header rewrites)."""
     headers = [("X-Auth-Reason", response.reason), ("X-Accel-Expires", str(cache_seconds))]
+    headers += extra
     if response.allowed:
         identity = response.identity
         identity_json = identity.to_header()
@@ -251,7 +270,8 @@ def _answer(response: AuthorizerResponse, cache_seconds: int, signer: Signer) ->
         headers.append((IDENTITY_HEADER, identity_json))
         headers.append((assertion.HEADER, signer(identity_json)))
         return _NoContent(status=ALLOW_HTTP_STATUS, headers=headers)
-    status = response.status if response.status in _DENY_BODIES else 401
+    status = _WIRE_STATUS.get(response.status, response.status)
+    status = status if status in _DENY_BODIES else 401
     if status == 401:
         headers.append(("WWW-Authenticate", "Bearer"))
     return _json(status, {"error": _DENY_BODIES[status]}, headers)

@@ -7,6 +7,7 @@ all passed:
 
 1. transport   ``transport.parse_client_cert`` / ``check_client_cert``
                -> ``revocation.check_not_revoked`` (the cert and its issuing CA)
+               -> ``lockout.check_not_locked_out`` (too many refused tokens lately)
 2. token       ``forwarded.check_forwarded_intact`` (no header withheld by nginx)
                -> ``bearer.bearer_token`` -> ``claims.verify_token`` (keys via ``jwks``)
 3. binding     ``binding.check_binding`` (CN == ``azp``; ``cnf.x5t#S256`` == the cert's
@@ -24,7 +25,8 @@ denies (``internal_error``, 401) rather than answering 500.
 Everything with state is passed in: the key source, the revocation source and
 the caches (``verifier.caches.DecisionCaches``) are built together by the
 caller, which also refreshes the sources (``decide`` does no I/O except the
-JWKS fetch the key source may make for an unknown kid). The adapters around it:
+JWKS fetch the key source may make for an unknown kid, and the lockout source's
+one ``stat``; the adapter records refusals in it after the decision). The adapters around it:
 ``verifier.app`` (Flask, behind nginx) and ``verifier.lambda_handler`` (AWS Lambda).
 """
 
@@ -44,6 +46,7 @@ from verifier.event import AuthorizerEvent
 from verifier.forwarded import check_forwarded_intact
 from verifier.identity import Identity
 from verifier.jwks import JWKSKeySource, KeySource
+from verifier.lockout import NO_LOCKOUTS, LockoutSource, check_not_locked_out, lockout_from_settings
 from verifier.paths import canonical_path
 from verifier.policy import Policy, load_policy
 from verifier.response import ALLOW, ALLOW_STATUS, AuthorizerResponse
@@ -68,6 +71,8 @@ class Decider:
     keys: KeySource
     revocation: RevocationSource
     caches: DecisionCaches
+    lockouts: LockoutSource = NO_LOCKOUTS
+    """Certificates locked out for refused tokens (``verifier.lockout``)."""
 
     @classmethod
     def from_settings(
@@ -85,6 +90,7 @@ class Decider:
             keys=keys or JWKSKeySource.from_settings(settings),
             revocation=revocation or CRLFileSource.from_settings(settings),
             caches=DecisionCaches.from_settings(settings),
+            lockouts=lockout_from_settings(settings),
         )
 
     def decide(self, event: Mapping[str, Any] | AuthorizerEvent, now: float) -> AuthorizerResponse:
@@ -96,6 +102,7 @@ class Decider:
             revocation=self.revocation,
             caches=self.caches,
             now=now,
+            lockouts=self.lockouts,
         )
 
 
@@ -108,6 +115,7 @@ def decide(
     revocation: RevocationSource,
     caches: DecisionCaches,
     now: float,
+    lockouts: LockoutSource = NO_LOCKOUTS,
 ) -> AuthorizerResponse:
     """Allow or deny one request; never raises."""
     view = event if isinstance(event, AuthorizerEvent) else AuthorizerEvent(event)
@@ -121,6 +129,7 @@ def decide(
         )
         issuing_ca = check_client_cert(cert, settings.client_cas, now, cache=caches.issuers)
         crls_valid_until = check_not_revoked(cert.serial_number, issuing_ca, revocation, now)
+        check_not_locked_out(cert.serial, lockouts, now)  # before its token is read
         # 2. token: one bearer token, verified with Keycloak's key, valid now
         check_forwarded_intact(view)  # nginx withheld no control byte
         bearer = bearer_token(view, settings.max_token_bytes)

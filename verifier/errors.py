@@ -15,6 +15,11 @@ it inherits it from its category:
 * ``AuthorizationError`` -> 403: the principal is known but may not do this.
 * ``InternalError`` -> 401: an unexpected bug must still deny, and must not look
   like a server fault (500) that a caller could provoke and probe.
+* ``Throttled`` -> 429: the certificate presented too many refused tokens lately
+  (``verifier.lockout``); refused before its token is even read, until the
+  lockout ends. nginx's ``auth_request`` only understands 2xx/401/403, so the
+  Flask adapter sends it as 403 with ``X-Auth-Reason: locked_out`` and nginx
+  answers the client 429 (nginx/snippets/lockout-refusal.conf).
 * ``ServiceUnavailable`` -> 503: the verifier cannot decide or record safely
   right now (no audit line can be written, no current CRL to check the
   certificate against). A server-side fault the caller cannot fix, so it is not
@@ -34,6 +39,9 @@ class VerifierError(Exception):
 
     reason: str = "denied"
     status: int = 401
+    until: float = 0.0
+    """Epoch seconds until which this refusal stands whatever is presented; 0 for
+    every refusal but a lockout (``Throttled``), which is decided afresh each time."""
 
     def __init__(self, detail: str = "") -> None:
         super().__init__(detail or self.reason)
@@ -308,6 +316,25 @@ class TenantMismatch(AuthorizationError):
     """A tenant claim (e.g. ``org``) does not equal the tenant named in the path."""
 
     reason = "tenant_mismatch"
+
+
+# --- 5. throttling: a certificate that keeps presenting refused tokens ----------------
+
+
+class Throttled(VerifierError):
+    """The caller is refused for a while, whatever it presents now."""
+
+    status = 429
+
+
+class LockedOut(Throttled):
+    """This certificate presented too many refused tokens lately (``verifier.lockout``)."""
+
+    reason = "locked_out"
+
+    def __init__(self, detail: str = "", *, until: float) -> None:
+        super().__init__(detail)
+        self.until = until
 
 
 # --- faults of the verifier itself -------------------------------------------------

@@ -33,9 +33,10 @@ class AuthorizerResponse:
     identity: Identity = field(default_factory=Identity)
     method_arn: str = ""
     valid_until: float = 0.0
-    """Allow only: epoch seconds when what it rests on ends (token ``exp``, cert
+    """An allow: epoch seconds when what it rests on ends (token ``exp``, cert
     ``notAfter``, the checked CRLs' ``nextUpdate``, whichever is first); a cached
-    copy of it must expire by then."""
+    copy of it must expire by then. A lockout (``locked_out``): when it ends. Any
+    other deny: 0."""
 
     @classmethod
     def denied(
@@ -49,6 +50,7 @@ class AuthorizerResponse:
             detail=error.detail,
             identity=identity if identity is not None else Identity(),
             method_arn=method_arn,
+            valid_until=error.until,
         )
 
     @property

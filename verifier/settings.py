@@ -91,6 +91,17 @@ TOKEN_CACHE_SIZE            verified-token cache entries, >= 0; 0 turns the cach
 DECISION_CACHE_SECONDS      longest a front proxy may reuse an ALLOW (0..300; 0 = every
                             answer says ``X-Accel-Expires: 0``) (0). The bring-up sets
                             30 for nginx's decision cache; never past token exp/cert end
+LOCKOUT_DIR                 folder where the Flask adapter's workers count refused tokens
+                            per client certificate and record lockouts
+                            (``verifier.lockout``); unset: no lockout (the Lambda). The
+                            adapter started from the environment requires it
+LOCKOUT_THRESHOLD           refused tokens (401s of the token and binding checks, not
+                            ``jwks_*``/``token_key_unknown``) from one certificate within
+                            LOCKOUT_WINDOW_SECONDS that lock it out, 0..1000; 0 turns the
+                            lockout off (10)
+LOCKOUT_WINDOW_SECONDS      the window those refusals are counted in, 1..3600 (60)
+LOCKOUT_SECONDS             how long a locked-out certificate is refused (429
+                            ``locked_out``, before its token is read), 1..86400 (300)
 REQUIRE_VERIFY_HEADER       require nginx's ``X-Client-Verify: SUCCESS``; a boolean
                             (true/false, yes/no, on/off, 1/0) (true). Set false ONLY
                             behind AWS API Gateway mutual TLS, whose events carry no
@@ -139,6 +150,10 @@ MAX_JWKS_TIMEOUT_SECONDS: Final = 10.0
 MAX_UNKNOWN_KID_WAIT_SECONDS: Final = 2.0
 """A request waits on top of its own work: keep it well under nginx's 3 s
 ``proxy_read_timeout`` of the auth subrequest (nginx/snippets/authz-subrequest.conf)."""
+MAX_LOCKOUT_THRESHOLD: Final = 1000
+"""Each refusal reads its certificate's count file (at most 2x this many lines)."""
+MAX_LOCKOUT_WINDOW_SECONDS: Final = 3600.0
+MAX_LOCKOUT_SECONDS: Final = 86400.0
 _NOTHING: Final[Mapping[str, str]] = MappingProxyType({})
 
 
@@ -179,6 +194,11 @@ class Settings:
     jwks_unknown_kid_wait_seconds: float = 1.0
     require_verify_header: bool = True
     require_bound_tokens: bool = True
+    lockout_dir: str | None = None
+    """Where refused tokens are counted per certificate (``verifier.lockout``); None: no lockout."""
+    lockout_threshold: int = 10
+    lockout_window_seconds: float = 60.0
+    lockout_seconds: float = 300.0
     """RFC 8705: a token must carry ``cnf.x5t#S256`` (``verifier.binding``)."""
     token_cache_size: int = 4096
     decision_cache_seconds: float = 0.0
@@ -558,6 +578,24 @@ _SETTINGS: Final = (
         _SECONDS,
         _seconds,
         _within(0, MAX_UNKNOWN_KID_WAIT_SECONDS),
+    ),
+    _Setting("LOCKOUT_DIR", "lockout_dir", _PATH, _text, _not_empty),
+    _Setting(
+        "LOCKOUT_THRESHOLD",
+        "lockout_threshold",
+        _COUNT,
+        _count,
+        _within(0, MAX_LOCKOUT_THRESHOLD),
+    ),
+    _Setting(
+        "LOCKOUT_WINDOW_SECONDS",
+        "lockout_window_seconds",
+        _SECONDS,
+        _seconds,
+        _within(1, MAX_LOCKOUT_WINDOW_SECONDS),
+    ),
+    _Setting(
+        "LOCKOUT_SECONDS", "lockout_seconds", _SECONDS, _seconds, _within(1, MAX_LOCKOUT_SECONDS)
     ),
     _Setting("REQUIRE_VERIFY_HEADER", "require_verify_header", _BOOLEAN, _flag),
     _Setting("REQUIRE_BOUND_TOKENS", "require_bound_tokens", _BOOLEAN, _flag),

@@ -87,6 +87,22 @@ def give_to_service(path: Path, mode: int) -> None:
     os.chmod(path, mode)
 
 
+def nginx_workers_folder(path: Path) -> None:
+    """A folder only nginx's workers (and root) may enter: created if missing, 0700."""
+    path.mkdir(parents=True, exist_ok=True)
+    if privileged():
+        shutil.chown(path, user=config.NGINX_USER, group=config.GATEWAY_GROUP)
+    os.chmod(path, 0o700)
+
+
+def service_folder(path: Path) -> None:
+    """A folder the services write files in: created if missing, theirs, 0700."""
+    path.mkdir(parents=True, exist_ok=True)
+    if privileged():
+        shutil.chown(path, user=config.SERVICE_USER, group=config.SERVICE_USER)
+    os.chmod(path, 0o700)
+
+
 def service_file(path: Path) -> None:
     """A file the services append to (a log): created if missing, theirs, 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)

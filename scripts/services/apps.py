@@ -45,7 +45,7 @@ from pathlib import Path
 
 from scripts import config
 from scripts.files import read_json, write_atomic, write_secret
-from scripts.services import accounts, procs, unixhttp
+from scripts.services import accounts, lockout, procs, unixhttp
 from scripts.steps import StepFailed, say, wait_until
 from verifier.policy import load_policy
 from verifier.promexport import MULTIPROC_ENV
@@ -145,6 +145,8 @@ def verifier_env() -> dict[str, str]:
         "ZT_VERIFIER_MAX_TOKEN_LIFETIME_SECONDS": str(
             max(3600, int(identity["access_token_lifespan_seconds"]))
         ),
+        # Refused tokens per certificate: its folder, and the numbers `zt lockout` saved.
+        **lockout.verifier_env(),
     }
 
 
@@ -222,6 +224,7 @@ def _prepare_verifier() -> None:
     install_policy()
     assertion_key()
     accounts.service_file(config.AUDIT_LOG)
+    lockout.prepare_folder()
 
 
 def _prepare_api() -> None:

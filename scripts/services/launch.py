@@ -19,6 +19,10 @@ secret is ever on a command line or in supervisord's config) and then either
     the key in the state folder (``unseal.json``), so a restarted OpenBao serves again
     with no operator action.
 
+  - **no stale unix socket**: a master killed outright cannot unlink the unix sockets it
+    listens on (nginx's lockout hop), and its next start cannot bind an existing path;
+    the spec's ``stale_sockets`` are removed (sockets only) before every start.
+
   The child dies with the launcher (``PR_SET_PDEATHSIG``), signals sent to the launcher
   (TERM, HUP, QUIT, INT, USR1, USR2, WINCH) are forwarded to it, and the launcher exits
   with its status.
@@ -34,6 +38,7 @@ import json
 import os
 import signal
 import ssl
+import stat
 import subprocess
 import sys
 import threading
@@ -154,6 +159,14 @@ def _unseal(spec: dict, proc: subprocess.Popen) -> None:
         return
 
 
+def remove_stale_sockets(paths: list[str]) -> None:
+    """Unlink each path that is a unix socket (a dead master's); nothing else is touched."""
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISSOCK(os.lstat(path).st_mode):
+                os.unlink(path)
+
+
 def run_child(spec: dict) -> int:
     """Run the service as a child in its own process group; see the module docstring."""
     pid_file = Path(spec["pid_file"])
@@ -161,6 +174,7 @@ def run_child(spec: dict) -> int:
     leftovers = sweep_group(group_file)
     if leftovers:
         print(f"launch: killed {leftovers} process(es) a dead {spec['name']} left", flush=True)
+    remove_stale_sockets(spec.get("stale_sockets") or [])
     proc = subprocess.Popen(
         spec["argv"],
         env=spec["env"],

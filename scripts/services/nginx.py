@@ -24,7 +24,7 @@ import requests
 from scripts import config
 from scripts.files import read_json, write_atomic, write_secret, write_secret_json
 from scripts.pki import certs, crl
-from scripts.services import accounts, apps, procs
+from scripts.services import accounts, apps, lockout, procs
 from scripts.steps import StepFailed, wait_until
 
 NGINX_TEMPLATE = config.REPO / "nginx" / "nginx.conf.tmpl"
@@ -56,7 +56,8 @@ def nginx_values(authz_cache: Mapping[str, object], **overrides: object) -> dict
         **authz_cache,
     }
     values.update(overrides)
-    return values
+    hop = lockout.hop_values(Path(str(values["run_dir"])), Path(str(values["tmp_dir"])))
+    return {**hop, **values}
 
 
 def render_nginx(template: Path, values: Mapping[str, object], conf: Path) -> None:
@@ -225,7 +226,12 @@ def start_nginx() -> str:
             did = "reloaded"
     else:
         # "child": a master killed outright takes its workers with it (launch.py).
-        procs.start(config.NGINX, ["nginx", "-c", str(config.NGINX_CONF)], launch="child")
+        procs.start(
+            config.NGINX,
+            ["nginx", "-c", str(config.NGINX_CONF)],
+            launch="child",
+            stale_sockets=(config.LOCKOUT_HOP_SOCKET,),
+        )
         write_atomic(NGINX_FINGERPRINT, nginx_fingerprint() + "\n")
     wait_until(
         f"nginx on {config.GATEWAY_URL}",

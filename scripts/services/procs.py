@@ -62,6 +62,7 @@ def read_pid(pid_file: Path) -> int | None:
 # Kernel start time of a pid (None if gone or a zombie): pid + start time identify a
 # process for good (a recycled pid has another; an exec keeps it). The launcher's.
 _start_time = launch.start_time
+_remove_stale_sockets = launch.remove_stale_sockets
 
 
 def program(svc: config.Service) -> str:
@@ -104,6 +105,7 @@ def start(
     launch: str = "exec",
     unseal: Mapping[str, str] | None = None,
     stop_seconds: float = 30.0,
+    stale_sockets: Sequence[Path] = (),
 ) -> int:
     """Start ``argv`` detached, logging to the service's log file; record its pid.
 
@@ -113,7 +115,8 @@ def start(
 
     A supervised ``svc`` becomes supervisord program ``as_program`` (default: its
     name), run by the launcher in ``launch`` mode ("exec" or "child"; ``unseal``: the
-    launcher unseals OpenBao after every start; see launch.py)."""
+    launcher unseals OpenBao after every start; ``stale_sockets``: unix sockets a killed
+    master left, removed before every start; see launch.py)."""
     svc.run_dir.mkdir(parents=True, exist_ok=True)
     svc.log_dir.mkdir(parents=True, exist_ok=True)
     if svc.port is not None:
@@ -124,8 +127,17 @@ def start(
     }
     if svc.supervised:
         return _start_supervised(
-            svc, list(argv), full_env, cwd, as_program or svc.name, launch, unseal, stop_seconds
+            svc,
+            list(argv),
+            full_env,
+            cwd,
+            as_program or svc.name,
+            launch,
+            unseal,
+            stop_seconds,
+            [str(p) for p in stale_sockets],
         )
+    _remove_stale_sockets([str(p) for p in stale_sockets])
     with open(svc.log_file, "ab") as log:
         proc = subprocess.Popen(
             list(argv),
@@ -151,6 +163,7 @@ def _start_supervised(
     launch: str,
     unseal: Mapping[str, str] | None,
     stop_seconds: float,
+    stale_sockets: list[str],
 ) -> int:
     pid_file = svc.run_dir / f"{name}.pid"
     pid_file.unlink(missing_ok=True)
@@ -162,6 +175,7 @@ def _start_supervised(
         "pid_file": str(pid_file),
         "mode": launch,
         "unseal": dict(unseal) if unseal else None,
+        "stale_sockets": stale_sockets,
     }
     supervisor.add(name, spec, svc.log_file, stop_seconds)
     if name == svc.name:

@@ -46,6 +46,7 @@ class Unit:
     after: tuple[str, ...] = ()
     reload_hup: bool = False
     stop_seconds: int = 30
+    stale_sockets: tuple[Path, ...] = ()
 
     @property
     def name(self) -> str:
@@ -97,6 +98,7 @@ def units() -> list[Unit]:
             mode="child",
             after=tuple(f"zt-{app.svc.name}.service" for app in apps.APPS),
             reload_hup=True,
+            stale_sockets=(config.LOCKOUT_HOP_SOCKET,),
         ),
         Unit(
             config.AUDIT_SINK,
@@ -142,6 +144,7 @@ def _spec(unit: Unit) -> dict:
         "pid_file": str(unit.svc.pid_file),
         "mode": unit.mode,
         "unseal": unit.unseal,
+        "stale_sockets": [str(p) for p in unit.stale_sockets],
     }
 
 

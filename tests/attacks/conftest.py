@@ -40,6 +40,7 @@ import requests
 from scripts import cli, config
 from scripts.pki import certs
 from scripts.services import apps, keycloak, openbao, procs
+from tests.lockout_profile import lockout_off
 from tests.tokens import SERVER_CA, cert_of, fetch_token
 from tests.x509_helpers import csr_pem
 from verifier.settings import Settings
@@ -58,7 +59,8 @@ def stack() -> Iterator[None]:
     down = [s.name for s in config.SERVICES if procs.running(s) is None]
     if h is None or h.get("sealed") or down or not config.IDENTITY_OUTPUTS.exists():
         assert cli.main(["up"]) == 0, "`python -m scripts.zt up` failed; see its output above"
-    yield
+    with lockout_off():  # many attacks send bad tokens on purpose (tests/lockout_profile.py)
+        yield
 
 
 @pytest.fixture(autouse=True)

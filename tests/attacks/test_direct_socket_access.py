@@ -128,3 +128,31 @@ def test_the_api_refuses_a_forged_identity_sent_straight_to_its_socket(stack, va
     assert json.loads(answer.body) == {"error": "unauthorized"}
     lines = [x for x in _api_lines_since(offset) if x["path"] == "/api/admin/stats"]
     assert [x["refused"] for x in lines] == [reason]
+
+
+def _probe(sock, user: str, group: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", _CONNECT, str(sock)],
+        user=user,
+        group=group,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_only_nginxs_workers_can_reach_the_lockout_hop(stack):
+    """nginx makes its unix sockets 0666, so the lockout hop's (which forwards to the
+    verifier) is guarded by its folder: nginx's workers only (0700) — not another
+    user, not the verifier's and the API's workers (in zt-gateway too)."""
+    assert accounts.privileged(), "the stack's accounts exist only when it runs as root"
+    sock = config.LOCKOUT_HOP_SOCKET
+    folder = sock.parent.stat()
+    assert pwd.getpwuid(folder.st_uid).pw_name == config.NGINX_USER
+    assert stat.S_IMODE(folder.st_mode) == 0o700
+    for user, group in (("www-data", "www-data"), (config.SERVICE_USER, config.GATEWAY_GROUP)):
+        denied = _probe(sock, user, group)
+        assert denied.returncode != 0 and "PermissionError" in denied.stderr, (user, denied)
+    allowed = _probe(sock, config.NGINX_USER, config.GATEWAY_GROUP)
+    assert allowed.stdout.strip() == "connected", allowed.stderr

@@ -19,6 +19,7 @@ import pytest
 from scripts import cli, config
 from scripts.pki import certs
 from scripts.services import openbao
+from tests.lockout_profile import lockout_off
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +27,8 @@ def stack() -> Iterator[None]:
     h = openbao.health()
     if h is None or h.get("sealed") or not config.PKI_OUTPUTS.exists():
         assert cli.main(["up"]) == 0, "`python -m scripts.zt up` failed; see its output above"
-    yield
+    with lockout_off():  # tests send bad tokens on purpose (tests/lockout_profile.py)
+        yield
 
 
 @pytest.fixture(scope="session")

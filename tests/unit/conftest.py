@@ -101,6 +101,8 @@ def production_env(
     monkeypatch.setenv("ZT_VERIFIER_CLIENT_CRL", str(crl_file))
     monkeypatch.setenv("ZT_VERIFIER_AUDIT_LOG", str(tmp_path / "audit.log"))
     monkeypatch.setenv("ZT_VERIFIER_ASSERTION_KEY_FILE", str(key))
+    (tmp_path / "lockout").mkdir()
+    monkeypatch.setenv("ZT_VERIFIER_LOCKOUT_DIR", str(tmp_path / "lockout"))
     return tmp_path
 
 

@@ -398,6 +398,7 @@ def test_every_reason_code_has_a_refusal_scenario():
         "internal_error": "test_a_bug_in_a_check_denies_with_internal_error",
         "audit_unavailable": "test_app.py: unwritable audit log",
         "crl_unavailable": "test_revocation.py: every way the CRLs can be unusable",
+        "locked_out": "test_lockout.py: a locked-out certificate, before its token is read",
     }
     assert set(all_reasons()) - covered == set(elsewhere)
 
