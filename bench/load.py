@@ -23,11 +23,12 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import itertools
 import resource
 import subprocess
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +54,7 @@ class Attack:
     key_file: Path
     server_ca_file: Path
     rate: float = 0.0  # requests/s (open loop); 0 = closed loop at `concurrency`
+    urls: tuple[str, ...] = ()  # sent in this order, cycled; empty: ``url`` every time
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,9 @@ def run(vegeta: Path, attack: Attack, token: str, workdir: Path) -> LoadStats:
     with (workdir / "vegeta.stderr").open("w+") as stderr:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stderr=stderr)
         feeder = threading.Thread(
-            target=_feed, args=(proc, attack.url, token, attack.max_requests), daemon=True
+            target=_feed,
+            args=(proc, attack.urls or (attack.url,), token, attack.max_requests),
+            daemon=True,
         )
         feeder.start()
         try:
@@ -163,22 +167,33 @@ def run(vegeta: Path, attack: Attack, token: str, workdir: Path) -> LoadStats:
 _FEED_BATCH = 256  # targets per write
 
 
-def _feed(proc: subprocess.Popen[bytes], url: str, token: str, count: int) -> None:
+def targets(urls: Sequence[str], token: str, count: int) -> Iterator[bytes]:
+    """``count`` vegeta targets (HTTP format) over ``urls`` in order, cycled, in batches."""
+    encoded = [f"GET {url}\nAuthorization: Bearer {token}\n\n".encode() for url in urls]
+    if len(encoded) == 1:
+        left = count
+        while left > 0:
+            batch = min(left, _FEED_BATCH)
+            yield encoded[0] * batch
+            left -= batch
+        return
+    cycle = itertools.islice(itertools.cycle(encoded), count)
+    while batch_list := list(itertools.islice(cycle, _FEED_BATCH)):
+        yield b"".join(batch_list)
+
+
+def _feed(proc: subprocess.Popen[bytes], urls: Sequence[str], token: str, count: int) -> None:
     """Write ``count`` targets to vegeta's stdin, then close it (vegeta stops at the end).
 
     The pipe blocks us while vegeta is busy; when vegeta stops at its duration
     the write fails with a broken pipe, which ends the feed.
     """
-    target = f"GET {url}\nAuthorization: Bearer {token}\n\n".encode()
     stdin = proc.stdin
     assert stdin is not None  # Popen(stdin=PIPE)
     with contextlib.suppress(BrokenPipeError, OSError, ValueError):
         # a failure means vegeta has stopped reading (its duration is over)
-        left = count
-        while left > 0:
-            batch = min(left, _FEED_BATCH)
-            stdin.write(target * batch)
-            left -= batch
+        for batch in targets(urls, token, count):
+            stdin.write(batch)
     with contextlib.suppress(BrokenPipeError, OSError, ValueError):
         stdin.close()
 

@@ -11,7 +11,12 @@ before it starts (as ``scripts/services/nginx.py`` does):
   Its own instance, not :8444, so a concurrent test's reload cannot cut a
   run's connections and a run does not flood the shared access log;
 * ``full-cached``: the same template with the decision cache ON (its own
-  cache folder and key snippet under ``.state/bench/full-cached``).
+  cache folder and key snippet under ``.state/bench/full-cached``);
+* ``full-granian``: the same template, decision cache off, whose verifier upstream
+  is the bench's granian verifier (``bench.levers``, scenario 8).
+
+The ``compare`` instance also serves the peer (scenario 6): the baseline with
+oauth2-proxy (``bench.peer``) in the ``auth_request`` slot.
 
 The full-chain instances proxy to the shared verifier and API sockets
 (read-only use). The baseline has no verifier, so no identity assertion, which
@@ -34,6 +39,7 @@ from pathlib import Path
 import requests
 
 from bench import config as bench_config
+from bench import levers, peer
 from scripts import config
 from scripts.services import accounts, apps, nginx, procs, unixhttp
 from scripts.steps import say, wait_until
@@ -63,6 +69,7 @@ class Instance:
     template: Path
     ports: tuple[int, ...]
     authz_cache: bool = False
+    verifier_socket: Path | None = None  # None: the stack's verifier
 
     @property
     def folder(self) -> Path:
@@ -85,13 +92,24 @@ class Instance:
 COMPARE = Instance(
     "compare",
     bench_config.COMPARE_TEMPLATE,
-    (bench_config.CEILING_PORT, bench_config.BASELINE_PORT, bench_config.RESUMABLE_PORT),
+    (
+        bench_config.CEILING_PORT,
+        bench_config.BASELINE_PORT,
+        bench_config.RESUMABLE_PORT,
+        bench_config.PEER_PORT,
+    ),
 )
 FULL = Instance("full", PRODUCTION_TEMPLATE, (bench_config.FULL_CHAIN_PORT,))
 FULL_CACHED = Instance(
     "full-cached", PRODUCTION_TEMPLATE, (bench_config.FULL_CHAIN_CACHED_PORT,), authz_cache=True
 )
-INSTANCES = (COMPARE, FULL, FULL_CACHED)
+FULL_GRANIAN = Instance(
+    "full-granian",
+    PRODUCTION_TEMPLATE,
+    (bench_config.FULL_CHAIN_GRANIAN_PORT,),
+    verifier_socket=levers.GRANIAN_SOCKET,
+)
+INSTANCES = (COMPARE, FULL, FULL_CACHED, FULL_GRANIAN)
 
 
 BENCH_API = config.Service("api", None, run_dir=bench_config.BENCH_DIR / "api")
@@ -144,6 +162,8 @@ def _values(instance: Instance) -> dict[str, object]:
     """Every placeholder either template uses: the stack's, with this instance's folders
     (the compare instance's baseline proxies to the bench's own API)."""
     api: dict[str, object] = {"api_socket": BENCH_API_SOCKET} if instance is COMPARE else {}
+    if instance.verifier_socket is not None:
+        api["verifier_socket"] = instance.verifier_socket
     return nginx.nginx_values(
         nginx.authz_cache_values(
             instance.authz_cache, instance.folder / "cache", instance.folder / "authz-cache.conf"
@@ -156,6 +176,8 @@ def _values(instance: Instance) -> dict[str, object]:
         ceiling_port=bench_config.CEILING_PORT,
         baseline_port=bench_config.BASELINE_PORT,
         resumable_port=bench_config.RESUMABLE_PORT,
+        peer_port=bench_config.PEER_PORT,
+        peer_socket=peer.PEER_SOCKET,
         **api,
     )
 
@@ -223,14 +245,25 @@ def stop(instance: Instance, timeout: float = 10.0) -> bool:
 
 
 @contextlib.contextmanager
-def running(instances: tuple[Instance, ...] = INSTANCES) -> Iterator[dict[str, int]]:
-    """Start ``instances`` (and the baseline's API) for the body of a ``with``; always
-    stop them after. Yields pids by instance name, and ``api`` for the bench API."""
+def running(
+    instances: tuple[Instance, ...] = INSTANCES,
+    peer_binary: Path | None = None,
+) -> Iterator[dict[str, int]]:
+    """Start ``instances`` (and the baseline's API; oauth2-proxy from ``peer_binary``
+    if given; the granian verifier if ``FULL_GRANIAN`` is one of them) for the body of
+    a ``with``; always stop them after. Yields pids by instance name, ``api`` for the
+    bench API, ``oauth2-proxy`` and ``verifier-granian``."""
     pids: dict[str, int] = {}
     try:
         if COMPARE in instances:
             pids["api"] = start_api()
             say(f"    bench API (baseline): pid {pids['api']}, {BENCH_API_SOCKET}")
+        if peer_binary is not None:
+            pids["oauth2-proxy"] = peer.start(peer_binary)
+            say(f"    oauth2-proxy (peer): pid {pids['oauth2-proxy']}, {peer.PEER_SOCKET}")
+        if FULL_GRANIAN in instances:
+            pids["verifier-granian"] = levers.start()
+            say(f"    verifier on granian: pid {pids['verifier-granian']}, {levers.GRANIAN_SOCKET}")
         for instance in instances:
             pids[instance.name] = start(instance)
             say(f"    bench nginx {instance.name}: pid {pids[instance.name]}, {instance.conf}")
@@ -243,4 +276,8 @@ def running(instances: tuple[Instance, ...] = INSTANCES) -> Iterator[dict[str, i
             (instance.logs / "nginx-access.log").unlink(missing_ok=True)
         if procs.stop(BENCH_API):
             say("    bench API stopped")
+        if peer.stop():
+            say("    oauth2-proxy stopped")
+        if levers.stop():
+            say("    verifier on granian stopped")
         (BENCH_API.run_dir / "api-requests.log").unlink(missing_ok=True)
