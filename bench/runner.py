@@ -45,9 +45,8 @@ def _attack(
     scenario: scenarios.Scenario, concurrency: int, duration: float, rate: float = 0.0
 ) -> load.Attack:
     cert, key = config.client_cert_paths(bench_config.CLIENT_IDENTITY)
-    urls = scenario.urls(bench_config.MAX_REQUESTS_PER_RUN, next(_SEEDS))
     return load.Attack(
-        urls=urls if len(urls) > 1 else (),
+        urls=scenario.urls(next(_SEEDS)) if scenario.distinct_uris else (),
         rate=rate,
         url=scenario.url,
         concurrency=concurrency,

@@ -33,7 +33,9 @@ ours against the peer (above 1: faster); 8/3 is granian against gunicorn.
 
 from __future__ import annotations
 
+import itertools
 import random
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from bench import config as bench_config
@@ -58,26 +60,31 @@ class Scenario:
         # name and how every client of the stack addresses it.
         return f"https://localhost:{self.port}{self.path}"
 
-    def urls(self, count: int, seed: int = 0) -> tuple[str, ...]:
+    def urls(self, seed: int = 0) -> Iterable[str]:
         """The URIs a run sends, in order (one URI repeated unless ``distinct_uris``)."""
         if not self.distinct_uris:
             return (self.url,)
-        return many_uris(self.url, self.distinct_uris, count, seed)
+        return many_uris(self.url, self.distinct_uris, seed)
 
 
-def many_uris(base: str, distinct: int, count: int, seed: int = 0) -> tuple[str, ...]:
-    """``count`` URIs over ``distinct`` resources, Zipf-distributed (s = 1: resource k
-    is asked 1/k as often as the first). The runner gives every run the next seed, so
-    a run does not replay the previous one's sequence (whose allows are still cached)
-    and a whole ``make bench`` sends the same sequences each time.
+def many_uris(base: str, distinct: int, seed: int = 0) -> Iterator[str]:
+    """URIs over ``distinct`` resources, without end, Zipf-distributed (s = 1: resource
+    k is asked 1/k as often as the first), drawn as they are sent. The runner gives
+    every run the next seed, so a run does not replay the previous one's sequence
+    (whose allows are still cached) and a whole ``make bench`` sends the same ones.
 
     The resource is a query parameter (``?item=<k>``): nginx's decision cache is keyed
     by the raw request URI, query included, and the API's tenant route answers it.
     """
     rng = random.Random(seed)  # noqa: S311 -- a reproducible load pattern, not a secret
-    weights = [1.0 / (k + 1) for k in range(distinct)]
-    picks = rng.choices(range(distinct), weights=weights, k=count)
-    return tuple(f"{base}?item={k}" for k in picks)
+    population = range(distinct)
+    cumulative = list(itertools.accumulate(1.0 / (k + 1) for k in population))
+    while True:
+        for k in rng.choices(population, cum_weights=cumulative, k=_DRAW):
+            yield f"{base}?item={k}"
+
+
+_DRAW = 1024  # URIs drawn at a time
 
 
 CEILING = Scenario(1, "ceiling", "mTLS, static 204", bench_config.CEILING_PORT, True, 204)
