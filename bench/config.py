@@ -39,6 +39,9 @@ FULL_CHAIN_CACHED_PORT = 8453  # the same with nginx's decision cache on
 RESUMABLE_PORT = 8454  # the ceiling with TLS session resumption on (bench/handshake.py)
 PEER_PORT = 8455  # the baseline behind oauth2-proxy in the auth_request slot (bench/peer.py)
 FULL_CHAIN_GRANIAN_PORT = 8457  # the full chain, verifier app on granian (bench/levers.py)
+FULL_CHAIN_CACHED_TMPFS_PORT = 8458  # the decision cache's files in memory (tmpfs), a lever
+# tmpfs for that cache: a folder made per run with a random name (mkdtemp), removed after.
+TMPFS = Path("/dev/shm")  # noqa: S108 -- only ever a fresh mkdtemp folder inside it
 HEALTH_PORT_OFFSET = 10  # a production-template instance's /healthz: its port + this (8462, 8463)
 COMPARE_TEMPLATE = Path(__file__).with_name("nginx.conf.tmpl")
 

@@ -16,6 +16,7 @@ from scripts.files import write_atomic
 
 MEMORY_LABELS = {
     "nginx-full-granian": "nginx (bench, full chain on granian :8457)",
+    "nginx-full-cached-tmpfs": "nginx (bench, decision cache on tmpfs :8458)",
     "oauth2-proxy": "oauth2-proxy (peer)",
     "verifier-granian": "verifier (granian, lever)",
     "nginx-bench-full": "nginx (bench, full chain :8452)",
@@ -44,6 +45,8 @@ PAIRS = (
     (8, 6),
     (8, 3),
     (7, 9),
+    (10, 7),
+    (10, 9),
 )
 
 
@@ -433,37 +436,35 @@ def _peer_tables(results: Mapping[str, Any]) -> list[str]:
                 f"| {' '.join(_fmt(v) for v in by_slice)} | {_us(gunicorn.get('verifier'))} "
                 f"| {_us(granian.get('verifier'))} |"
             )
-    many = [r for r in results["runs"] if r["scenario_number"] == 7]
+    many = [r for r in results["runs"] if r["scenario_number"] in (7, 9, 10)]
     if many:
         setting = results["settings"].get("many_uris", {})
         lines += [
             "",
-            f"## Decision cache, many URIs per token (7: {setting.get('distinct', '?')} "
+            f"## Decision cache, many URIs per token ({setting.get('distinct', '?')} "
             f"resources, {setting.get('distribution', '?')})",
             "",
-            "Hit ratio from nginx's access log (`auth_cache` of each measured request).",
+            "7 = decision cache on, 9 = off, 10 = on with its files on tmpfs (lever). "
+            "x/9 above 1: the cache pays on this workload. Hit ratio from nginx's "
+            "access log (`auth_cache` of each measured request).",
             "",
-            "7/9 is what the cache gives on this workload (9: the same URIs, no decision "
-            "cache); 7/5 what it loses against one repeated URI.",
-            "",
-            "| conc | req/s | 7/2 | 7/9 | 7/5 | p99 ms | req/s 9 | hit ratio | statuses |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+            "| # | scenario | conc | req/s | x/2 | x/9 | p50 ms | p99 ms | hit ratio | statuses |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
-        for r in sorted(many, key=lambda r: r["concurrency"]):
+        for r in sorted(many, key=lambda r: (r["concurrency"], r["scenario_number"])):
             c = r["concurrency"]
             ratio = {
                 n: _ratio(r["requests_per_second"], by_key[(n, c)]["requests_per_second"])
                 if (n, c) in by_key
                 else None
-                for n in (2, 9, 5)
+                for n in (2, 9)
             }
-            uncached = by_key.get((9, c))
             hit = r.get("authz_cache_hit_ratio")
             statuses = " ".join(f"{k} {v}" for k, v in r.get("authz_cache_status", {}).items())
             lines.append(
-                f"| {c} | {r['requests_per_second']:.0f} | {_fmt(ratio[2])} | {_fmt(ratio[9])} "
-                f"| {_fmt(ratio[5])} | {r['p99_ms']:.2f} "
-                f"| {'-' if uncached is None else _us(uncached['requests_per_second'])} "
+                f"| {r['scenario_number']} | {r['scenario']} | {c} "
+                f"| {r['requests_per_second']:.0f} | {_fmt(ratio[2])} | {_fmt(ratio[9])} "
+                f"| {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
                 f"| {'-' if hit is None else f'{hit:.1%}'} | {statuses} |"
             )
     return lines

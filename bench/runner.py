@@ -99,7 +99,7 @@ def run_all(
     verifier if ``levers``), run every scenario at every level, stop them."""
     results = LoadResults()
     closed, fixed_rate = scenarios.chosen(peer=peer_binary is not None, levers=levers)
-    instances = tuple(i for i in servers.INSTANCES if levers or i is not servers.FULL_GRANIAN)
+    instances = tuple(i for i in servers.INSTANCES if levers or i not in servers.LEVER_INSTANCES)
     with servers.running(instances, peer_binary) as bench_pids:
         for scenario in closed:
             wait_for_stack(scenario, tokens, budget)
@@ -143,6 +143,7 @@ def half_of_full_chain_maximum(runs: list[dict[str, Any]]) -> float:
 # Optional processes of ours (bench/servers.py `running`), by the name they have there.
 _OPTIONAL = {
     "nginx-full-granian": "full-granian",
+    "nginx-full-cached-tmpfs": "full-cached-tmpfs",
     "oauth2-proxy": "oauth2-proxy",
     "verifier-granian": "verifier-granian",
 }
@@ -185,7 +186,13 @@ class _Slice:
 
 # CPU is reported by component; a component is the sum of these process trees.
 _COMPONENTS = {
-    "nginx": ("nginx-compare", "nginx-full", "nginx-full-cached", "nginx-full-granian"),
+    "nginx": (
+        "nginx-compare",
+        "nginx-full",
+        "nginx-full-cached",
+        "nginx-full-granian",
+        "nginx-full-cached-tmpfs",
+    ),
     "verifier": ("verifier", "verifier-granian"),  # the stack's (gunicorn), or scenario 8's
     "api": ("api", "api-bench"),  # the baseline's own API (bench/servers.py), or the stack's
     "peer": ("oauth2-proxy",),  # scenario 6's auth hop
@@ -280,10 +287,11 @@ def _guarded_slice(
 
 
 def _access_log(scenario: scenarios.Scenario) -> Path | None:
-    """The access log whose decision-cache statuses a scenario reports (7 only)."""
-    if not scenario.distinct_uris or scenario.port != bench_config.FULL_CHAIN_CACHED_PORT:
+    """The access log whose decision-cache statuses a scenario reports (7 and 10)."""
+    cached = {i.ports[0]: i for i in servers.INSTANCES if i.authz_cache}
+    if not scenario.distinct_uris or scenario.port not in cached:
         return None
-    return servers.FULL_CACHED.logs / "nginx-access.log"
+    return cached[scenario.port].logs / "nginx-access.log"
 
 
 def _log_size(scenario: scenarios.Scenario) -> int:

@@ -22,7 +22,9 @@ path, not in the client's work (7 varies the URI, on purpose):
                     granian (Rust HTTP server, WSGI) instead of gunicorn: a lever,
                     measured, not the production setup (bench/levers.py);
 9. ``full_chain_many_uris``  scenario 7's URIs without the decision cache: 7/9 is
-                    what the cache gives on that workload.
+                    what the cache gives on that workload;
+10. ``full_chain_cached_many_uris_tmpfs``  scenario 7 with the cache's files on
+                    tmpfs: a miss stores a file from nginx's event loop (a lever).
 
 3/2 is the cost of zero trust's per-request decision (no decision cache; the
 verifier's own memo of verified token signatures is on, as in production);
@@ -146,6 +148,16 @@ FULL_CHAIN_MANY_URIS = Scenario(
     path=bench_config.MANY_URIS_PATH,
     distinct_uris=bench_config.DISTINCT_URIS,
 )
+FULL_CHAIN_CACHED_MANY_URIS_TMPFS = Scenario(
+    10,
+    "full_chain_cached_many_uris_tmpfs",
+    "same as 7, the cache's files on tmpfs (lever)",
+    bench_config.FULL_CHAIN_CACHED_TMPFS_PORT,
+    True,
+    200,
+    path=bench_config.MANY_URIS_PATH,
+    distinct_uris=bench_config.DISTINCT_URIS,
+)
 SCENARIOS = (
     CEILING,
     BASELINE,
@@ -155,6 +167,7 @@ SCENARIOS = (
     PEER,
     FULL_CHAIN_CACHED_MANY_URIS,
     FULL_CHAIN_MANY_URIS,
+    FULL_CHAIN_CACHED_MANY_URIS_TMPFS,
     FULL_CHAIN_GRANIAN,
 )
 # Compared at a fixed request rate (half the full chain's maximum): the auth hop's latency.
@@ -163,7 +176,8 @@ LATENCY_SCENARIOS = (BASELINE, FULL_CHAIN, FULL_CHAIN_CACHED, PEER)
 
 def chosen(peer: bool, levers: bool) -> tuple[tuple[Scenario, ...], tuple[Scenario, ...]]:
     """The closed-loop and fixed-rate scenarios of a run (``--no-peer``, ``--no-levers``)."""
-    skip = {n for n, keep in ((PEER.number, peer), (FULL_CHAIN_GRANIAN.number, levers)) if not keep}
+    lever = (FULL_CHAIN_GRANIAN.number, FULL_CHAIN_CACHED_MANY_URIS_TMPFS.number)
+    skip = ({PEER.number} if not peer else set()) | (set(lever) if not levers else set())
     return (
         tuple(s for s in SCENARIOS if s.number not in skip),
         tuple(s for s in LATENCY_SCENARIOS if s.number not in skip),

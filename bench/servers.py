@@ -13,7 +13,9 @@ before it starts (as ``scripts/services/nginx.py`` does):
 * ``full-cached``: the same template with the decision cache ON (its own
   cache folder and key snippet under ``.state/bench/full-cached``);
 * ``full-granian``: the same template, decision cache off, whose verifier upstream
-  is the bench's granian verifier (``bench.levers``, scenario 8).
+  is the bench's granian verifier (``bench.levers``, scenario 8);
+* ``full-cached-tmpfs``: ``full-cached`` with the cache's files in ``/dev/shm``
+  (scenario 10: a miss writes a file from nginx's event loop; in memory, no disk).
 
 The ``compare`` instance also serves the peer (scenario 6): the baseline with
 oauth2-proxy (``bench.peer``) in the ``auth_request`` slot.
@@ -31,7 +33,9 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shutil
 import signal
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +74,7 @@ class Instance:
     ports: tuple[int, ...]
     authz_cache: bool = False
     verifier_socket: Path | None = None  # None: the stack's verifier
+    tmpfs_cache: bool = False  # the decision cache's files on tmpfs, not in its folder
 
     @property
     def folder(self) -> Path:
@@ -109,7 +114,15 @@ FULL_GRANIAN = Instance(
     (bench_config.FULL_CHAIN_GRANIAN_PORT,),
     verifier_socket=levers.GRANIAN_SOCKET,
 )
-INSTANCES = (COMPARE, FULL, FULL_CACHED, FULL_GRANIAN)
+FULL_CACHED_TMPFS = Instance(
+    "full-cached-tmpfs",
+    PRODUCTION_TEMPLATE,
+    (bench_config.FULL_CHAIN_CACHED_TMPFS_PORT,),
+    authz_cache=True,
+    tmpfs_cache=True,
+)
+INSTANCES = (COMPARE, FULL, FULL_CACHED, FULL_GRANIAN, FULL_CACHED_TMPFS)
+LEVER_INSTANCES = (FULL_GRANIAN, FULL_CACHED_TMPFS)  # skipped by --no-levers
 
 
 BENCH_API = config.Service("api", None, run_dir=bench_config.BENCH_DIR / "api")
@@ -166,7 +179,9 @@ def _values(instance: Instance) -> dict[str, object]:
         api["verifier_socket"] = instance.verifier_socket
     return nginx.nginx_values(
         nginx.authz_cache_values(
-            instance.authz_cache, instance.folder / "cache", instance.folder / "authz-cache.conf"
+            instance.authz_cache,
+            _tmpfs.get(instance.name, instance.folder / "cache"),
+            instance.folder / "authz-cache.conf",
         ),
         run_dir=instance.folder,
         log_dir=instance.logs,
@@ -182,9 +197,19 @@ def _values(instance: Instance) -> dict[str, object]:
     )
 
 
+# Per run: instance name -> its decision cache folder inside a fresh tmpfs folder.
+_tmpfs: dict[str, Path] = {}
+
+
 def render(instance: Instance) -> None:
     """Render ``instance``'s template and have ``nginx -t`` accept it."""
     instance.logs.mkdir(parents=True, exist_ok=True)
+    if instance.tmpfs_cache and instance.name not in _tmpfs:
+        # A random name made by us (0700, opened to traversal only): nobody can have
+        # placed anything there. nginx makes the cache folder inside, owned by its workers.
+        parent = Path(tempfile.mkdtemp(prefix="zt-bench-authz-", dir=bench_config.TMPFS))
+        parent.chmod(0o711)
+        _tmpfs[instance.name] = parent / "cache"
     nginx.render_nginx(instance.template, _values(instance), instance.conf)
 
 
@@ -274,6 +299,8 @@ def running(
                 say(f"    bench nginx {instance.name} stopped")
             # One line per request (tens of MB a run); the error log is kept.
             (instance.logs / "nginx-access.log").unlink(missing_ok=True)
+            if instance.name in _tmpfs:  # memory, not disk: not kept
+                shutil.rmtree(_tmpfs.pop(instance.name).parent, ignore_errors=True)
         if procs.stop(BENCH_API):
             say("    bench API stopped")
         if peer.stop():
