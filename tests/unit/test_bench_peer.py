@@ -13,7 +13,7 @@ from collections import Counter
 
 import pytest
 
-from bench import hits, load, peer, report, scenarios
+from bench import costs, hits, load, peer, report, scenarios
 
 CPU = {"nginx": 100.0, "verifier": None, "api": 500.0, "peer": None, "client": 200.0}
 
@@ -189,3 +189,22 @@ def test_peer_settings_hold_fresh_secrets_and_the_verifiers_audience(tmp_path):
 )
 def test_peer_settings_are_written_as_toml_values(value, toml):
     assert peer._toml(value) == toml
+
+
+def test_the_cost_model_scales_measured_cpu_to_10k_requests_per_second():
+    runs = [
+        {**_run(3, 8, 500, 9.0, verifier=1000.0, nginx=300.0), "authz_cache_hit_ratio": None},
+        {**_run(6, 8, 600, 9.0, peer=600.0)},
+        {**_run(7, 8, 500, 9.0), "authz_cache_hit_ratio": 0.5},
+    ]
+    text = "\n".join(
+        costs.model(
+            {"runs": runs, "started_at": "t"},
+            {"keycloak_cpu_us_per_token": 27_000.0, "tokens": 10, "wall_ms_per_token": 50.0},
+            clients=270,
+        )
+    )
+    assert "| verifier, gunicorn, no decision cache (3) | 1000 | 10.0 |" in text
+    assert "| verifier, gunicorn, decision cache at 50% hits (7) | 1000 | 5.0 |" in text
+    assert "| oauth2-proxy in the same slot (6) | 600 | 6.0 |" in text
+    assert "ask 1.00 tokens/s: 0.027 vCPU" in text  # 270 clients / 270 s per token
