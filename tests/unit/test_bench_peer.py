@@ -208,3 +208,24 @@ def test_the_cost_model_scales_measured_cpu_to_10k_requests_per_second():
     assert "| verifier, gunicorn, decision cache at 50% hits (7) | 1000 | 5.0 |" in text
     assert "| oauth2-proxy in the same slot (6) | 600 | 6.0 |" in text
     assert "ask 1.00 tokens/s: 0.027 vCPU" in text  # 270 clients / 270 s per token
+
+
+def test_the_ratio_table_has_ours_over_oauth2_proxy_columns():
+    results = _results(ours_rps=660, ours_p99=9.0, ours_cpu=400, cached_p99=5.0)
+    results |= {
+        "started_at": "t",
+        "runtime_seconds": 1,
+        "machine": {"cpus": 2, "loadavg_at_start": [1.0], "nginx": "nginx"},
+        "load_tool": {"name": "vegeta", "version": "v"},
+        "settings": {"duration_seconds": 5, "warmup_seconds": 1, "max_requests_per_run": 1},
+        "memory": {"idle": {}, "under_load": {}},
+        "parity_gaps": [],
+        "core": None,
+        "latency_runs": [],
+    }
+    for run in results["runs"]:
+        run |= {"scenario": "s", "p90_ms": 1.0, "errors": 0, "requests": 1}
+        run |= {"attempts": 1, "disturbed": []}
+    text = report.markdown(results)
+    assert "| ours / oauth2-proxy req/s (3/6) | p99 (3/6) |" in text
+    assert "| 8 | 0.66 | - | 0.96 | 1.00 | - | 1.00 | 1.80 | - | 1.00 | 1.10 | 0.90 |" in text
