@@ -38,7 +38,7 @@ from scripts.steps import say
 MAX_ATTEMPTS = 2
 
 
-_SEEDS = itertools.count(1)  # scenario 7: each run's own URI sequence (scenarios.many_uris)
+_SEEDS = itertools.count(1)  # 7, 9, 10: each run's own URI sequence (scenarios.many_uris)
 
 
 def _attack(
@@ -181,7 +181,7 @@ class _Slice:
     disturbed: list[str]
     attempts: int
     discarded: list[dict[str, Any]]
-    cache_status: dict[str, int] = field(default_factory=dict)  # scenario 7: nginx's log
+    cache_status: dict[str, int] = field(default_factory=dict)  # 7 and 10: nginx's log
 
 
 # CPU is reported by component; a component is the sum of these process trees.
