@@ -61,5 +61,5 @@ test-all: ## `make test` (includes the short fuzz) + `make fuzz` (the long run)
 	@$(MAKE) --no-print-directory fuzz
 
 .PHONY: bench
-bench: venv ## cost of zero trust vs its own baseline (needs `make up`; ~2 min; bench/README.md)
-	@$(PY) -m bench
+bench: venv ## cost of zero trust vs its baseline and oauth2-proxy (needs `make up`; ~5 min; bench/README.md)
+	@$(PY) -m bench $(BENCH_ARGS)

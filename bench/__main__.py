@@ -2,9 +2,11 @@
 
 One invocation measures everything it compares, on this machine, now:
 
-1. installs the pinned load generator (vegeta) into the tool cache if missing;
-2. starts the benchmark's own nginx instances on 127.0.0.1:8450-8453
-   (``bench.servers``; the shared stack's nginx is never touched);
+1. installs the pinned load generator (vegeta) and the peer (oauth2-proxy) into the
+   tool cache if missing;
+2. starts the benchmark's own nginx instances on 127.0.0.1:8450-8457
+   (``bench.servers``; the shared stack's nginx is never touched), oauth2-proxy
+   (``bench.peer``) and a second verifier on granian (``bench.levers``);
 3. runs every scenario (``bench.scenarios``) at each concurrency level
    (``bench.runner``: concurrency-major so the runs compared in a ratio are
    seconds apart; CPU and memory of every process tree around each run; a run
@@ -32,7 +34,7 @@ import time
 from typing import Any
 
 from bench import config as bench_config
-from bench import core, install, report, runner, scenarios, servers, stack
+from bench import core, install, levers, report, runner, scenarios, servers, stack
 from bench.tokens import token_source
 from scripts.steps import StepFailed, say, step
 
@@ -102,6 +104,16 @@ def main(argv: list[str] | None = None) -> int:
         "(default %(default)s, 1 = one block per scenario)",
     )
     parser.add_argument("--no-profile", action="store_true", help="skip the cProfile of decide()")
+    parser.add_argument(
+        "--no-peer",
+        action="store_true",
+        help="skip scenario 6, oauth2-proxy in the auth_request slot (and its go install)",
+    )
+    parser.add_argument(
+        "--no-levers",
+        action="store_true",
+        help="skip scenario 8, the verifier app served by granian",
+    )
     args = parser.parse_args(argv)
 
     started = time.monotonic()
@@ -110,6 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with step(f"load generator: vegeta {bench_config.VEGETA_VERSION} (go install, cached)"):
             vegeta = install.install_vegeta()
+        peer_binary = None
+        if not args.no_peer:
+            with step(
+                f"peer: oauth2-proxy {bench_config.OAUTH2_PROXY_VERSION} (go install, cached)"
+            ):
+                peer_binary = install.install_oauth2_proxy()
         budget = stack.WaitBudget()
         with step("stack and token"):
             stack.shared_pids()  # fails at once, naming what is down, if the stack is not up
@@ -121,14 +139,23 @@ def main(argv: list[str] | None = None) -> int:
             )
             shared = stack.shared_pids()
             say(f"    running: {', '.join(f'{n}={p}' for n, p in shared.items())}")
-        total = len(args.concurrency) * len(scenarios.SCENARIOS)
+        closed, _ = scenarios.chosen(peer=not args.no_peer, levers=not args.no_levers)
+        total = len(args.concurrency) * len(closed)
         with step(
             f"load: {total} runs x ({args.warmup:g} s warm-up + {args.duration:g} s) "
             f"in {args.slices} interleaved slices, "
             f"concurrency {','.join(map(str, args.concurrency))}"
         ):
             loaded = runner.run_all(
-                vegeta, tokens, args.concurrency, args.duration, args.warmup, budget, args.slices
+                vegeta,
+                tokens,
+                args.concurrency,
+                args.duration,
+                args.warmup,
+                budget,
+                args.slices,
+                peer_binary=peer_binary,
+                levers=not args.no_levers,
             )
         with step("verifier core vs openssl speed rsa2048"):
             core_result = core.run_core(budget, profile=not args.no_profile)
@@ -146,6 +173,14 @@ def main(argv: list[str] | None = None) -> int:
             "nginx": _version(["nginx", "-v"]),
             "openssl": _version(["openssl", "version"]),
         },
+        "peer": None
+        if args.no_peer
+        else {
+            "name": "oauth2-proxy",
+            "version": bench_config.OAUTH2_PROXY_VERSION,
+            "module": bench_config.OAUTH2_PROXY_MODULE,
+            "binary": str(bench_config.OAUTH2_PROXY),
+        },
         "load_tool": {
             "name": "vegeta",
             "version": bench_config.VEGETA_VERSION,
@@ -160,6 +195,14 @@ def main(argv: list[str] | None = None) -> int:
             "max_requests_per_run": bench_config.MAX_REQUESTS_PER_RUN,
             "path": bench_config.TARGET_PATH,
             "client_identity": bench_config.CLIENT_IDENTITY,
+            "many_uris": {
+                "path": bench_config.MANY_URIS_PATH,
+                "distinct": bench_config.DISTINCT_URIS,
+                "distribution": "Zipf s=1",
+            },
+            "levers": None
+            if args.no_levers
+            else {"granian_argv": levers.granian_argv(levers.GRANIAN_SOCKET)},
         },
         "parity_gaps": servers.parity_gaps(),
         "runs": loaded.runs,

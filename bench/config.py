@@ -18,12 +18,18 @@ VEGETA_VERSION = "v12.13.0"
 VEGETA = config.BIN / f"vegeta-{VEGETA_VERSION}"  # versioned: a new pin installs next to it
 VEGETA_LINK = config.BIN / "vegeta"  # for humans after `. .state/env.sh`
 
+# --- the peer in the same auth_request slot (bench/peer.py), pinned the same way --
+OAUTH2_PROXY_MODULE = "github.com/oauth2-proxy/oauth2-proxy/v7"
+OAUTH2_PROXY_VERSION = "v7.15.6"
+OAUTH2_PROXY = config.BIN / f"oauth2-proxy-{OAUTH2_PROXY_VERSION}"
+
 # --- where a run writes (git-ignored state folder) ---------------------------
 BENCH_DIR = config.STATE / "bench"
 BENCH_WORK = BENCH_DIR / "work"  # vegeta targets and raw results of the last run
 RESULTS_JSON = BENCH_DIR / "results.json"  # the last run; history/ keeps every run
 RESULTS_MD = BENCH_DIR / "results.md"
 HISTORY = BENCH_DIR / "history"
+PEER_DIR = BENCH_DIR / "peer"  # oauth2-proxy's settings (0600, secrets per run), socket, log
 
 # --- our own nginx instances (loopback; the shared stack's :8444 is not touched) --
 CEILING_PORT = 8450  # mTLS + static 204
@@ -31,12 +37,21 @@ BASELINE_PORT = 8451  # mTLS -> API, no auth_request
 FULL_CHAIN_PORT = 8452  # nginx/nginx.conf.tmpl rendered verbatim: mTLS -> verifier -> API
 FULL_CHAIN_CACHED_PORT = 8453  # the same with nginx's decision cache on
 RESUMABLE_PORT = 8454  # the ceiling with TLS session resumption on (bench/handshake.py)
+PEER_PORT = 8455  # the baseline behind oauth2-proxy in the auth_request slot (bench/peer.py)
+FULL_CHAIN_GRANIAN_PORT = 8457  # the full chain, verifier app on granian (bench/levers.py)
+FULL_CHAIN_CACHED_TMPFS_PORT = 8458  # the decision cache's files in memory (tmpfs), a lever
+# tmpfs for that cache: a folder made per run with a random name (mkdtemp), removed after.
+TMPFS = Path("/dev/shm")  # noqa: S108 -- only ever a fresh mkdtemp folder inside it
 HEALTH_PORT_OFFSET = 10  # a production-template instance's /healthz: its port + this (8462, 8463)
 COMPARE_TEMPLATE = Path(__file__).with_name("nginx.conf.tmpl")
 
 # --- what a run does -----------------------------------------------------------
 CLIENT_IDENTITY = "python-client"
 TARGET_PATH = "/api/resource"
+# Scenario 7: one token, many resources of its tenant (python-client's org is acme;
+# the policy's /api/tenants/{org}/** rule, the API's tenant route).
+MANY_URIS_PATH = "/api/tenants/acme/resource"
+DISTINCT_URIS = 10_000
 CONCURRENCY = (1, 8, 32)
 DURATION_SECONDS = 5.0
 WARMUP_SECONDS = 1.0

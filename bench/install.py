@@ -35,6 +35,20 @@ def install_vegeta() -> Path:
     return binary
 
 
+def install_oauth2_proxy() -> Path:
+    """The pinned oauth2-proxy binary (the peer scenario), built with ``go install``
+    on first use like vegeta."""
+    binary = bench_config.OAUTH2_PROXY
+    tools.go_install(
+        bench_config.OAUTH2_PROXY_MODULE,
+        bench_config.OAUTH2_PROXY_VERSION,
+        binary.parent,
+        binary.name,
+    )
+    say(f"    oauth2-proxy {bench_config.OAUTH2_PROXY_VERSION} -> {binary}")
+    return binary
+
+
 def _link(binary: Path) -> None:
     """Point ``BIN/vegeta`` at the pinned binary (atomically), for use by hand."""
     link = bench_config.VEGETA_LINK

@@ -23,12 +23,13 @@ such a moment measures the fault, not the gateway, so each run is guarded:
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench import config as bench_config
-from bench import handshake, load, scenarios, servers, usage
+from bench import handshake, hits, load, scenarios, servers, usage
 from bench.stack import WaitBudget, running_pids, wait_for_stack
 from client.token import TokenSource
 from scripts import config
@@ -37,11 +38,15 @@ from scripts.steps import say
 MAX_ATTEMPTS = 2
 
 
+_SEEDS = itertools.count(1)  # 7, 9, 10: each run's own URI sequence (scenarios.many_uris)
+
+
 def _attack(
     scenario: scenarios.Scenario, concurrency: int, duration: float, rate: float = 0.0
 ) -> load.Attack:
     cert, key = config.client_cert_paths(bench_config.CLIENT_IDENTITY)
     return load.Attack(
+        urls=scenario.urls(next(_SEEDS)) if scenario.distinct_uris else (),
         rate=rate,
         url=scenario.url,
         concurrency=concurrency,
@@ -87,23 +92,28 @@ def run_all(
     warmup: float,
     budget: WaitBudget,
     slices: int = bench_config.SLICES,
+    peer_binary: Path | None = None,
+    levers: bool = True,
 ) -> LoadResults:
-    """Start our nginx instances, run every scenario at every level, stop them."""
+    """Start our nginx instances (and oauth2-proxy from ``peer_binary``, the granian
+    verifier if ``levers``), run every scenario at every level, stop them."""
     results = LoadResults()
-    with servers.running() as bench_pids:
-        for scenario in scenarios.SCENARIOS:
+    closed, fixed_rate = scenarios.chosen(peer=peer_binary is not None, levers=levers)
+    instances = tuple(i for i in servers.INSTANCES if levers or i not in servers.LEVER_INSTANCES)
+    with servers.running(instances, peer_binary) as bench_pids:
+        for scenario in closed:
             wait_for_stack(scenario, tokens, budget)
         results.idle = usage.measure(_memory_roots(bench_pids))
         guard = _Guard(vegeta, tokens, bench_pids, budget, results)
         for concurrency in levels:  # concurrency-major: a ratio's runs are seconds apart
             level = (concurrency, duration, warmup, 0.0)  # closed loop
-            for record in _interleaved(guard, scenarios.SCENARIOS, level, slices):
+            for record in _interleaved(guard, closed, level, slices):
                 results.runs.append(record)
                 _say_run(record, f"c={record['concurrency']:<3}")
         rate = half_of_full_chain_maximum(results.runs)
         say(f"    latency at a fixed {rate:.0f} req/s (half the full chain's maximum):")
         level = (bench_config.LATENCY_MAX_IN_FLIGHT, duration, warmup, rate)
-        for record in _interleaved(guard, scenarios.LATENCY_SCENARIOS, level, slices):
+        for record in _interleaved(guard, fixed_rate, level, slices):
             results.latency_runs.append(record)
             _say_run(record, "")
         say("    TLS handshakes, full vs resumed (openssl s_time, TLS 1.3):")
@@ -114,10 +124,13 @@ def run_all(
 def _say_run(record: dict[str, Any], level: str) -> None:
     marks = f"  (attempt {record['attempts']})" if record["attempts"] > 1 else ""
     by_slice = "/".join(f"{s['requests_per_second']:.0f}" for s in record["slices"])
+    hits = record.get("authz_cache_hit_ratio")
+    hit_text = f"  cache hits {hits:.0%}" if hits is not None else ""
     say(
         f"    {record['scenario_number']} {record['scenario']:24} {level}"
         f"{record['requests_per_second']:8.0f} req/s  p50 {record['p50_ms']:7.2f} ms"
-        f"  p99 {record['p99_ms']:7.2f} ms  errors {record['errors']}  slices {by_slice}{marks}"
+        f"  p99 {record['p99_ms']:7.2f} ms  errors {record['errors']}  slices {by_slice}"
+        f"{hit_text}{marks}"
     )
 
 
@@ -127,6 +140,15 @@ def half_of_full_chain_maximum(runs: list[dict[str, Any]]) -> float:
     return max(1.0, round(best / 2))
 
 
+# Optional processes of ours (bench/servers.py `running`), by the name they have there.
+_OPTIONAL = {
+    "nginx-full-granian": "full-granian",
+    "nginx-full-cached-tmpfs": "full-cached-tmpfs",
+    "oauth2-proxy": "oauth2-proxy",
+    "verifier-granian": "verifier-granian",
+}
+
+
 def _memory_roots(bench_pids: dict[str, int]) -> dict[str, int]:
     """Our nginx instances and whichever shared services run right now."""
     return {
@@ -134,6 +156,7 @@ def _memory_roots(bench_pids: dict[str, int]) -> dict[str, int]:
         "nginx-bench-full-cached": bench_pids["full-cached"],
         "nginx-bench-compare": bench_pids["compare"],
         "api-bench": bench_pids["api"],
+        **{name: bench_pids[key] for name, key in _OPTIONAL.items() if key in bench_pids},
         **running_pids(),
     }
 
@@ -158,13 +181,21 @@ class _Slice:
     disturbed: list[str]
     attempts: int
     discarded: list[dict[str, Any]]
+    cache_status: dict[str, int] = field(default_factory=dict)  # 7 and 10: nginx's log
 
 
 # CPU is reported by component; a component is the sum of these process trees.
 _COMPONENTS = {
-    "nginx": ("nginx-compare", "nginx-full", "nginx-full-cached"),
-    "verifier": ("verifier",),
+    "nginx": (
+        "nginx-compare",
+        "nginx-full",
+        "nginx-full-cached",
+        "nginx-full-granian",
+        "nginx-full-cached-tmpfs",
+    ),
+    "verifier": ("verifier", "verifier-granian"),  # the stack's (gunicorn), or scenario 8's
     "api": ("api", "api-bench"),  # the baseline's own API (bench/servers.py), or the stack's
+    "peer": ("oauth2-proxy",),  # scenario 6's auth hop
 }
 
 
@@ -216,8 +247,10 @@ def _guarded_slice(
             "verifier": shared.get("verifier", -1),
             "api": shared.get("api", -1),
             "api-bench": guard.bench_pids["api"],
+            **{n: guard.bench_pids[k] for n, k in _OPTIONAL.items() if k in guard.bench_pids},
         }
         token = guard.tokens.get()
+        log_from = _log_size(scenario)
         before = usage.cpu_snapshot(cpu_roots)
         with usage.PeakSampler(
             _memory_roots(guard.bench_pids), bench_config.MEMORY_SAMPLE_INTERVAL_SECONDS
@@ -233,10 +266,11 @@ def _guarded_slice(
         )
         cpu_seconds = {
             component: None
-            if any(name in disturbed for name in names)
-            else sum(after[n].cpu_seconds - before[n].cpu_seconds for n in names)
+            if any(name in disturbed for name in names) or not any(n in after for n in names)
+            else sum(after[n].cpu_seconds - before[n].cpu_seconds for n in names if n in after)
             for component, names in _COMPONENTS.items()
         }
+        cache_status = _cache_status(scenario, log_from)
         if (disturbed or stats.errors) and attempt < MAX_ATTEMPTS:
             why = f"disturbed ({', '.join(disturbed)} restarted)" if disturbed else "errors"
             say(
@@ -248,8 +282,32 @@ def _guarded_slice(
         # Memory under load: only the attempt that counts, closed loop, full chain.
         if scenario.number in (3, 4, 5) and rate == 0 and not disturbed:
             guard.results.keep_peaks(sampler.peaks)
-        return _Slice(stats, cpu_seconds, disturbed, attempt, discarded)
+        return _Slice(stats, cpu_seconds, disturbed, attempt, discarded, cache_status)
     raise AssertionError("unreachable: the last attempt always returns")
+
+
+def _access_log(scenario: scenarios.Scenario) -> Path | None:
+    """The access log whose decision-cache statuses a scenario reports (7 and 10)."""
+    cached = {i.ports[0]: i for i in servers.INSTANCES if i.authz_cache}
+    if not scenario.distinct_uris or scenario.port not in cached:
+        return None
+    return cached[scenario.port].logs / "nginx-access.log"
+
+
+def _log_size(scenario: scenarios.Scenario) -> int:
+    log = _access_log(scenario)
+    return log.stat().st_size if log is not None and log.exists() else 0
+
+
+def _cache_status(scenario: scenarios.Scenario, offset: int) -> dict[str, int]:
+    """nginx's decision-cache status (HIT, MISS, EXPIRED ...) of the requests logged
+    since ``offset`` (the measured slice) under the scenario's path."""
+    log = _access_log(scenario)
+    if log is None or not log.exists():
+        return {}
+    with log.open("rb") as fh:
+        fh.seek(offset)
+        return hits.cache_statuses(fh.read().decode(errors="replace"), scenario.path)
 
 
 def _record(
@@ -260,7 +318,7 @@ def _record(
     per_request = 1e6 / max(stats.requests, 1)
 
     def cpu(component: str) -> float | None:
-        spent = [part.cpu_seconds[component] for part in slices]
+        spent = [part.cpu_seconds.get(component) for part in slices]
         if None in spent:
             return None  # a process exited during a slice: its CPU time is gone
         return round(sum(seconds or 0.0 for seconds in spent) * per_request, 1)
@@ -286,6 +344,7 @@ def _record(
             }
             for part in slices
         ],
+        **hits.summary([part.cache_status for part in slices]),
         "cpu_us_per_request": {
             **{component: cpu(component) for component in _COMPONENTS},
             "client": round(stats.client_cpu_seconds * per_request, 1),

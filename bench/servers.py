@@ -11,7 +11,14 @@ before it starts (as ``scripts/services/nginx.py`` does):
   Its own instance, not :8444, so a concurrent test's reload cannot cut a
   run's connections and a run does not flood the shared access log;
 * ``full-cached``: the same template with the decision cache ON (its own
-  cache folder and key snippet under ``.state/bench/full-cached``).
+  cache folder and key snippet under ``.state/bench/full-cached``);
+* ``full-granian``: the same template, decision cache off, whose verifier upstream
+  is the bench's granian verifier (``bench.levers``, scenario 8);
+* ``full-cached-tmpfs``: ``full-cached`` with the cache's files in ``/dev/shm``
+  (scenario 10: a miss writes a file from nginx's event loop; in memory, no disk).
+
+The ``compare`` instance also serves the peer (scenario 6): the baseline with
+oauth2-proxy (``bench.peer``) in the ``auth_request`` slot.
 
 The full-chain instances proxy to the shared verifier and API sockets
 (read-only use). The baseline has no verifier, so no identity assertion, which
@@ -26,7 +33,9 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shutil
 import signal
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +43,7 @@ from pathlib import Path
 import requests
 
 from bench import config as bench_config
+from bench import levers, peer
 from scripts import config
 from scripts.services import accounts, apps, nginx, procs, unixhttp
 from scripts.steps import say, wait_until
@@ -63,6 +73,8 @@ class Instance:
     template: Path
     ports: tuple[int, ...]
     authz_cache: bool = False
+    verifier_socket: Path | None = None  # None: the stack's verifier
+    tmpfs_cache: bool = False  # the decision cache's files on tmpfs, not in its folder
 
     @property
     def folder(self) -> Path:
@@ -85,13 +97,32 @@ class Instance:
 COMPARE = Instance(
     "compare",
     bench_config.COMPARE_TEMPLATE,
-    (bench_config.CEILING_PORT, bench_config.BASELINE_PORT, bench_config.RESUMABLE_PORT),
+    (
+        bench_config.CEILING_PORT,
+        bench_config.BASELINE_PORT,
+        bench_config.RESUMABLE_PORT,
+        bench_config.PEER_PORT,
+    ),
 )
 FULL = Instance("full", PRODUCTION_TEMPLATE, (bench_config.FULL_CHAIN_PORT,))
 FULL_CACHED = Instance(
     "full-cached", PRODUCTION_TEMPLATE, (bench_config.FULL_CHAIN_CACHED_PORT,), authz_cache=True
 )
-INSTANCES = (COMPARE, FULL, FULL_CACHED)
+FULL_GRANIAN = Instance(
+    "full-granian",
+    PRODUCTION_TEMPLATE,
+    (bench_config.FULL_CHAIN_GRANIAN_PORT,),
+    verifier_socket=levers.GRANIAN_SOCKET,
+)
+FULL_CACHED_TMPFS = Instance(
+    "full-cached-tmpfs",
+    PRODUCTION_TEMPLATE,
+    (bench_config.FULL_CHAIN_CACHED_TMPFS_PORT,),
+    authz_cache=True,
+    tmpfs_cache=True,
+)
+INSTANCES = (COMPARE, FULL, FULL_CACHED, FULL_GRANIAN, FULL_CACHED_TMPFS)
+LEVER_INSTANCES = (FULL_GRANIAN, FULL_CACHED_TMPFS)  # skipped by --no-levers
 
 
 BENCH_API = config.Service("api", None, run_dir=bench_config.BENCH_DIR / "api")
@@ -144,9 +175,13 @@ def _values(instance: Instance) -> dict[str, object]:
     """Every placeholder either template uses: the stack's, with this instance's folders
     (the compare instance's baseline proxies to the bench's own API)."""
     api: dict[str, object] = {"api_socket": BENCH_API_SOCKET} if instance is COMPARE else {}
+    if instance.verifier_socket is not None:
+        api["verifier_socket"] = instance.verifier_socket
     return nginx.nginx_values(
         nginx.authz_cache_values(
-            instance.authz_cache, instance.folder / "cache", instance.folder / "authz-cache.conf"
+            instance.authz_cache,
+            _tmpfs.get(instance.name, instance.folder / "cache"),
+            instance.folder / "authz-cache.conf",
         ),
         run_dir=instance.folder,
         log_dir=instance.logs,
@@ -156,13 +191,25 @@ def _values(instance: Instance) -> dict[str, object]:
         ceiling_port=bench_config.CEILING_PORT,
         baseline_port=bench_config.BASELINE_PORT,
         resumable_port=bench_config.RESUMABLE_PORT,
+        peer_port=bench_config.PEER_PORT,
+        peer_socket=peer.PEER_SOCKET,
         **api,
     )
+
+
+# Per run: instance name -> its decision cache folder inside a fresh tmpfs folder.
+_tmpfs: dict[str, Path] = {}
 
 
 def render(instance: Instance) -> None:
     """Render ``instance``'s template and have ``nginx -t`` accept it."""
     instance.logs.mkdir(parents=True, exist_ok=True)
+    if instance.tmpfs_cache and instance.name not in _tmpfs:
+        # A random name made by us (0700, opened to traversal only): nobody can have
+        # placed anything there. nginx makes the cache folder inside, owned by its workers.
+        parent = Path(tempfile.mkdtemp(prefix="zt-bench-authz-", dir=bench_config.TMPFS))
+        parent.chmod(0o711)
+        _tmpfs[instance.name] = parent / "cache"
     nginx.render_nginx(instance.template, _values(instance), instance.conf)
 
 
@@ -223,14 +270,25 @@ def stop(instance: Instance, timeout: float = 10.0) -> bool:
 
 
 @contextlib.contextmanager
-def running(instances: tuple[Instance, ...] = INSTANCES) -> Iterator[dict[str, int]]:
-    """Start ``instances`` (and the baseline's API) for the body of a ``with``; always
-    stop them after. Yields pids by instance name, and ``api`` for the bench API."""
+def running(
+    instances: tuple[Instance, ...] = INSTANCES,
+    peer_binary: Path | None = None,
+) -> Iterator[dict[str, int]]:
+    """Start ``instances`` (and the baseline's API; oauth2-proxy from ``peer_binary``
+    if given; the granian verifier if ``FULL_GRANIAN`` is one of them) for the body of
+    a ``with``; always stop them after. Yields pids by instance name, ``api`` for the
+    bench API, ``oauth2-proxy`` and ``verifier-granian``."""
     pids: dict[str, int] = {}
     try:
         if COMPARE in instances:
             pids["api"] = start_api()
             say(f"    bench API (baseline): pid {pids['api']}, {BENCH_API_SOCKET}")
+        if peer_binary is not None:
+            pids["oauth2-proxy"] = peer.start(peer_binary)
+            say(f"    oauth2-proxy (peer): pid {pids['oauth2-proxy']}, {peer.PEER_SOCKET}")
+        if FULL_GRANIAN in instances:
+            pids["verifier-granian"] = levers.start()
+            say(f"    verifier on granian: pid {pids['verifier-granian']}, {levers.GRANIAN_SOCKET}")
         for instance in instances:
             pids[instance.name] = start(instance)
             say(f"    bench nginx {instance.name}: pid {pids[instance.name]}, {instance.conf}")
@@ -241,6 +299,12 @@ def running(instances: tuple[Instance, ...] = INSTANCES) -> Iterator[dict[str, i
                 say(f"    bench nginx {instance.name} stopped")
             # One line per request (tens of MB a run); the error log is kept.
             (instance.logs / "nginx-access.log").unlink(missing_ok=True)
+            if instance.name in _tmpfs:  # memory, not disk: not kept
+                shutil.rmtree(_tmpfs.pop(instance.name).parent, ignore_errors=True)
         if procs.stop(BENCH_API):
             say("    bench API stopped")
+        if peer.stop():
+            say("    oauth2-proxy stopped")
+        if levers.stop():
+            say("    verifier on granian stopped")
         (BENCH_API.run_dir / "api-requests.log").unlink(missing_ok=True)
