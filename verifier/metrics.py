@@ -212,10 +212,11 @@ class VerifierMetrics:
 
     def sync_keys(self) -> None:
         """Key count and last success from the key source, as this worker sees them."""
-        status = self._decider.keys.status(self._clock())
+        now = self._clock()
+        status = self._decider.keys.status(now)
         self.jwks_keys.set(status.keys)
         if status.age_seconds is not None:
-            self.jwks_last_success.set(self._clock() - status.age_seconds)
+            self.jwks_last_success.set(now - status.age_seconds)
 
     def _fetched(self, succeeded: bool) -> None:
         """After every JWKS fetch attempt (on the refresh thread)."""
