@@ -87,7 +87,10 @@ def verify(files: Sequence[Path]) -> Report:
     def broken(name: str, number: int, problem: str, files_seen: int) -> Report:
         return Report(total, files_seen, Broken(name, number, problem), "")
 
+    skipped = _before_the_chain(files)
     for index, path in enumerate(files):
+        if index < skipped:
+            continue
         name = str(path)
         for number, line in enumerate(_lines(path.read_bytes()), start=1):
             if not line.endswith(b"\n"):
@@ -101,7 +104,12 @@ def verify(files: Sequence[Path]) -> Report:
             if number == 1 and index > 0 and anchor is None:
                 return broken(name, number, "does not start with a rotation anchor", index + 1)
             if expected_seq is None:
-                if anchor is not None:
+                if anchor is not None and skipped:
+                    starts_at = (
+                        f"from the anchor of {name}; {skipped} earlier file(s) from before "
+                        "the chain not checked"
+                    )
+                elif anchor is not None:
                     starts_at = f"from the anchor of {name}; earlier files not checked"
                 elif seq != 1 or prev != GENESIS:
                     return broken(name, number, _start_problem(seq), index + 1)
@@ -131,6 +139,37 @@ def verify(files: Sequence[Path]) -> Report:
             before = (name, number)
             total += 1
     return Report(total, len(files), None, starts_at)
+
+
+def _before_the_chain(files: Sequence[Path]) -> int:
+    """How many of ``files`` (oldest first) come before the last anchor that says the
+    file before it was not chained (``"previous_chained": false``) when that file is
+    from before the hash chain (its first line is no chain line: `make up` archived it
+    on the upgrade). Those files have no chain to walk; the
+    anchor itself is walked, and the next line's ``prev`` covers its bytes, so a forged
+    anchor is named as an edit."""
+    start = 0
+    for index, path in enumerate(files):
+        if index == 0:
+            continue
+        try:
+            with path.open("rb") as f:
+                first = f.readline()
+        except OSError:
+            continue  # walked (and reported) below
+        anchor = anchor_fields(first) if first.endswith(b"\n") else None
+        unchained = anchor is not None and anchor.get("previous_chained") is False
+        if unchained and not _starts_chained(files[index - 1]):  # a torn one stays checked
+            start = index
+    return start
+
+
+def _starts_chained(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            return parse_chain_fields(f.readline()) is not None
+    except OSError:
+        return True  # walked (and reported) below
 
 
 def _deleted(seq: int, expected: int) -> str:

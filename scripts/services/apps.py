@@ -58,7 +58,11 @@ READY_SECONDS = 60
 
 
 def gunicorn_argv(
-    socket: Path, target: str, *extra: str, worker_class: str = "gthread"
+    socket: Path,
+    target: str,
+    *extra: str,
+    worker_class: str = "gthread",
+    access_log: bool = True,
 ) -> list[str]:
     """gunicorn's command line for ``target`` on ``socket`` (no environment in it)."""
     return [
@@ -82,8 +86,7 @@ def gunicorn_argv(
         "--error-logfile",
         "-",
         # Error and access logs as JSON lines, into the service's log file (verifier/jsonlog.py).
-        "--access-logfile",
-        "-",
+        *(["--access-logfile", "-"] if access_log else []),
         "--logger-class",
         "verifier.jsonlog.JsonLogger",
         # gunicorn 27's control socket defaults to ~/.gunicorn/gunicorn.ctl,
@@ -200,9 +203,17 @@ class App:
     extra: tuple[str, ...] = ()
     worker_class: str = "gthread"
     health: str = "/healthz"
+    access_log: bool = True
+    """gunicorn's access log; off for the verifier, whose every answer is an audit line."""
 
     def argv(self, socket: Path) -> list[str]:
-        return gunicorn_argv(socket, self.target, *self.extra, worker_class=self.worker_class)
+        return gunicorn_argv(
+            socket,
+            self.target,
+            *self.extra,
+            worker_class=self.worker_class,
+            access_log=self.access_log,
+        )
 
     @property
     def fingerprint_file(self) -> Path:
@@ -248,6 +259,10 @@ VERIFIER = App(
     # 8190-byte header field limit; raise it so the verifier (not gunicorn) refuses
     # oversized tokens with its own reason code.
     extra=("--limit-request-field_size", "16384"),
+    # No access line per subrequest: the audit line already records each one (request
+    # id, decision, latency), and the access line went through supervisord's pipe too
+    # (make bench: see docs/benchmarks.md, "issue 18's cost").
+    access_log=False,
 )
 API = App(
     svc=config.API,

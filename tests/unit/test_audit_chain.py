@@ -289,3 +289,14 @@ def test_a_sink_that_comes_back_clears_the_problem_at_the_next_health_probe(log,
     assert receiver.recv(10) == b""
     assert sender.status()["sent"] == 0  # a probe is no line
     assert sender.status()["failed"] == 2  # the line, and the first (failed) probe
+
+
+def test_a_file_from_before_the_chain_archived_on_upgrade_is_not_walked(log):
+    # `make up` on a stack from before the chain archives its file once; verify walked
+    # that archive and called its first line "edited" forever after (found by upgrading).
+    log.write_text('{"decision":"allow"}\n{"decision":"deny"}\n')
+    rotate(log, keep=5, now=time.time())
+    write(log, 3)
+    report = verify([*archives(log), log])
+    assert report.intact, report
+    assert "before the chain" in str(report)
