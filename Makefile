@@ -20,8 +20,9 @@ up: venv ## install tools (cached), start the stack, apply Terraform, demo call
 status: venv ## service health and every issued certificate
 	@$(ZT) status
 
-down: venv ## stop every process the stack started (state is kept)
+down: venv ## stop every process either profile's stack started (state is kept)
 	@$(ZT) down
+	@if [ -d .state-ha ]; then ZT_PROFILE=ha $(ZT) down; fi
 
 clean: venv ## down, then delete the state folder
 	@$(ZT) clean
@@ -63,3 +64,15 @@ test-all: ## `make test` (includes the short fuzz) + `make fuzz` (the long run)
 .PHONY: bench
 bench: venv ## cost of zero trust vs its baseline and oauth2-proxy (needs `make up`; ~5 min; bench/README.md)
 	@$(PY) -m bench $(BENCH_ARGS)
+
+.PHONY: up-ha down-ha test-ha
+up-ha: venv ## the HA profile: PostgreSQL, 2 Keycloak nodes, 3 OpenBao raft nodes (docs/scaling.md)
+	@ZT_PROFILE=ha $(ZT) up
+
+down-ha: venv ## stop the HA profile's stack (state in .state-ha is kept)
+	@ZT_PROFILE=ha $(ZT) down
+
+test-ha: venv ## stop the default stack (same ports), bring the HA profile up, run its failure drills
+	@$(ZT) down
+	@ZT_PROFILE=ha $(ZT) up
+	@ZT_PROFILE=ha $(PY) -m pytest tests/ha

@@ -28,9 +28,11 @@ from scripts.services import (
     accounts,
     apps,
     auditsink,
+    edge,
     keycloak,
     nginx,
     openbao,
+    postgres,
     procs,
     prometheus,
     supervisor,
@@ -77,13 +79,21 @@ def ensure_client_certs() -> None:
 def up() -> None:
     """Fresh machine or running stack: install, start or converge everything, demo."""
     t0 = time.monotonic()
+    refuse_if_other_profile_runs()
+    say(f"==> profile {config.PROFILE!r}, state folder {config.STATE}")
     tools.install_all()
     with step("Accounts: unprivileged users for nginx's workers, the verifier and the API"):
         accounts.ensure()
     with step("Supervisor: supervisord runs every service and restarts any that exits"):
         supervise()
+    if config.HA:
+        with step(f"PostgreSQL: Keycloak's database ({config.HOST}:{config.POSTGRES_PORT})"):
+            say(f"    postgres: {postgres.start()}")
     with step("OpenBao: start (TLS on loopback, raft storage, not dev mode)"):
         openbao.start()
+    if config.HA:
+        with step(f"Edge: {config.VAULT_ADDR} and {config.KEYCLOAK_URL} -> their nodes"):
+            say(f"    edge: {edge.start()}")
     with step("OpenBao: initialise (first run) and unseal"):
         openbao.init_and_unseal()
     with step("terraform/pki: init (providers from the local mirror only)"):
@@ -131,6 +141,21 @@ def up() -> None:
         demo_call()
     terraform.write_env_file()
     say(f"==> stack is up in {time.monotonic() - t0:.1f}s; `make status` shows it")
+
+
+def refuse_if_other_profile_runs() -> None:
+    """Both profiles listen on the same addresses: one stack runs at a time."""
+    for other in config.PROFILES:
+        folder = (config.REPO / config.STATE_NAMES[other]).resolve()
+        if folder == config.STATE:
+            continue
+        pid = supervisor.pid_in(folder)
+        if pid is not None:
+            down = "make down" if other == "single" else "make down-ha"
+            raise StepFailed(
+                f"the {other!r} profile's stack is running (supervisord pid {pid}, state "
+                f"{folder}); both use the same ports. Stop it first: `{down}`"
+            )
 
 
 def write_workload_profiles() -> None:

@@ -22,7 +22,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-STATE = Path(os.environ.get("ZT_STATE", REPO / ".state")).resolve()
+
+# --- profile: what runs where (docs/scaling.md) ----------------------------
+# "single" (`make up`): one process per part, Keycloak on its embedded dev-file database.
+# "ha" (`make up-ha`, or ZT_PROFILE=ha): PostgreSQL, two Keycloak nodes clustered through
+# it, a three-node OpenBao raft cluster, behind a TCP edge on the same addresses. Each
+# profile has its own state folder; both listen on the same ports, so one runs at a time.
+PROFILES = ("single", "ha")
+PROFILE = os.environ.get("ZT_PROFILE") or "single"
+if PROFILE not in PROFILES:
+    raise SystemExit(f"ZT_PROFILE={PROFILE!r} is not a profile; use one of: {', '.join(PROFILES)}")
+HA = PROFILE == "ha"
+STATE_NAMES = {"single": ".state", "ha": ".state-ha"}
+STATE = Path(os.environ.get("ZT_STATE") or REPO / STATE_NAMES[PROFILE]).resolve()
 # As root the cache must be readable by the services' unprivileged user (see
 # scripts/bootstrap.sh), so it is not under root's 0700 home.
 _DEFAULT_CACHE = (
@@ -153,8 +165,33 @@ RENEWER = Service("renewer", None, supervised=True)
 AUDIT_SINK = Service("audit-sink", None, supervised=True)
 # scripts/services/prometheus.py: scrapes everything above, evaluates prometheus/rules
 PROMETHEUS = Service("prometheus", PROMETHEUS_PORT, supervised=True)
+# --- the HA profile's parts (PROFILE == "ha"; docs/scaling.md) ------------------------
+# Clients keep the single profile's addresses: the edge (an nginx `stream` proxy, TLS passed
+# through untouched, so Keycloak still sees each workload's certificate) listens on
+# VAULT_PORT and KEYCLOAK_PORT and forwards to whichever node answers.
+EDGE = Service("edge", None, supervised=True)
+POSTGRES_PORT = 15432  # loopback; not Debian's default 5432, which a host's own cluster may hold
+POSTGRES = Service("postgres", POSTGRES_PORT, supervised=True)
+POSTGRES_DIR = STATE / "postgres"  # data directory, owned by POSTGRES_USER
+POSTGRES_USER = "zt-postgres"  # PostgreSQL refuses to run as root
+# (API port, raft cluster port) per OpenBao node; the node's name is vault-<n>.
+VAULT_NODE_PORTS = ((8210, 8211), (8220, 8221), (8230, 8231))
+VAULT_NODES = tuple(
+    Service(f"vault-{n}", api, supervised=True) for n, (api, _) in enumerate(VAULT_NODE_PORTS, 1)
+)
+# (HTTPS port, management port, cluster transport port) per Keycloak node: keycloak-<n>.
+KEYCLOAK_NODE_PORTS = ((8453, 9001, 7800), (8463, 9002, 7810))
+KEYCLOAK_NODES = tuple(
+    Service(f"keycloak-{n}", https, supervised=True)
+    for n, (https, _, _) in enumerate(KEYCLOAK_NODE_PORTS, 1)
+)
+_REQUEST_PATH = (AUDIT_SINK, VERIFIER, API, NGINX, CRL_WATCHER, RENEWER, PROMETHEUS)
 # start order; `down` reverses
-SERVICES = (VAULT, KEYCLOAK, AUDIT_SINK, VERIFIER, API, NGINX, CRL_WATCHER, RENEWER, PROMETHEUS)
+SERVICES = (
+    (POSTGRES, *VAULT_NODES, EDGE, *KEYCLOAK_NODES, *_REQUEST_PATH)
+    if HA
+    else (VAULT, KEYCLOAK, *_REQUEST_PATH)
+)
 
 # supervisord's config, its programs and their launch specs (0700; specs 0600).
 SUPERVISOR_DIR = STATE / "supervisor"
@@ -228,6 +265,11 @@ NGINX_DYNAMIC_MODULES = (
     Path("/usr/lib/nginx/modules/ndk_http_module.so"),
     Path("/usr/lib/nginx/modules/ngx_http_set_misc_module.so"),
 )
+# Debian's stream module: the HA profile's edge (nginx/edge.conf.tmpl) proxies TCP.
+NGINX_STREAM_PACKAGE = "libnginx-mod-stream"
+NGINX_STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
+EDGE_DIR = STATE / "edge"
+EDGE_CONF = EDGE_DIR / "nginx.conf"
 GUNICORN_WORKERS = 2  # 2 cores
 GUNICORN_THREADS = 4  # per worker; overlaps socket I/O, the GIL bounds the CPU part
 # The verifier and the API both run gunicorn's stock gthread worker (a custom

@@ -252,13 +252,14 @@ def write_env_file() -> None:
     --credentials`` for everything that changes or is secret, each time it is sourced
     (so it is never stale after a rollover, and holds no secret itself)."""
     text = (
-        "# Source me: `. .state/env.sh` — tools, addresses and credentials to run terraform\n"
-        "# and bao by hand as `make up` runs them, e.g.\n"
+        f"# Source me: `. {config.STATE.name}/env.sh` — tools, addresses and credentials to run\n"
+        "# terraform and bao by hand as `make up` runs them, e.g.\n"
         "#   terraform -chdir=terraform/pki plan\n"
         "#   terraform -chdir=terraform/identity plan\n"
         "# Secrets (a short-lived scoped OpenBao token, the Keycloak admin password) and\n"
         "# values that change (CA generations, disabled workloads) are read from the state\n"
         "# folder each time this file is sourced; none is written here.\n"
+        f'export ZT_PROFILE="{config.PROFILE}"  # which stack `zt` and the lines below mean\n'
         f'export PATH="{config.BIN}:$PATH"\n'
         f'export TF_CLI_CONFIG_FILE="{tools.TERRAFORM_RC}"\n'
         f'export VAULT_ADDR="{config.VAULT_ADDR}"\n'

@@ -302,6 +302,8 @@ def install_nginx() -> None:
     packages = [] if shutil.which("nginx") else ["nginx"]
     if not all(module.exists() for module in config.NGINX_DYNAMIC_MODULES):
         packages.append(config.NGINX_SET_MISC_PACKAGE)
+    if not config.NGINX_STREAM_MODULE.exists():  # the HA profile's edge
+        packages.append(config.NGINX_STREAM_PACKAGE)
     # `systemd-analyze verify` checks the shipped units (`zt systemd-units`); the
     # package installs the tools only, it starts nothing on a host without systemd.
     if not shutil.which("systemd-analyze"):
@@ -324,7 +326,11 @@ def install_nginx() -> None:
         )
     out = subprocess.run(["nginx", "-V"], capture_output=True, text=True).stderr
     missing = [m for m in ("http_ssl_module", "http_auth_request_module") if m not in out]
-    missing += [str(m) for m in config.NGINX_DYNAMIC_MODULES if not m.exists()]
+    missing += [
+        str(m)
+        for m in (*config.NGINX_DYNAMIC_MODULES, config.NGINX_STREAM_MODULE)
+        if not m.exists()
+    ]
     if missing:
         raise StepFailed(
             f"nginx lacks {', '.join(missing)}; install Debian's `nginx` and "

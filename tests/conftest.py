@@ -10,6 +10,12 @@ from __future__ import annotations
 
 import pytest
 
+from scripts import config
+
+# tests/ha needs the HA profile's stack (`make test-ha` brings it up); every other suite
+# needs the single one (`make test`).
+collect_ignore = [] if config.HA else ["ha"]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(

@@ -109,11 +109,20 @@ def _is_ours(value: int) -> bool:
 
 def pid() -> int | None:
     """supervisord's pid, if it runs (its pid file names a live supervisord)."""
+    return pid_in(config.STATE)
+
+
+def pid_in(state: Path) -> int | None:
+    """The pid of the supervisord of the state folder ``state``, if one runs there (the
+    other profile's, for ``zt up``'s one-profile-at-a-time check)."""
+    pid_file = PID_FILE if state == config.STATE else state / PID_FILE.relative_to(config.STATE)
+    conf = CONF if state == config.STATE else state / CONF.relative_to(config.STATE)
     try:
-        value = int(PID_FILE.read_text().strip())
+        value = int(pid_file.read_text().strip())
+        cmdline = Path(f"/proc/{value}/cmdline").read_bytes()
     except (OSError, ValueError):
         return None
-    return value if _is_ours(value) else None
+    return value if b"supervisord" in cmdline and str(conf).encode() in cmdline else None
 
 
 def answers() -> bool:
