@@ -86,13 +86,13 @@ def up() -> None:
         accounts.ensure()
     with step("Supervisor: supervisord runs every service and restarts any that exits"):
         supervise()
-    if config.HA:
+    if config.HA_KEYCLOAK:
         with step(f"PostgreSQL: Keycloak's database ({config.HOST}:{config.POSTGRES_PORT})"):
             say(f"    postgres: {postgres.start()}")
     with step("OpenBao: start (TLS on loopback, raft storage, not dev mode)"):
         openbao.start()
     if config.HA:
-        with step(f"Edge: {config.VAULT_ADDR} and {config.KEYCLOAK_URL} -> their nodes"):
+        with step(f"Edge: one address per clustered part ({', '.join(config.HA_PARTS)})"):
             say(f"    edge: {edge.start()}")
     with step("OpenBao: initialise (first run) and unseal"):
         openbao.init_and_unseal()

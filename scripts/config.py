@@ -33,6 +33,21 @@ PROFILE = os.environ.get("ZT_PROFILE") or "single"
 if PROFILE not in PROFILES:
     raise SystemExit(f"ZT_PROFILE={PROFILE!r} is not a profile; use one of: {', '.join(PROFILES)}")
 HA = PROFILE == "ha"
+# Which parts the HA profile clusters (default: both). One alone is for working on that
+# part: ZT_HA_PARTS=openbao keeps the single Keycloak on its dev-file database.
+HA_PART_NAMES = ("keycloak", "openbao")
+HA_PARTS = tuple(
+    part.strip()
+    for part in (os.environ.get("ZT_HA_PARTS") or ",".join(HA_PART_NAMES)).split(",")
+    if part.strip()
+)
+if not HA_PARTS or set(HA_PARTS) - set(HA_PART_NAMES):
+    raise SystemExit(
+        f"ZT_HA_PARTS={os.environ.get('ZT_HA_PARTS')!r}: a comma-separated subset of "
+        f"{', '.join(HA_PART_NAMES)}"
+    )
+HA_KEYCLOAK = HA and "keycloak" in HA_PARTS  # PostgreSQL + two Keycloak nodes
+HA_OPENBAO = HA and "openbao" in HA_PARTS  # three OpenBao raft nodes
 STATE_NAMES = {"single": ".state", "ha": ".state-ha"}
 STATE = Path(os.environ.get("ZT_STATE") or REPO / STATE_NAMES[PROFILE]).resolve()
 # As root the cache must be readable by the services' unprivileged user (see
@@ -188,9 +203,11 @@ KEYCLOAK_NODES = tuple(
 _REQUEST_PATH = (AUDIT_SINK, VERIFIER, API, NGINX, CRL_WATCHER, RENEWER, PROMETHEUS)
 # start order; `down` reverses
 SERVICES = (
-    (POSTGRES, *VAULT_NODES, EDGE, *KEYCLOAK_NODES, *_REQUEST_PATH)
-    if HA
-    else (VAULT, KEYCLOAK, *_REQUEST_PATH)
+    *((POSTGRES,) if HA_KEYCLOAK else ()),
+    *(VAULT_NODES if HA_OPENBAO else (VAULT,)),
+    *((EDGE,) if HA else ()),
+    *(KEYCLOAK_NODES if HA_KEYCLOAK else (KEYCLOAK,)),
+    *_REQUEST_PATH,
 )
 
 # supervisord's config, its programs and their launch specs (0700; specs 0600).

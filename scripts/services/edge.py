@@ -33,14 +33,17 @@ FAIL_TIMEOUT_SECONDS = 2
 
 
 def routes() -> dict[str, tuple[int, tuple[int, ...]]]:
-    """Each proxied part: its name -> (the address clients use, its nodes' ports)."""
-    return {
-        "openbao": (config.VAULT_PORT, tuple(api for api, _ in config.VAULT_NODE_PORTS)),
-        "keycloak": (
+    """Each proxied part: its name -> (the address clients use, its nodes' ports); only
+    the parts the profile clusters (``config.HA_PARTS``)."""
+    parts: dict[str, tuple[int, tuple[int, ...]]] = {}
+    if config.HA_OPENBAO:
+        parts["openbao"] = (config.VAULT_PORT, tuple(api for api, _ in config.VAULT_NODE_PORTS))
+    if config.HA_KEYCLOAK:
+        parts["keycloak"] = (
             config.KEYCLOAK_PORT,
             tuple(https for https, _, _ in config.KEYCLOAK_NODE_PORTS),
-        ),
-    }
+        )
+    return parts
 
 
 def upstream_block(name: str, listen: int, nodes: tuple[int, ...]) -> str:

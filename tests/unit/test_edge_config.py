@@ -9,7 +9,13 @@ from scripts import config
 from scripts.services import edge
 
 
-def test_every_node_is_an_upstream_server() -> None:
+def _ha_routes(monkeypatch) -> None:
+    monkeypatch.setattr(config, "HA_OPENBAO", True)
+    monkeypatch.setattr(config, "HA_KEYCLOAK", True)
+
+
+def test_every_node_is_an_upstream_server(monkeypatch) -> None:
+    _ha_routes(monkeypatch)
     text = edge.render()
     for api, _ in config.VAULT_NODE_PORTS:
         assert f"server {config.HOST}:{api} " in text
@@ -20,7 +26,14 @@ def test_every_node_is_an_upstream_server() -> None:
     assert "proxy_next_upstream on;" in text
 
 
-def test_rendered_edge_passes_nginx_t(tmp_path: Path) -> None:
+def test_only_the_clustered_parts_are_proxied(monkeypatch) -> None:
+    monkeypatch.setattr(config, "HA_OPENBAO", True)
+    monkeypatch.setattr(config, "HA_KEYCLOAK", False)
+    assert set(edge.routes()) == {"openbao"}
+
+
+def test_rendered_edge_passes_nginx_t(tmp_path: Path, monkeypatch) -> None:
+    _ha_routes(monkeypatch)
     text = (
         edge.render()
         .replace(str(config.LOGS), str(tmp_path))

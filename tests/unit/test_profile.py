@@ -16,10 +16,14 @@ PROBE = (
 )
 
 
-def _probe(profile: str | None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("ZT_PROFILE", "ZT_STATE")}
+def _probe(profile: str | None, parts: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("ZT_PROFILE", "ZT_STATE", "ZT_HA_PARTS")
+    }
     if profile is not None:
         env["ZT_PROFILE"] = profile
+    if parts is not None:
+        env["ZT_HA_PARTS"] = parts
     return subprocess.run(
         [sys.executable, "-c", PROBE], cwd=config.REPO, env=env, capture_output=True, text=True
     )
@@ -64,3 +68,16 @@ def test_every_node_port_is_distinct() -> None:
         config.VAULT_CLUSTER_PORT,
     ]
     assert len(ports) == len(set(ports))
+
+
+def test_ha_parts_one_at_a_time() -> None:
+    names = json.loads(_probe("ha", "openbao").stdout)["services"]
+    assert "postgres" not in names and "keycloak" in names and "vault-1" in names
+    names = json.loads(_probe("ha", "keycloak").stdout)["services"]
+    assert "postgres" in names and "vault" in names and "keycloak-2" in names
+
+
+def test_unknown_ha_part_is_refused() -> None:
+    proc = _probe("ha", "openbao,postgres")
+    assert proc.returncode == 1
+    assert "a comma-separated subset of keycloak, openbao" in proc.stderr
