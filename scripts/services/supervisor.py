@@ -39,6 +39,9 @@ PROGRAMS = config.SUPERVISOR_DIR / "programs"
 SPECS = config.SUPERVISOR_DIR / "specs"
 SOCKET = config.RUN / "supervisor.sock"
 PID_FILE = config.RUN / "supervisord.pid"
+# The same two files in any state folder (the other profile's: ``pid_in``).
+_PID_FILE_IN_STATE = PID_FILE.relative_to(config.STATE)
+_CONF_IN_STATE = CONF.relative_to(config.STATE)
 LOG = config.LOGS / "supervisord.log"
 START_RETRIES = 100  # failed starts in a row before supervisord gives up (FATAL)
 LOG_MAX_BYTES = "50MB"  # per service log file, then rotated
@@ -115,8 +118,8 @@ def pid() -> int | None:
 def pid_in(state: Path) -> int | None:
     """The pid of the supervisord of the state folder ``state``, if one runs there (the
     other profile's, for ``zt up``'s one-profile-at-a-time check)."""
-    pid_file = PID_FILE if state == config.STATE else state / PID_FILE.relative_to(config.STATE)
-    conf = CONF if state == config.STATE else state / CONF.relative_to(config.STATE)
+    pid_file = state / _PID_FILE_IN_STATE
+    conf = state / _CONF_IN_STATE
     try:
         value = int(pid_file.read_text().strip())
         cmdline = Path(f"/proc/{value}/cmdline").read_bytes()
