@@ -272,6 +272,7 @@ GATEWAY_GROUP = "zt-gateway"
 NGINX_USER = "zt-nginx"
 SERVICE_USER = "zt-service"
 AUDIT_USER = "zt-audit"  # the second audit sink: writes what SERVICE_USER cannot touch
+PROMETHEUS_USER = "zt-prometheus"  # Prometheus: reads its config, writes only its data
 # The key of the verifier's identity assertions (verifier/assertion.py), 0600, owned
 # by SERVICE_USER: the API refuses any request it cannot verify with it.
 ASSERTION_KEY = STATE / "gateway" / "identity-assertion.key"

@@ -13,6 +13,9 @@
   (``zt audit-sink``, scripts/services/auditsink.py). It owns the sink's folder
   (0700) and file (0600), so the verifier's user can send it lines but never
   change one it kept.
+* ``config.PROMETHEUS_USER`` (``zt-prometheus``, its own group): Prometheus, started
+  through ``setpriv`` (it has no flag to drop privileges). It writes only its data
+  folder; its config and rules are root's, readable through its group.
 
 System accounts (``--system``), no home, no login shell; created once, idempotent.
 Not root (a developer's own machine): nothing is created and every process runs
@@ -78,6 +81,30 @@ def ensure() -> None:
     if not _user_exists(config.AUDIT_USER):
         _run(["useradd", *common, "--user-group", config.AUDIT_USER])
         say(f"    created user {config.AUDIT_USER} (the second audit sink)")
+    if not _user_exists(config.PROMETHEUS_USER):
+        _run(["useradd", *common, "--user-group", config.PROMETHEUS_USER])
+        say(f"    created user {config.PROMETHEUS_USER} (Prometheus)")
+
+
+def run_as(user: str) -> list[str]:
+    """The argv prefix that starts a program as ``user`` (uid, its group, no other
+    groups) when we are root: for programs with no privilege drop of their own."""
+    if not privileged():
+        return []
+    entry = pwd.getpwnam(user)
+    return ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups"]
+
+
+def folder_for(path: Path, user: str, mode: int, *, group_only: bool = False) -> None:
+    """``path`` (created if missing) for ``user``: theirs with ``mode``, or, with
+    ``group_only``, root's in their group (they read it, cannot change it)."""
+    path.mkdir(parents=True, exist_ok=True)
+    if privileged():
+        if group_only:
+            shutil.chown(path, user="root", group=user)
+        else:
+            shutil.chown(path, user=user, group=user)
+    os.chmod(path, mode)
 
 
 def give_to_service(path: Path, mode: int) -> None:

@@ -30,12 +30,13 @@ import requests
 
 from scripts import config
 from scripts.files import write_atomic
-from scripts.services import procs
+from scripts.services import accounts, procs
 from scripts.steps import StepFailed, wait_until
 
 TEMPLATE = config.PROMETHEUS_SOURCE / "prometheus.yml.tmpl"
 RULES_SOURCE = config.PROMETHEUS_SOURCE / "rules"
 FINGERPRINT = config.RUN / "prometheus.fingerprint"
+LAUNCH_FINGERPRINT = config.RUN / "prometheus.argv.fingerprint"  # what it was started with
 READY_URL = f"{config.PROMETHEUS_URL}/-/ready"
 
 
@@ -108,7 +109,8 @@ def install() -> None:
 
     Rules go first, one atomic rename each, then the config: a Prometheus restarted by
     supervisord in between loads a complete, checked set either way."""
-    config.PROMETHEUS_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # root's, in Prometheus's group: it reads its config and rules, cannot change them.
+    accounts.folder_for(config.PROMETHEUS_DIR, config.PROMETHEUS_USER, 0o750, group_only=True)
     with tempfile.TemporaryDirectory(dir=config.PROMETHEUS_DIR, prefix=".candidate-") as tmp:
         problems = check_candidate(Path(tmp))
     if problems:
@@ -137,7 +139,9 @@ def fingerprint() -> str:
 
 
 def argv() -> list[str]:
+    """As ``config.PROMETHEUS_USER`` when we are root (``accounts.run_as``)."""
     return [
+        *accounts.run_as(config.PROMETHEUS_USER),
         str(config.PROMETHEUS_BIN),
         f"--config.file={config.PROMETHEUS_CONF}",
         f"--storage.tsdb.path={config.PROMETHEUS_DATA}",
@@ -195,17 +199,27 @@ def start() -> str:
     """Start Prometheus, or reload it when its config or rules changed; returns what it did."""
     install()
     wanted = fingerprint()
+    launched = hashlib.sha256("\0".join(argv()).encode()).hexdigest()
+    did = "started"
     if procs.running(config.PROMETHEUS):
+        before = LAUNCH_FINGERPRINT.read_text().strip() if LAUNCH_FINGERPRINT.exists() else ""
         recorded = FINGERPRINT.read_text().strip() if FINGERPRINT.exists() else ""
-        if recorded == wanted:
+        if before != launched:  # another command line (e.g. its user): SIGHUP cannot apply it
+            procs.stop(config.PROMETHEUS)
+            did = "restarted (its command line changed)"
+        elif recorded == wanted:
             did = "unchanged"
         else:
             reload()
             did = "reloaded (config or rules changed)"
-    else:
-        config.PROMETHEUS_DATA.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not procs.running(config.PROMETHEUS):
+        # its own, recursively: a data folder an older bring-up ran it as root on
+        accounts.folder_for(config.PROMETHEUS_DATA, config.PROMETHEUS_USER, 0o700)
+        if accounts.privileged():
+            for path in config.PROMETHEUS_DATA.rglob("*"):
+                shutil.chown(path, user=config.PROMETHEUS_USER, group=config.PROMETHEUS_USER)
         procs.start(config.PROMETHEUS, argv(), cwd=config.PROMETHEUS_DIR)
-        did = "started"
+        write_atomic(LAUNCH_FINGERPRINT, launched + "\n")
     write_atomic(FINGERPRINT, wanted + "\n")
     wait_until(
         f"Prometheus on {READY_URL}",

@@ -10,6 +10,7 @@ scrape and evaluation intervals.
 from __future__ import annotations
 
 import json
+import pwd
 import shutil
 import time
 from pathlib import Path
@@ -61,6 +62,22 @@ def test_prometheus_listens_on_loopback_only_and_is_ready(stack):
     assert f"--config.file={config.PROMETHEUS_CONF}".encode() in cmdline
     # ... and Debian's own service is not running (the install step fails if it is).
     assert tools.package_prometheus_pids() == []
+
+
+def test_prometheus_runs_unprivileged_and_cannot_change_its_config(stack):
+    pid = procs.running(config.PROMETHEUS)
+    assert pid is not None
+    status = Path(f"/proc/{pid}/status").read_text()
+    uids = next(line.split()[1:] for line in status.splitlines() if line.startswith("Uid:"))
+    groups = next(line.split()[1:] for line in status.splitlines() if line.startswith("Groups:"))
+    expected = pwd.getpwnam(config.PROMETHEUS_USER)
+    assert set(map(int, uids)) == {expected.pw_uid}  # real, effective, saved, fs
+    assert groups == []  # no supplementary group (not zt-gateway, not root's)
+    folder = config.PROMETHEUS_DIR.stat()
+    assert (folder.st_uid, folder.st_gid) == (0, expected.pw_gid)
+    assert folder.st_mode & 0o777 == 0o750
+    assert config.PROMETHEUS_CONF.stat().st_uid == 0
+    assert config.PROMETHEUS_DATA.stat().st_uid == expected.pw_uid
 
 
 def test_every_target_is_up(stack):
