@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from scripts import config
+from scripts.services import apps
 
 # --- the load generator (Go module proxy, `go install`, pinned) --------------
 VEGETA_MODULE = "github.com/tsenart/vegeta/v12"
@@ -86,3 +87,13 @@ HANDSHAKE_ROUNDS = 3  # alternating rounds; the median counts
 HANDSHAKE_SECONDS = 2  # per s_time run
 
 MEMORY_SAMPLE_INTERVAL_SECONDS = 0.5
+
+
+def verifier_env(audit_log: Path) -> dict[str, str]:
+    """The production verifier's ``ZT_VERIFIER_*`` settings for a verifier the bench runs
+    itself (in-process or its own server): its audit lines go to ``audit_log``, and none
+    to the stack's second audit sink, whose copy must hold the stack's chain only (a
+    foreign chain there made `zt audit verify` report the stack's lines as edited)."""
+    env = apps.verifier_env()
+    env.pop("ZT_VERIFIER_AUDIT_SINK_SOCKET", None)
+    return {**env, "ZT_VERIFIER_AUDIT_LOG": str(audit_log)}

@@ -63,7 +63,6 @@ from bench.stack import WaitBudget
 from bench.tokens import token_source
 from client.token import TokenError
 from scripts import config
-from scripts.services import apps
 from scripts.steps import StepFailed, say
 from verifier.app import create_app
 from verifier.caches import DecisionCaches
@@ -114,7 +113,9 @@ class Rate:
 
 def build_inputs() -> CoreInputs:
     """A real token, the real client cert, production settings, keys fetched once."""
-    settings = Settings.from_env(apps.verifier_env())
+    settings = Settings.from_env(
+        bench_config.verifier_env(bench_config.BENCH_WORK / "core-audit.log")
+    )
     now = time.time()
     keys = JWKSKeySource.from_settings(settings)
     keys.refresh_if_stale(now, wait=settings.jwks_timeout_seconds + 1)  # fetched in the background
@@ -287,9 +288,10 @@ def _wsgi_authz(inputs: CoreInputs, headers: list[tuple[str, str]]) -> Callable[
     audit.parent.mkdir(parents=True, exist_ok=True)
     audit.unlink(missing_ok=True)
     app_config: dict[str, Any] = {
-        name.removeprefix(ENV_PREFIX): value for name, value in apps.verifier_env().items()
+        name.removeprefix(ENV_PREFIX): value
+        for name, value in bench_config.verifier_env(audit).items()
     }
-    app_config |= {"AUDIT_LOG": str(audit), "KEY_SOURCE": inputs.keys, "CLOCK": lambda: inputs.now}
+    app_config |= {"KEY_SOURCE": inputs.keys, "CLOCK": lambda: inputs.now}
     app = create_app(app_config)
     environ = EnvironBuilder(path="/_authz", method="GET", headers=headers).get_environ()
 

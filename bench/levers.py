@@ -62,7 +62,7 @@ def start() -> int:
     GRANIAN_DIR.mkdir(parents=True, exist_ok=True)
     GRANIAN_SOCKET.unlink(missing_ok=True)
     GRANIAN_AUDIT_LOG.unlink(missing_ok=True)
-    env = {**apps.verifier_env(), "ZT_VERIFIER_AUDIT_LOG": str(GRANIAN_AUDIT_LOG)}
+    env = bench_config.verifier_env(GRANIAN_AUDIT_LOG)
     pid = procs.start(
         GRANIAN_VERIFIER,
         granian_argv(GRANIAN_SOCKET),

@@ -33,7 +33,6 @@ from collections.abc import Callable
 
 from bench import config as bench_config
 from bench.core import CoreInputs, build_inputs
-from scripts.services import apps
 from verifier import metrics as verifier_metrics
 from verifier.app import create_app
 from verifier.decision import Decider
@@ -57,8 +56,12 @@ def _adapter(inputs: CoreInputs) -> Callable[[], object]:
     """The Flask adapter's ``/_authz``, production settings, the audit line to a bench file."""
     app = create_app(
         {
-            **{k.removeprefix("ZT_VERIFIER_"): v for k, v in apps.verifier_env().items()},
-            "AUDIT_LOG": str(bench_config.BENCH_WORK / "metrics-cost-audit.log"),
+            **{
+                k.removeprefix("ZT_VERIFIER_"): v
+                for k, v in bench_config.verifier_env(
+                    bench_config.BENCH_WORK / "metrics-cost-audit.log"
+                ).items()
+            },
             "KEY_SOURCE": inputs.keys,
             "CLOCK": lambda: inputs.now,
         }

@@ -32,7 +32,6 @@ text, served by nginx as ``/metrics/pki``), after a failed round too.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import sys
 import time
@@ -42,8 +41,6 @@ from scripts.files import read_json, write_atomic
 from scripts.pki import expiry_metrics, rotation
 from scripts.services import procs
 from scripts.steps import StepFailed
-
-WATCHER_FINGERPRINT = config.RUN / "crl-watcher.fingerprint"
 
 
 def _log(message: str) -> None:
@@ -104,26 +101,7 @@ def argv() -> list[str]:
     return [sys.executable, "-m", "scripts.zt", "crl-watch"]
 
 
-def code_fingerprint() -> str:
-    """A digest of the ops tool's code: what a running watcher executes."""
-    digest = hashlib.sha256()
-    for path in sorted((config.REPO / "scripts").rglob("*.py")):
-        digest.update(str(path.relative_to(config.REPO)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
-
-
 def start() -> None:
-    """Start the watcher (``zt crl-watch``) unless it runs; wait for its first round.
-
-    A watcher started from other code (a checkout updated under a running stack, one
-    from before this fingerprint existed) is replaced: it would keep doing what the
-    old code did (the PKI metrics file, say) until something killed it."""
-    wanted = code_fingerprint()
-    try:
-        recorded = WATCHER_FINGERPRINT.read_text().strip()
-    except OSError:
-        recorded = None
-    if recorded != wanted and procs.running(config.CRL_WATCHER) is not None:
-        procs.stop(config.CRL_WATCHER)
+    """Start the watcher (``zt crl-watch``) unless it runs, or replace one running other
+    code (``procs.start_loop``); wait for its first round."""
     procs.start_loop(config.CRL_WATCHER, argv(), config.CRL_WATCH_STATUS, "first check done", 30)
-    write_atomic(WATCHER_FINGERPRINT, wanted + "\n")

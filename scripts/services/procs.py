@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import signal
 import socket
@@ -25,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from scripts import config
+from scripts.files import write_atomic
 from scripts.services import launch, supervisor
 from scripts.steps import StepFailed, say, wait_until
 
@@ -192,14 +194,46 @@ def _start_supervised(
     return running(svc) or 0
 
 
+# The packages our own loop services run (`zt crl-watch`, `zt renew --every`, `zt
+# audit-sink`): a change to any of them is a change to what those processes execute.
+CODE_PACKAGES = ("scripts", "verifier", "client")
+
+
+def code_fingerprint() -> str:
+    """A digest of our Python code: what a running loop service of ours executes."""
+    digest = hashlib.sha256()
+    for package in CODE_PACKAGES:
+        for path in sorted((config.REPO / package).rglob("*.py")):
+            digest.update(str(path.relative_to(config.REPO)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def code_marker(svc: config.Service) -> Path:
+    """The code fingerprint ``svc`` was started with."""
+    return svc.run_dir / f"{svc.name}.code"
+
+
 def start_loop(
     svc: config.Service, argv: Sequence[str], status_file: Path, what: str, timeout: float
 ) -> None:
-    """Start a loop service of ours (the CRL watcher, the renewer) unless it runs, and
-    wait until it recorded its first round in ``status_file``."""
+    """Start a loop service of ours (the CRL watcher, the renewer, the audit sink) unless
+    it runs, and wait until it recorded its first round in ``status_file``.
+
+    One started from other code (a checkout updated under a running stack, or one from
+    before this marker existed) is replaced: it would keep doing what the old code did
+    until something killed it."""
+    wanted = code_fingerprint()
+    try:
+        recorded = code_marker(svc).read_text().strip()
+    except OSError:
+        recorded = None
+    if recorded != wanted and running(svc) is not None:
+        say(f"    {svc.name}: started from other code; restarting it")
+        stop(svc)
     if running(svc) is None:
         status_file.unlink(missing_ok=True)
         start(svc, argv, cwd=config.REPO)
+        write_atomic(code_marker(svc), wanted + "\n")
     wait_until(
         f"{svc.name} ({what})",
         lambda: alive_or_fail(svc) and status_file.exists(),

@@ -23,8 +23,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from scripts import config
-from scripts.pki import watcher
-from scripts.services import nginx, procs
+from scripts.pki import schedule, watcher
+from scripts.services import auditsink, nginx, procs
 from scripts.steps import wait_until
 from tests.integration.conftest import run_zt
 from tests.tokens import SERVER_CA, cert_of, fetch_token
@@ -239,14 +239,24 @@ def test_a_killed_worker_keeps_its_counts_and_drops_its_live_gauges(stack):
     assert by(found, "zt_verifier_jwks_keys")[()] >= 1
 
 
-def test_make_up_replaces_a_crl_watcher_running_other_code(stack):
-    """A watcher started from older code would never write the PKI metrics file."""
-    before = procs.running(config.CRL_WATCHER)
+@pytest.mark.parametrize(
+    ("svc", "start"),
+    [
+        (config.CRL_WATCHER, watcher.start),
+        (config.RENEWER, schedule.start),
+        (config.AUDIT_SINK, auditsink.start),
+    ],
+    ids=["crl-watcher", "renewer", "audit-sink"],
+)
+def test_make_up_replaces_a_loop_service_running_other_code(stack, svc, start):
+    """A loop service started from older code keeps doing what that code did (a watcher
+    from before issue 18 never wrote the PKI metrics file) until make up replaces it."""
+    before = procs.running(svc)
     assert before is not None
-    watcher.WATCHER_FINGERPRINT.write_text("started from other code\n")
-    watcher.start()
-    after = procs.running(config.CRL_WATCHER)
+    procs.code_marker(svc).write_text("started from other code\n")
+    start()
+    after = procs.running(svc)
     assert after is not None and after != before
-    assert watcher.WATCHER_FINGERPRINT.read_text().strip() == watcher.code_fingerprint()
-    watcher.start()  # the same code: left alone
-    assert procs.running(config.CRL_WATCHER) == after
+    assert procs.code_marker(svc).read_text().strip() == procs.code_fingerprint()
+    start()  # the same code: left alone
+    assert procs.running(svc) == after
