@@ -32,7 +32,16 @@ import requests
 
 from scripts import config
 from scripts.pki import certs, crl, inventory, schedule, watcher
-from scripts.services import auditsink, keycloak, openbao, procs, prometheus, supervisor, unixhttp
+from scripts.services import (
+    auditsink,
+    keycloak,
+    lockout,
+    openbao,
+    procs,
+    prometheus,
+    supervisor,
+    unixhttp,
+)
 from scripts.steps import say
 
 WARN_BELOW = 1 / 3  # fraction of life left under which a certificate or CRL is a warning
@@ -245,6 +254,11 @@ def collect(now: dt.datetime | None = None) -> Report:
         for e in timed
         if e.warning
     ]
+    if lockout.describe(lockout.saved()) == "off":  # a choice, or a test run killed mid-way
+        warnings.append(
+            "lockout: OFF — refused tokens never lock a certificate out; "
+            "`zt lockout --default` turns it back on"
+        )
     vault_ok = any(s.name == config.VAULT.name and s.healthy for s in services)
     audit = openbao.audit_status_line() if vault_ok else "unknown (OpenBao not healthy)"
     return Report(

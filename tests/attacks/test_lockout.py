@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import requests
 
-from scripts import cli
+from scripts import cli, status
 from scripts.services import nginx
 from tests.attacks.conftest import LogWindow, bearer, call, restore_stack
 from tests.lockout_profile import lockout_numbers
@@ -167,3 +167,19 @@ def test_refused_tokens_of_one_certificate_never_lock_out_another(
         _assert_allowed(
             log_since, cert, fetch_token("python-client", cert, identity["token_endpoint"])
         )
+
+
+def _lockout_warnings() -> list[str]:
+    return [w for w in status.collect().warnings if w.startswith("lockout:")]
+
+
+def test_status_warns_while_the_lockout_is_off() -> None:
+    """A test session killed mid-way leaves the lockout off (tests/lockout_profile.py):
+    `zt status` says so, with the command that turns it back on."""
+    with lockout_numbers(threshold=0):
+        assert _lockout_warnings() == [
+            "lockout: OFF — refused tokens never lock a certificate out; "
+            "`zt lockout --default` turns it back on"
+        ]
+    with lockout_numbers():
+        assert _lockout_warnings() == []
