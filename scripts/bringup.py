@@ -80,7 +80,7 @@ def up() -> None:
     """Fresh machine or running stack: install, start or converge everything, demo."""
     t0 = time.monotonic()
     refuse_if_other_profile_runs()
-    say(f"==> profile {config.PROFILE!r}, state folder {config.STATE}")
+    say(f"profile {config.PROFILE!r}, state folder {config.STATE}")
     tools.install_all()
     with step("Accounts: unprivileged users for nginx's workers, the verifier and the API"):
         accounts.ensure()
@@ -144,8 +144,9 @@ def up() -> None:
 
 
 def refuse_if_other_profile_runs() -> None:
-    """Both profiles listen on the same addresses: one stack runs at a time."""
-    for other in config.PROFILES:
+    """Every stack listens on the same addresses: one runs at a time. Refused before
+    anything starts, naming the stack that runs and the command that stops it."""
+    for other in config.PROFILES:  # each profile's default folder (ZT_STATE may name a third)
         folder = (config.REPO / config.STATE_NAMES[other]).resolve()
         if folder == config.STATE:
             continue
@@ -153,8 +154,8 @@ def refuse_if_other_profile_runs() -> None:
         if pid is not None:
             down = "make down" if other == "single" else "make down-ha"
             raise StepFailed(
-                f"the {other!r} profile's stack is running (supervisord pid {pid}, state "
-                f"{folder}); both use the same ports. Stop it first: `{down}`"
+                f"a stack of the {other!r} profile is running from {folder} (supervisord pid "
+                f"{pid}); stacks use the same ports, one runs at a time. Stop it first: `{down}`"
             )
 
 

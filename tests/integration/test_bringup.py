@@ -96,16 +96,17 @@ def test_up_starts_the_verifier_when_no_crl_is_installed_yet(stack):
     assert crl_step < verifier_step
 
 
-def test_up_fails_fast_naming_the_port_when_it_is_taken(stack, tmp_path):
-    # A second state folder has no OpenBao of its own, and 8200 is taken by the
-    # running one: bring-up must stop at once and say which port.
+def test_up_of_a_second_stack_is_refused_naming_the_running_one(stack, tmp_path):
+    # A second state folder while the stack runs: its ports are taken, so bring-up
+    # must stop at once, say which stack runs and how to stop it, and start nothing.
+    # (A port held by anything else: test_require_free_port_names_the_port_of_any_listener.)
     t0 = time.monotonic()
     env = {"ZT_STATE": str(tmp_path / "state")}
     try:
         r = _zt("up", env=env, timeout=120)
         assert r.returncode != 0
-        assert f"port {config.HOST}:{config.VAULT_PORT}" in r.stdout
-        assert "already in use" in r.stdout
+        assert f"a stack of the 'single' profile is running from {config.STATE}" in r.stdout
+        assert "Stop it first: `make down`" in r.stdout
         assert time.monotonic() - t0 < 60
     finally:
         # The failed bring-up started a supervisord for that state folder: `down` stops it.
