@@ -26,13 +26,24 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import requests
 
 from scripts import config
 from scripts.pki import certs, crl, inventory, schedule, watcher
-from scripts.services import auditsink, keycloak, openbao, procs, prometheus, supervisor, unixhttp
+from scripts.services import (
+    auditsink,
+    keycloak,
+    keycloak_cluster,
+    openbao,
+    postgres,
+    procs,
+    prometheus,
+    supervisor,
+    unixhttp,
+)
 from scripts.steps import say
 
 WARN_BELOW = 1 / 3  # fraction of life left under which a certificate or CRL is a warning
@@ -153,6 +164,9 @@ HEALTH: dict[str, Callable[[], tuple[bool, str]]] = {
         else (False, f"{prometheus.READY_URL} not ready")
     ),
     config.AUDIT_SINK.name: auditsink.health,
+    # the HA profile's (docs/scaling.md)
+    config.POSTGRES.name: postgres.health,
+    **{node.name: partial(keycloak_cluster.health, node) for node in config.KEYCLOAK_NODES},
 }
 
 

@@ -9,6 +9,8 @@
   the verifier and the API (``--user/--group``; the master stays root to bind the
   socket). It owns exactly what they write (the audit and request logs) and the
   identity-assertion key; everything else they read is world-readable config.
+* ``config.POSTGRES_USER`` (``zt-postgres``, its own group; the HA profile only):
+  PostgreSQL, which refuses to run as root; it owns the data directory (0700).
 * ``config.AUDIT_USER`` (``zt-audit``, its own group): the second audit sink
   (``zt audit-sink``, scripts/services/auditsink.py). It owns the sink's folder
   (0700) and file (0600), so the verifier's user can send it lines but never
@@ -78,6 +80,9 @@ def ensure() -> None:
     if not _user_exists(config.AUDIT_USER):
         _run(["useradd", *common, "--user-group", config.AUDIT_USER])
         say(f"    created user {config.AUDIT_USER} (the second audit sink)")
+    if config.HA_KEYCLOAK and not _user_exists(config.POSTGRES_USER):
+        _run(["useradd", *common, "--user-group", config.POSTGRES_USER])
+        say(f"    created user {config.POSTGRES_USER} (PostgreSQL, the HA profile)")
 
 
 def give_to_service(path: Path, mode: int) -> None:
