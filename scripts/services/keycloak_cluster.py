@@ -122,7 +122,9 @@ def _start_node(node: config.Service) -> str:
     if procs.running(node) is not None:
         recorded = _fingerprint_file(node)
         if recorded.exists() and recorded.read_text().strip() == wanted:
-            wait_until(f"{node.name} /health/ready", lambda: ready(node), READY_SECONDS)
+            wait_until(
+                f"{node.name} /health/ready", lambda: ready(node), READY_SECONDS, str(node.log_file)
+            )
             return "running, unchanged"
         say(f"    {node.name}: its options or trust anchor changed: restarting it")
         procs.stop(node, timeout=STOP_SECONDS)

@@ -70,11 +70,13 @@ class Workload:
         return sum(1 for t in self.fetched_at if start <= t <= end)
 
     def summary(self, since: float) -> str:
+        """Fetches and failed tries, with when (seconds after ``since``) and why."""
         failed = [t - since for t, _ in self.failed_fetches]
-        return (
-            f"{len(self.fetched_at)} tokens fetched, {len(failed)} failed fetch tries"
-            + (f" (between +{min(failed):.1f}s and +{max(failed):.1f}s)" if failed else "")
-        )
+        text = f"{len(self.fetched_at)} tokens fetched, {len(failed)} failed fetch tries"
+        if failed:
+            why = sorted({reason for _, reason in self.failed_fetches})[:3]
+            text += f" (between +{min(failed):.1f}s and +{max(failed):.1f}s: {why})"
+        return text
 
 
 def admin_session(base: str) -> requests.Session:

@@ -22,7 +22,8 @@ def test_both_nodes_are_ready_and_their_logs_show_a_two_member_view() -> None:
 
 
 def test_each_node_runs_on_postgres_clustered_over_loopback() -> None:
-    for node, (_, _, cluster) in zip(config.KEYCLOAK_NODES, config.KEYCLOAK_NODE_PORTS):
+    nodes = zip(config.KEYCLOAK_NODES, config.KEYCLOAK_NODE_PORTS, strict=True)
+    for node, (_, _, cluster) in nodes:
         pid = procs.running(node)
         assert pid is not None
         args = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
@@ -79,7 +80,7 @@ def test_prometheus_scrapes_every_node() -> None:
     text = prometheus.config_text(config.PROMETHEUS_RULES)
     for _, mgmt, _ in config.KEYCLOAK_NODE_PORTS:
         assert f'"{config.HOST}:{mgmt}"' in text
-    assert f":{config.KEYCLOAK_MGMT_PORT}\"" not in text
+    assert f':{config.KEYCLOAK_MGMT_PORT}"' not in text
 
 
 def test_backup_dumps_the_database_while_both_nodes_serve(tmp_path: Path) -> None:
@@ -95,7 +96,6 @@ def test_backup_dumps_the_database_while_both_nodes_serve(tmp_path: Path) -> Non
     # The dump restores (pg_restore) into a scratch database with the same realm in it.
     dump = tmp_path / "keycloak.pgdump"
     dump.write_bytes(data)
-    dump.chmod(0o644)  # pg_restore reads it from stdin; the scratch copy only
     scratch = f"restore_check_{uuid.uuid4().hex[:8]}"
     postgres.psql(f'CREATE DATABASE "{scratch}" OWNER keycloak;')
     try:
