@@ -35,6 +35,7 @@ from scripts import config
 from scripts.pki import certs, crl, inventory, schedule, watcher
 from scripts.services import (
     auditsink,
+    edge,
     keycloak,
     keycloak_cluster,
     openbao,
@@ -166,6 +167,10 @@ HEALTH: dict[str, Callable[[], tuple[bool, str]]] = {
     config.AUDIT_SINK.name: auditsink.health,
     # the HA profile's (docs/scaling.md)
     config.POSTGRES.name: postgres.health,
+    config.EDGE.name: lambda: (
+        all(procs.port_in_use(listen) for listen, _ in edge.routes().values()),
+        "listening on " + ", ".join(str(listen) for listen, _ in edge.routes().values()),
+    ),
     **{node.name: partial(keycloak_cluster.health, node) for node in config.KEYCLOAK_NODES},
 }
 

@@ -9,6 +9,8 @@ import tarfile
 import uuid
 from pathlib import Path
 
+import requests
+
 from scripts import backup, config
 from scripts.services import keycloak_cluster, postgres, procs, prometheus
 from tests.faults.conftest import wait_for
@@ -76,11 +78,20 @@ def test_postgres_listens_on_loopback_and_a_second_start_changes_nothing() -> No
     assert keycloak_cluster.start().count("running, unchanged") == len(config.KEYCLOAK_NODES)
 
 
+def _keycloak_targets_up() -> set[str]:
+    r = requests.get(
+        f"{config.PROMETHEUS_URL}/api/v1/query", params={"query": 'up{job="keycloak"}'}, timeout=5
+    )
+    return {s["metric"]["instance"] for s in r.json()["data"]["result"] if s["value"][1] == "1"}
+
+
 def test_prometheus_scrapes_every_node() -> None:
     text = prometheus.config_text(config.PROMETHEUS_RULES)
-    for _, mgmt, _ in config.KEYCLOAK_NODE_PORTS:
-        assert f'"{config.HOST}:{mgmt}"' in text
+    nodes = {f"{config.HOST}:{mgmt}" for _, mgmt, _ in config.KEYCLOAK_NODE_PORTS}
+    for target in nodes:
+        assert f'"{target}"' in text
     assert f':{config.KEYCLOAK_MGMT_PORT}"' not in text
+    assert wait_for(lambda: _keycloak_targets_up() == nodes, 30), _keycloak_targets_up()
 
 
 def test_backup_dumps_the_database_while_both_nodes_serve(tmp_path: Path) -> None:
