@@ -12,6 +12,7 @@ from pathlib import Path
 import requests
 
 from scripts import backup, config
+from scripts.pki import rotation
 from scripts.services import keycloak_cluster, postgres, procs, prometheus
 from tests.faults.conftest import wait_for
 from tests.ha.keycloak_drill import admin_session, cluster_of_two, realm_shape
@@ -117,3 +118,13 @@ def test_backup_dumps_the_database_while_both_nodes_serve(tmp_path: Path) -> Non
     finally:
         postgres.psql(f'DROP DATABASE "{scratch}";')
     assert realm_shape(config.KEYCLOAK_URL)["clients"]
+
+
+def test_a_rotated_keycloak_certificate_is_served_by_every_node_when_rotate_returns() -> None:
+    new = rotation.rotate_server("keycloak")
+    served = {
+        node.name: rotation.served_serial(config.KEYCLOAK_NODE_PORTS[i][0])
+        for i, node in enumerate(config.KEYCLOAK_NODES)
+    }
+    wanted = int(new.new_serial.replace(":", ""), 16)
+    assert served == {node.name: wanted for node in config.KEYCLOAK_NODES}, new.report()
