@@ -15,6 +15,11 @@ needs to run again with the same CAs and the same realm:
   the gateway keeps verifying tokens with its cached keys. The copy restores the
   realm, the clients with their internal ids, service accounts, role mappings,
   signing keys and the master realm's admin matching ``keycloak/admin.json``.
+* HA profile (``config.HA_KEYCLOAK``): instead of the H2 copy, ``pg_dump`` (custom
+  format) of Keycloak's PostgreSQL database, taken while both nodes keep serving, stored
+  as ``state/keycloak/restore.pgdump``; the first ``make up`` on the restored folder loads
+  it with ``pg_restore`` into the fresh database before the nodes start
+  (scripts/services/postgres.py).
 * ``state/...``: the state folder's other files (Terraform state, certificates and
   keys, AppRole credentials, the unseal key, Keycloak's admin and trust-store
   password, the gateway's keys ...), minus what ``make up`` rebuilds or what only a
@@ -65,7 +70,7 @@ from cryptography import x509
 from scripts import config, tools
 from scripts.files import read_json
 from scripts.pki import certs, rotation
-from scripts.services import keycloak, openbao, procs
+from scripts.services import keycloak, openbao, postgres, procs
 from scripts.steps import StepFailed, say, step, wait_until
 
 MANIFEST = "manifest.json"
@@ -115,16 +120,20 @@ def backup(output: Path | None = None) -> Path:
         with step("backup: OpenBao raft snapshot (backup AppRole: sys/storage/raft/snapshot)"):
             members[SNAPSHOT] = _own_file(take_snapshot())
             say(f"    {len(members[SNAPSHOT].data)} bytes")
-        with step("backup: Keycloak database (stopped for a consistent copy, then started)"):
-            db, down_for = copy_keycloak_db()
-            members.update(db)
-            if down_for is None:
-                say(f"    Keycloak was not running: {len(db)} file(s) copied")
-            else:
-                say(
-                    f"    {len(db)} file(s) copied; Keycloak was down for {down_for:.1f}s "
-                    "(token requests failed meanwhile; the gateway kept verifying)"
-                )
+        if config.HA_KEYCLOAK:
+            with step("backup: Keycloak's PostgreSQL database (pg_dump; Keycloak keeps serving)"):
+                members.update(dump_keycloak_database())
+        else:
+            with step("backup: Keycloak database (stopped for a consistent copy, then started)"):
+                db, down_for = copy_keycloak_db()
+                members.update(db)
+                if down_for is None:
+                    say(f"    Keycloak was not running: {len(db)} file(s) copied")
+                else:
+                    say(
+                        f"    {len(db)} file(s) copied; Keycloak was down for {down_for:.1f}s "
+                        "(token requests failed meanwhile; the gateway kept verifying)"
+                    )
         with step("backup: state files (Terraform state, certificates, keys, credentials)"):
             files = state_files()
             members.update(files)
@@ -189,6 +198,16 @@ def copy_keycloak_db() -> tuple[dict[str, Member], float | None]:
     if not found:
         raise StepFailed(f"{KEYCLOAK_DB} holds no database; `make up` first")
     return found, (time.monotonic() - t0) if running else None
+
+
+def dump_keycloak_database() -> dict[str, Member]:
+    """The HA profile: ``pg_dump --format=custom`` of Keycloak's database, taken while both
+    nodes serve (one consistent snapshot). It is archived as the state file
+    ``config.POSTGRES_PENDING_RESTORE``, so a restored folder carries it and the next
+    ``make up`` loads it into the fresh database before Keycloak's nodes start."""
+    data = postgres.dump()
+    say(f"    {len(data)} bytes (custom format); no Keycloak node stopped")
+    return {_state_name(config.POSTGRES_PENDING_RESTORE): _own_file(data)}
 
 
 def _excluded(rel: PurePosixPath) -> bool:

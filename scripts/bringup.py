@@ -30,6 +30,7 @@ from scripts.services import (
     auditsink,
     edge,
     keycloak,
+    keycloak_cluster,
     nginx,
     openbao,
     postgres,
@@ -109,7 +110,7 @@ def up() -> None:
     with step("Workload certificates (client CA, one AppRole per identity)"):
         ensure_client_certs()
     with step(f"Keycloak: start in production mode on {config.KEYCLOAK_URL}"):
-        say(f"    keycloak: {keycloak.start()}")
+        say(f"    keycloak: {keycloak_cluster.start() if config.HA_KEYCLOAK else keycloak.start()}")
     with step("terraform/identity: init"):
         terraform.init("identity", terraform.identity_env())
     with step("terraform/identity: apply (realm, clients, mappers, roles)"):

@@ -225,6 +225,9 @@ RECOVERY_BOUND_SECONDS = {
     "renewer": 15.0,
     "prometheus": 20.0,  # replays its write-ahead log first
     "audit-sink": 15.0,
+    # the HA profile's (tests/ha): a node's JVM start, PostgreSQL's crash recovery
+    **{node.name: 120.0 for node in KEYCLOAK_NODES},
+    "postgres": 30.0,
 }
 
 # --- request path -------------------------------------------------------------
@@ -349,6 +352,24 @@ KEYCLOAK_HEAP = "-Xms256m -Xmx768m"  # 2 cores / 24 GiB shared with the whole st
 # endpoint, api client id), so Python reads them instead of re-typing them.
 IDENTITY_OUTPUTS = KEYCLOAK_DIR / "terraform-outputs.json"
 
+# --- Keycloak on PostgreSQL (HA_KEYCLOAK: scripts/services/postgres.py, keycloak_cluster.py) --
+# Debian's postgresql-15, run by us (never Debian's own cluster or service) as POSTGRES_USER,
+# on POSTGRES_PORT and a unix socket in the state folder; its superuser is POSTGRES_USER,
+# reachable over that socket only (peer). Keycloak logs in as POSTGRES_ROLE over TCP
+# (scram-sha-256) with a generated password kept in KEYCLOAK_DB_PASSWORD (0600).
+POSTGRES_VERSION = "15"
+POSTGRES_PACKAGE = f"postgresql-{POSTGRES_VERSION}"
+POSTGRES_BIN = Path(f"/usr/lib/postgresql/{POSTGRES_VERSION}/bin")
+POSTGRES_SOCKET_DIR = RUN / "postgres"
+POSTGRES_DATABASE = "keycloak"
+POSTGRES_ROLE = "keycloak"
+KEYCLOAK_DB_PASSWORD = KEYCLOAK_DIR / "db-password.json"
+# A pg_dump (custom format) `zt restore` left for the next `make up` to load into a fresh
+# database before Keycloak starts (scripts/backup.py).
+POSTGRES_PENDING_RESTORE = KEYCLOAK_DIR / "restore.pgdump"
+# Each node's management URL (health, metrics), by its own port.
+KEYCLOAK_NODE_MGMT_URLS = tuple(f"https://localhost:{m}" for _, m, _ in KEYCLOAK_NODE_PORTS)
+
 
 def server_cert_paths(name: str) -> tuple[Path, Path]:
     """Where the serving cert/key pair for ``name`` lives (cert holds the chain)."""
@@ -383,6 +404,7 @@ BACKUP_EXCLUDED = (
     "supervisor",  # supervisord's programs and specs: `make up` writes them afresh
     "systemd",  # `zt systemd-units` writes them afresh
     "prometheus/data",  # metrics history: large, and nothing to restore the stack from
+    "postgres",  # the HA profile's database: in the archive as a pg_dump instead
 )
 # --- scheduled renewal and lifetimes (scripts/pki/schedule.py, scripts/pki/lifetimes.py) ---
 # The renewer runs `renew` every tenth of the shortest lifetime in play (the certificates

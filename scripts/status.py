@@ -26,6 +26,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import requests
@@ -34,9 +35,12 @@ from scripts import config
 from scripts.pki import certs, crl, inventory, schedule, watcher
 from scripts.services import (
     auditsink,
+    edge,
     keycloak,
+    keycloak_cluster,
     lockout,
     openbao,
+    postgres,
     procs,
     prometheus,
     supervisor,
@@ -162,6 +166,13 @@ HEALTH: dict[str, Callable[[], tuple[bool, str]]] = {
         else (False, f"{prometheus.READY_URL} not ready")
     ),
     config.AUDIT_SINK.name: auditsink.health,
+    # the HA profile's (docs/scaling.md)
+    config.POSTGRES.name: postgres.health,
+    config.EDGE.name: lambda: (
+        all(procs.port_in_use(listen) for listen, _ in edge.routes().values()),
+        "listening on " + ", ".join(str(listen) for listen, _ in edge.routes().values()),
+    ),
+    **{node.name: partial(keycloak_cluster.health, node) for node in config.KEYCLOAK_NODES},
 }
 
 

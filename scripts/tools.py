@@ -293,6 +293,68 @@ def install_keycloak() -> None:
     say(f"    Keycloak {config.KEYCLOAK_VERSION} (Maven Central) -> {KEYCLOAK_HOME}")
 
 
+# The HA profile's Keycloak (config.HA_KEYCLOAK): a second home, built for PostgreSQL, so
+# the single profile's dev-file home above is never rebuilt. Clustering (`--cache=ispn`,
+# `--cache-stack=jdbc-ping`) is a runtime option in 26.x: the nodes pass it at start.
+KEYCLOAK_PG_HOME = config.CACHE / f"keycloak-{config.KEYCLOAK_VERSION}-postgres"
+KEYCLOAK_PG_BUILD_OPTIONS = ("--db=postgres", *KEYCLOAK_BUILD_OPTIONS[1:])
+
+
+def install_keycloak_postgres() -> None:
+    """Unpack the same zip into a temp folder, `kc.sh build --db=postgres` there, rename it
+    into place: an interrupted build leaves no half-built home."""
+    digest = hashlib.sha256(" ".join(KEYCLOAK_PG_BUILD_OPTIONS).encode()).hexdigest()[:12]
+    marker = KEYCLOAK_PG_HOME / f".zt-build-{digest}"
+    if not marker.exists():
+        zip_name = f"keycloak-quarkus-dist-{config.KEYCLOAK_VERSION}.zip"
+        archive = config.CACHE / "downloads" / zip_name
+        say(f"    kc.sh build {' '.join(KEYCLOAK_PG_BUILD_OPTIONS)} -> {KEYCLOAK_PG_HOME}")
+        tmp = Path(tempfile.mkdtemp(dir=config.CACHE, prefix=".keycloak-pg-"))
+        try:
+            shutil.unpack_archive(archive, tmp)
+            home = tmp / f"keycloak-{config.KEYCLOAK_VERSION}"
+            (home / "bin" / "kc.sh").chmod(0o755)
+            _run(
+                [str(home / "bin" / "kc.sh"), "build", *KEYCLOAK_PG_BUILD_OPTIONS],
+                what="kc.sh build --db=postgres",
+                fix="check Java 17+ is installed (`java -version`) and re-run",
+            )
+            (home / marker.name).touch()
+            tmp.chmod(0o755)
+            shutil.rmtree(KEYCLOAK_PG_HOME, ignore_errors=True)  # an older build's options
+            os.replace(home, KEYCLOAK_PG_HOME)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    say(f"    Keycloak {config.KEYCLOAK_VERSION} for PostgreSQL -> {KEYCLOAK_PG_HOME}")
+
+
+# --- PostgreSQL (Debian; the HA profile's Keycloak database) -------------------
+
+
+def install_postgres() -> None:
+    """Debian's postgresql-15 if missing, its service not started: we run
+    ``config.POSTGRES_BIN/postgres`` on our own data directory (scripts/services/postgres.py).
+    (The package's postinst still creates Debian's ``main`` cluster on port 5432; nothing
+    starts it, and our port is another.)"""
+    if not (config.POSTGRES_BIN / "postgres").exists():
+        if os.geteuid() != 0:
+            raise StepFailed(
+                f"missing Debian package; run `sudo apt-get install --no-install-recommends "
+                f"{config.POSTGRES_PACKAGE}` (with services disabled) and re-run"
+            )
+        say(f"    apt-get install --no-install-recommends {config.POSTGRES_PACKAGE} (not started)")
+        _apt_install_without_starting([config.POSTGRES_PACKAGE])
+    out = subprocess.run(
+        [str(config.POSTGRES_BIN / "postgres"), "--version"], capture_output=True, text=True
+    )
+    if f"(PostgreSQL) {config.POSTGRES_VERSION}." not in out.stdout:
+        raise StepFailed(
+            f"{config.POSTGRES_BIN}/postgres reports {out.stdout.strip()!r}, expected "
+            f"{config.POSTGRES_VERSION}.x (Debian's {config.POSTGRES_PACKAGE})"
+        )
+    say(f"    {out.stdout.strip()} (Debian) -> {config.POSTGRES_BIN}")
+
+
 # --- nginx (Debian) ---------------------------------------------------------
 
 
@@ -438,6 +500,11 @@ def install_all() -> None:
         install_keycloak_provider()
     with step(f"Keycloak {config.KEYCLOAK_VERSION} (Maven Central)"):
         install_keycloak()
+    if config.HA_KEYCLOAK:
+        with step(f"Keycloak {config.KEYCLOAK_VERSION} built for PostgreSQL (the HA profile)"):
+            install_keycloak_postgres()
+        with step(f"PostgreSQL {config.POSTGRES_VERSION} (Debian)"):
+            install_postgres()
     with step("nginx (Debian)"):
         install_nginx()
     with step("Prometheus + promtool (Debian)"):

@@ -122,13 +122,22 @@ def rotate_server(name: str) -> Rotation:
     new = certs.issue_server_cert(name)
     reload, port = RELOADERS[name]
     reload()
-    wait_until(
-        f"{name} serving serial {certs.serial_hex(new)}",
-        lambda: served_serial(port) == new.serial_number,
-        90,
-        f"{config.LOGS}/{name}.log",
-    )
+    for each in serving_ports(name, port):
+        wait_until(
+            f"{name} serving serial {certs.serial_hex(new)} on :{each}",
+            lambda p=each: served_serial(p) == new.serial_number,
+            90,
+            f"{config.LOGS}/{name}.log",
+        )
     return _rotation(f"server/{name}", old, new)
+
+
+def serving_ports(name: str, port: int) -> tuple[int, ...]:
+    """Where ``name``'s certificate is served: ``port``, and behind the HA profile's edge
+    (which reaches one node per connection) every Keycloak node's own port as well."""
+    if name == "keycloak" and config.HA_KEYCLOAK:
+        return (port, *(https for https, _, _ in config.KEYCLOAK_NODE_PORTS))
+    return (port,)
 
 
 def normalize_serial(serial: str) -> str:

@@ -9,6 +9,8 @@
   the verifier and the API (``--user/--group``; the master stays root to bind the
   socket). It owns exactly what they write (the audit and request logs) and the
   identity-assertion key; everything else they read is world-readable config.
+* ``config.POSTGRES_USER`` (``zt-postgres``, its own group; the HA profile only):
+  PostgreSQL, which refuses to run as root; it owns the data directory (0700).
 * ``config.AUDIT_USER`` (``zt-audit``, its own group): the second audit sink
   (``zt audit-sink``, scripts/services/auditsink.py). It owns the sink's folder
   (0700) and file (0600), so the verifier's user can send it lines but never
@@ -84,6 +86,9 @@ def ensure() -> None:
     if not _user_exists(config.PROMETHEUS_USER):
         _run(["useradd", *common, "--user-group", config.PROMETHEUS_USER])
         say(f"    created user {config.PROMETHEUS_USER} (Prometheus)")
+    if config.HA_KEYCLOAK and not _user_exists(config.POSTGRES_USER):
+        _run(["useradd", *common, "--user-group", config.POSTGRES_USER])
+        say(f"    created user {config.POSTGRES_USER} (PostgreSQL, the HA profile)")
 
 
 def run_as(user: str) -> list[str]:

@@ -56,10 +56,21 @@ def admin_credentials() -> dict[str, str]:
     return read_json(config.KEYCLOAK_ADMIN)
 
 
-def ready() -> bool:
+def mgmt_urls() -> tuple[str, ...]:
+    """Every Keycloak's management URL: the single one, or each HA node's."""
+    return config.KEYCLOAK_NODE_MGMT_URLS if config.HA_KEYCLOAK else (config.KEYCLOAK_MGMT_URL,)
+
+
+def ready(mgmt_url: str | None = None) -> bool:
+    """``/health/ready`` is UP at ``mgmt_url``; by default at any Keycloak of the profile
+    (HA: a node serves, the edge passes token requests to it)."""
+    return any(_ready_at(url) for url in ((mgmt_url,) if mgmt_url else mgmt_urls()))
+
+
+def _ready_at(mgmt_url: str) -> bool:
     try:
         r = requests.get(
-            f"{config.KEYCLOAK_MGMT_URL}/health/ready",
+            f"{mgmt_url}/health/ready",
             verify=str(config.SERVER_CA_BUNDLE),
             timeout=2,
         )
@@ -68,20 +79,32 @@ def ready() -> bool:
         return False
 
 
-def argv() -> list[str]:
+def argv(
+    home: Path | None = None,
+    https_port: int = config.KEYCLOAK_PORT,
+    storage: list[str] | None = None,
+) -> list[str]:
+    """``kc.sh start``: the single Keycloak's by default; an HA node passes its home (built
+    for PostgreSQL), its port and its ``storage`` options (cache, management, database)."""
     cert, _ = config.server_cert_paths("keycloak")
     # One file for key and chain: Keycloak re-reads it every reload period, and
     # a single atomic rename can never pair a new key with an old certificate.
     bundle = certs.bundle_path(cert)
     db = config.KEYCLOAK_DIR / "db" / "keycloakdb"
+    if storage is None:
+        storage = [
+            "--cache=local",
+            f"--http-management-port={config.KEYCLOAK_MGMT_PORT}",
+            f"--db-url=jdbc:h2:file:{db};NON_KEYWORDS=VALUE",
+        ]
     return [
-        str(tools.KEYCLOAK_HOME / "bin" / "kc.sh"),
+        str((home or tools.KEYCLOAK_HOME) / "bin" / "kc.sh"),
         "start",
         "--optimized",
         f"--hostname={config.KEYCLOAK_URL}",
         f"--http-host={config.HOST}",
         "--http-enabled=false",
-        f"--https-port={config.KEYCLOAK_PORT}",
+        f"--https-port={https_port}",
         f"--https-certificate-file={bundle}",
         f"--https-certificate-key-file={bundle}",
         f"--https-certificates-reload-period={RELOAD_PERIOD}",
@@ -91,9 +114,7 @@ def argv() -> list[str]:
         # tools.KEYCLOAK_BUILD_OPTIONS); the store's password is in the env.
         f"--https-trust-store-file={config.KEYCLOAK_TRUSTSTORE}",
         "--https-trust-store-type=PKCS12",
-        "--cache=local",
-        f"--http-management-port={config.KEYCLOAK_MGMT_PORT}",
-        f"--db-url=jdbc:h2:file:{db};NON_KEYWORDS=VALUE",
+        *storage,
         "--log=console",
         "--log-console-output=json",  # one JSON object per line, for machines
     ]
@@ -108,7 +129,7 @@ def fingerprint() -> str:
     return h.hexdigest()
 
 
-def _truststore_password() -> str:
+def truststore_password() -> str:
     """Generated at first use, 0600. The store holds only a public certificate;
     the password protects its integrity, and Keycloak gets it in its environment."""
     if not config.KEYCLOAK_TRUSTSTORE_PASSWORD.exists():
@@ -152,7 +173,7 @@ def ensure_truststore() -> None:
                 "-storepass:env",
                 "ZT_TRUSTSTORE_PASSWORD",
             ],
-            env={**os.environ, "ZT_TRUSTSTORE_PASSWORD": _truststore_password()},
+            env={**os.environ, "ZT_TRUSTSTORE_PASSWORD": truststore_password()},
             capture_output=True,
             text=True,
         )
@@ -202,7 +223,7 @@ def service_env() -> dict[str, str]:
         "KC_BOOTSTRAP_ADMIN_USERNAME": admin["username"],
         "KC_BOOTSTRAP_ADMIN_PASSWORD": admin["password"],
         "JAVA_OPTS_KC_HEAP": config.KEYCLOAK_HEAP,
-        "KC_HTTPS_TRUST_STORE_PASSWORD": _truststore_password(),
+        "KC_HTTPS_TRUST_STORE_PASSWORD": truststore_password(),
     }
 
 
@@ -230,5 +251,6 @@ def _start(wanted: str) -> None:
 def reload_certificate() -> None:
     """Keycloak re-reads its certificate file every RELOAD_PERIOD: nothing to signal,
     no restart. (The caller waits until the new serial is served.)"""
-    if procs.running(config.KEYCLOAK) is None:
+    nodes = config.KEYCLOAK_NODES if config.HA_KEYCLOAK else (config.KEYCLOAK,)
+    if all(procs.running(node) is None for node in nodes):
         raise StepFailed("Keycloak is not running; `make up` starts it")

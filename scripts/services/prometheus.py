@@ -50,7 +50,7 @@ def config_text(rules_dir: Path) -> str:
         "prometheus_port": config.PROMETHEUS_PORT,
         "health_port": config.NGINX_HEALTH_PORT,
         "vault_port": config.VAULT_PORT,
-        "keycloak_mgmt_port": config.KEYCLOAK_MGMT_PORT,
+        "keycloak_targets": ", ".join(f'"{config.HOST}:{port}"' for port in keycloak_ports()),
         "server_ca": config.SERVER_CA_BUNDLE,
         **{f"{job}_path": path for job, path in config.METRICS_PATHS.items()},
     }
@@ -58,6 +58,13 @@ def config_text(rules_dir: Path) -> str:
         return string.Template(TEMPLATE.read_text()).substitute(values)
     except KeyError as e:
         raise StepFailed(f"{TEMPLATE} uses a placeholder nobody fills: {e}") from e
+
+
+def keycloak_ports() -> tuple[int, ...]:
+    """Keycloak's management ports to scrape: the single one, or each HA node's."""
+    if config.HA_KEYCLOAK:
+        return tuple(mgmt for _, mgmt, _ in config.KEYCLOAK_NODE_PORTS)
+    return (config.KEYCLOAK_MGMT_PORT,)
 
 
 def rule_files(folder: Path | None = None) -> list[Path]:
