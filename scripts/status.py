@@ -32,7 +32,17 @@ import requests
 
 from scripts import config
 from scripts.pki import certs, crl, inventory, schedule, watcher
-from scripts.services import auditsink, keycloak, openbao, procs, prometheus, supervisor, unixhttp
+from scripts.services import (
+    auditsink,
+    baonodes,
+    edge,
+    keycloak,
+    openbao,
+    procs,
+    prometheus,
+    supervisor,
+    unixhttp,
+)
 from scripts.steps import say
 
 WARN_BELOW = 1 / 3  # fraction of life left under which a certificate or CRL is a warning
@@ -153,6 +163,11 @@ HEALTH: dict[str, Callable[[], tuple[bool, str]]] = {
         else (False, f"{prometheus.READY_URL} not ready")
     ),
     config.AUDIT_SINK.name: auditsink.health,
+    **{node.name: lambda n=node: baonodes.node_health(n) for node in baonodes.NODES},
+    config.EDGE.name: lambda: (
+        all(procs.port_in_use(port) for port, _ in edge.routes().values()),
+        "listening on " + ", ".join(str(port) for port, _ in edge.routes().values()),
+    ),
 }
 
 
@@ -245,7 +260,7 @@ def collect(now: dt.datetime | None = None) -> Report:
         for e in timed
         if e.warning
     ]
-    vault_ok = any(s.name == config.VAULT.name and s.healthy for s in services)
+    vault_ok = any(s.name in {v.name for v in baonodes.services()} and s.healthy for s in services)
     audit = openbao.audit_status_line() if vault_ok else "unknown (OpenBao not healthy)"
     return Report(
         healthy=not problems,

@@ -30,7 +30,7 @@ import requests
 
 from scripts import config
 from scripts.files import write_atomic
-from scripts.services import procs
+from scripts.services import baonodes, procs
 from scripts.steps import StepFailed, wait_until
 
 TEMPLATE = config.PROMETHEUS_SOURCE / "prometheus.yml.tmpl"
@@ -48,7 +48,7 @@ def config_text(rules_dir: Path) -> str:
         "host": config.HOST,
         "prometheus_port": config.PROMETHEUS_PORT,
         "health_port": config.NGINX_HEALTH_PORT,
-        "vault_port": config.VAULT_PORT,
+        "vault_targets": ", ".join(f'"{a.split("//")[1]}"' for a in baonodes.addresses()),
         "keycloak_mgmt_port": config.KEYCLOAK_MGMT_PORT,
         "server_ca": config.SERVER_CA_BUNDLE,
         **{f"{job}_path": path for job, path in config.METRICS_PATHS.items()},
