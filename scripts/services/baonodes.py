@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -49,6 +50,7 @@ RETRY_TOTAL = 7
 RETRY_BACKOFF = 0.5
 RETRY_BACKOFF_MAX = 4.0
 RETRY_STATUSES = (500, 502, 503)
+TERRAFORM_MAX_RETRIES = 15  # the provider's default is 2
 # How long a new leader may take after the active node is lost (raft election on 2
 # shared cores); the drill (tests/ha/test_openbao_failover.py) measures it.
 LEADER_BOUND_SECONDS = 30.0
@@ -125,17 +127,33 @@ def addresses() -> tuple[str, ...]:
     return tuple(n.addr for n in NODES) if config.HA_OPENBAO else (config.VAULT_ADDR,)
 
 
+def terraform_env() -> dict[str, str]:
+    """The Vault provider's retries (its API client retries connection errors and 5xx,
+    1-1.5 s apart): raised in the HA profile to outlast an election, like our clients."""
+    return {"VAULT_MAX_RETRIES": str(TERRAFORM_MAX_RETRIES)} if config.HA_OPENBAO else {}
+
+
+class NodeRetry(Retry):
+    """urllib3's Retry, except that a certificate the client does not trust fails at
+    once: it is a configuration fault no other node will fix, not a node's loss."""
+
+    def increment(self, *args: Any, error: Exception | None = None, **kwargs: Any) -> Retry:
+        if error is not None and "CERTIFICATE_VERIFY_FAILED" in str(error):
+            return Retry(0).increment(*args, error=error, **kwargs)
+        return super().increment(*args, error=error, **kwargs)
+
+
 def retrying_session() -> requests.Session | None:
     """A session that retries sealed/leaderless answers and lost connections (HA only;
     the single profile has one node and keeps failing fast)."""
     if not config.HA_OPENBAO:
         return None
-    retry = Retry(
+    retry = NodeRetry(
         total=RETRY_TOTAL,
         connect=RETRY_TOTAL,
         read=RETRY_TOTAL,
         status=RETRY_TOTAL,
-        other=0,
+        other=RETRY_TOTAL,  # a TLS session a dying node closed mid-handshake
         allowed_methods=None,  # any method: a sealed or leaderless node did nothing
         status_forcelist=RETRY_STATUSES,
         backoff_factor=RETRY_BACKOFF,
@@ -235,3 +253,40 @@ def node_health(node: Node) -> tuple[bool, str]:
     """``zt status``'s line for one node: healthy when unsealed (active or standby)."""
     state = states_of((node,))[node.name]
     return state in ("active", "standby"), state
+
+
+def autopilot(node: Node) -> tuple[float | None, dict[str, float]]:
+    """What the active node's autopilot reports, from its token-free Prometheus metrics:
+    (failure tolerance, node id -> healthy 1/0). Empty on a standby or if unreachable."""
+    try:
+        r = requests.get(
+            f"{node.addr}/v1/sys/metrics",
+            params={"format": "prometheus"},
+            verify=str(config.VAULT_TLS_CA),
+            timeout=5,
+        )
+        r.raise_for_status()
+    except requests.RequestException:
+        return None, {}
+    tolerance, healthy = None, {}
+    for line in r.text.splitlines():
+        if line.startswith("vault_autopilot_failure_tolerance "):
+            tolerance = float(line.split()[-1])
+        elif line.startswith('vault_autopilot_node_healthy{node_id="'):
+            node_id = line.split('"')[1]
+            healthy[node_id] = float(line.split()[-1])
+    return tolerance, healthy
+
+
+def all_voters_healthy() -> bool:
+    """True when every node is unsealed, one leads, and its autopilot counts all three as
+    healthy voters (failure tolerance 1: three voters; it is 0 with two, or with a
+    non-voter). Token-free, so the drill and a restarted stack can check it."""
+    state = states()
+    lead = leader()
+    if lead is None or state.get(lead.name) != "active":
+        return False
+    if any(s not in ("active", "standby") for s in state.values()):
+        return False
+    tolerance, healthy = autopilot(lead)
+    return tolerance == (len(NODES) - 1) // 2 and all(healthy.get(n.name) == 1 for n in NODES)

@@ -310,15 +310,16 @@ def init_cluster() -> None:
         60,
         str(first.svc.log_file),
     )
+    # With the root token from init at hand (first start), the raft configuration says
+    # who votes; afterwards the active node's autopilot metrics say it without a token.
     token = _bootstrap_root()
-    if token is not None:
-        wait_until(
-            "OpenBao: every node a raft voter",
-            lambda: _all_voters(token),
-            120,
-            str(first.svc.log_file),
-            interval=1.0,
-        )
+    wait_until(
+        "OpenBao: every node a healthy raft voter",
+        (lambda: _all_voters(token)) if token is not None else baonodes.all_voters_healthy,
+        120,
+        str(first.svc.log_file),
+        interval=1.0,
+    )
     say(f"    nodes: {', '.join(f'{k} {v}' for k, v in baonodes.states().items())}")
 
 
