@@ -268,8 +268,13 @@ def autopilot(node: Node) -> tuple[float | None, dict[str, float]]:
         r.raise_for_status()
     except requests.RequestException:
         return None, {}
+    return parse_autopilot(r.text)
+
+
+def parse_autopilot(text: str) -> tuple[float | None, dict[str, float]]:
+    """(failure tolerance, node id -> healthy) from OpenBao's Prometheus text."""
     tolerance, healthy = None, {}
-    for line in r.text.splitlines():
+    for line in text.splitlines():
         if line.startswith("vault_autopilot_failure_tolerance "):
             tolerance = float(line.split()[-1])
         elif line.startswith('vault_autopilot_node_healthy{node_id="'):
