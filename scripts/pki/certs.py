@@ -60,7 +60,7 @@ def approle_client(name: str) -> hvac.Client:
         url=config.VAULT_ADDR,
         verify=str(config.VAULT_TLS_CA),
         timeout=10,
-        session=baonodes.retrying_session(),  # HA: a sealed or leaderless node is retried
+        **baonodes.hvac_options(),  # HA: a sealed or leaderless node is retried
     )
     try:
         c.auth.approle.login(role_id=creds["role_id"], secret_id=creds["secret_id"])

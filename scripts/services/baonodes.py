@@ -21,7 +21,8 @@ client sees read-after-write.
 
 **Why clients retry 503 and lost connections** (``retrying_session``): a node restarted
 by supervisord listens before the launcher has unsealed it, and a sealed node answers 503
-to everything; while a new leader is being elected a standby has nobody to forward to.
+to everything; while a new leader is being elected a standby has nobody to forward to
+(500/502), or redirects (307) to a leader that may be the node just lost.
 Neither did the request's work, so a bounded retry (``RETRY_SECONDS`` in all) through the
 edge, which picks another node, turns a node's loss into a delay instead of a failure.
 """
@@ -46,11 +47,15 @@ CLUSTER_SETTINGS = (
     "disable_standby_reads = true\n\n"
 )
 # A client's retries through the edge when a node is sealed, restarting or without a
-# leader: backoff 0.5, 1, 2, 4, 4, 4, 4 s (about 20 s in all), then the error stands.
-RETRY_TOTAL = 7
+# leader: backoff 0, 1, 2, then 4 s (about 40 s in all: an election is 5-20 s here), then
+# the error stands.
+RETRY_TOTAL = 12
 RETRY_BACKOFF = 0.5
 RETRY_BACKOFF_MAX = 4.0
-RETRY_STATUSES = (500, 502, 503)
+# 307: a standby that cannot forward redirects to the active node's own api_addr, which
+# may be the node just lost (or, across hosts, not reachable by clients): ask the edge
+# again instead of following it.
+RETRY_STATUSES = (307, 500, 502, 503)
 TERRAFORM_MAX_RETRIES = 15  # the provider's default is 2
 # How long a new leader may take after the active node is lost (raft election on 2
 # shared cores); the drill (tests/ha/test_openbao_failover.py) measures it.
@@ -134,9 +139,23 @@ def terraform_env() -> dict[str, str]:
     return {"VAULT_MAX_RETRIES": str(TERRAFORM_MAX_RETRIES)} if config.HA_OPENBAO else {}
 
 
+def hvac_options() -> dict[str, Any]:
+    """What every hvac client of ours passes: the retrying session, and in the HA profile
+    no redirect followed (a 307 is retried through the edge instead)."""
+    return {"session": retrying_session(), "allow_redirects": not config.HA_OPENBAO}
+
+
 class NodeRetry(Retry):
     """urllib3's Retry, except that a certificate the client does not trust fails at
-    once: it is a configuration fault no other node will fix, not a node's loss."""
+    once (a configuration fault no other node will fix, not a node's loss), and that a
+    redirect backs off like any other retry (urllib3 restarts its backoff after one, so
+    a standby redirecting through an election would use up every retry at once)."""
+
+    def get_backoff_time(self) -> float:
+        tries = len(self.history)
+        if tries <= 1:
+            return 0.0
+        return float(min(self.backoff_max, self.backoff_factor * 2 ** (tries - 1)))
 
     def increment(self, *args: Any, error: Exception | None = None, **kwargs: Any) -> Retry:
         if error is not None and "CERTIFICATE_VERIFY_FAILED" in str(error):

@@ -164,7 +164,7 @@ def client(token: str | None = None) -> hvac.Client:
         url=config.VAULT_ADDR,
         token=token,
         verify=str(config.VAULT_TLS_CA),
-        session=baonodes.retrying_session(),
+        **baonodes.hvac_options(),  # HA: a sealed or leaderless node is retried
     )
 
 
@@ -307,7 +307,7 @@ def init_cluster() -> None:
     wait_until(
         "OpenBao: one node active",
         lambda: "active" in baonodes.states().values(),
-        60,
+        120,  # all three starting together: a raft election, ~20 s on 2 shared cores
         str(first.svc.log_file),
     )
     # With the root token from init at hand (first start), the raft configuration says

@@ -144,6 +144,8 @@ def test_killing_the_openbao_leader_under_load_fails_no_request() -> None:
     pid = procs.running(leader.svc)
     assert pid is not None, f"{leader.name} has no live pid file"
 
+    for _ in range(3):  # Keycloak answers promptly first (a JVM just restarted is slow)
+        request_token("python-client", cert_of("python-client"))
     load = Load.as_workload(
         "python-client", seconds=LOAD_SECONDS, threads=LOAD_THREADS, interval=LOAD_INTERVAL
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from urllib3.exceptions import MaxRetryError, SSLError
+from urllib3.util.retry import RequestHistory
 
 from scripts import config
 from scripts.services import baonodes, openbao, prometheus
@@ -69,6 +70,8 @@ def test_only_the_ha_profile_retries(monkeypatch) -> None:
     retry = session.get_adapter("https://127.0.0.1:8200").max_retries
     assert retry.total == baonodes.RETRY_TOTAL and 503 in retry.status_forcelist
     assert baonodes.terraform_env() == {"VAULT_MAX_RETRIES": str(baonodes.TERRAFORM_MAX_RETRIES)}
+    # a standby's redirect names one node's own address: asked again through the edge
+    assert baonodes.hvac_options()["allow_redirects"] is False and 307 in retry.status_forcelist
 
 
 def test_a_closed_tls_session_is_retried_an_untrusted_certificate_is_not() -> None:
@@ -102,3 +105,16 @@ def test_autopilot_health_is_read_from_metrics() -> None:
     )
     assert baonodes.parse_autopilot(text) == (1.0, {"vault-1": 1.0, "vault-2": 0.0})
     assert baonodes.parse_autopilot("") == (None, {})
+
+
+def test_redirects_back_off_like_other_retries() -> None:
+    """urllib3 resets its backoff after a redirect: 307s from a standby mid-election would
+    use every retry within milliseconds."""
+    retry = baonodes.NodeRetry(total=10, backoff_factor=0.5, backoff_max=4.0)
+    waits = []
+    for _ in range(5):
+        retry = retry.new(
+            history=(*retry.history, RequestHistory("POST", "/", None, 307, "https://x/"))
+        )
+        waits.append(retry.get_backoff_time())
+    assert waits == [0.0, 1.0, 2.0, 4.0, 4.0]

@@ -1,4 +1,5 @@
-"""Backups of the HA profile's OpenBao (docs/scaling.md, "Backups of the raft cluster").
+"""Backups of the HA profile's OpenBao (docs/scaling.md, "Backups of the raft cluster"); after
+the drill (a backup restarts the single profile's Keycloak, slow for a while after).
 
 `zt backup` takes the raft snapshot from the cluster through the edge (a standby forwards
 it to the active node); the nodes' own data folders are not in the archive. `zt restore`
