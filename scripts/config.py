@@ -228,6 +228,8 @@ RECOVERY_BOUND_SECONDS = {
     "prometheus": 20.0,  # replays its write-ahead log first
     "audit-sink": 15.0,
 }
+# The HA profile's OpenBao nodes: restarted and unsealed by the launcher like the single one.
+RECOVERY_BOUND_SECONDS.update({svc.name: RECOVERY_BOUND_SECONDS["vault"] for svc in VAULT_NODES})
 
 # --- request path -------------------------------------------------------------
 GATEWAY_URL = f"https://localhost:{NGINX_PORT}"
