@@ -15,6 +15,11 @@ clean plan as the operator AppRole, see ``terraform.export_pki_outputs``)
 ``revoke_bootstrap_root()`` revokes it. From then on Terraform and ``zt`` log
 in as the operator AppRole (terraform/pki operator.tf). A state folder from
 before (``init.json``: key + root token together) migrates the same way.
+
+The HA profile (``config.HA_OPENBAO``) runs three raft nodes instead of one
+(``scripts/services/baonodes.py``): ``start`` starts each, ``init_and_unseal``
+initialises through the first node's own port and unseals every node, the listener
+switch and reloads signal all three; everything else goes through the edge.
 """
 
 from __future__ import annotations
