@@ -25,7 +25,7 @@ def test_the_single_node_config_has_no_cluster_settings() -> None:
     text = openbao.config_text(config.VAULT_DATA, CERT, KEY)
     assert 'node_id = "zerotrust-1"' in text
     assert f'address         = "{config.HOST}:{config.VAULT_PORT}"' in text
-    assert "retry_join" not in text and "disable_standby_reads" not in text
+    assert "retry_join {" not in text and "disable_standby_reads =" not in text
     assert f'cluster_addr = "https://{config.HOST}:{config.VAULT_CLUSTER_PORT}"' in text
 
 
