@@ -70,7 +70,7 @@ from cryptography import x509
 from scripts import config, tools
 from scripts.files import read_json
 from scripts.pki import certs, rotation
-from scripts.services import keycloak, openbao, postgres, procs
+from scripts.services import baonodes, keycloak, openbao, postgres, procs
 from scripts.steps import StepFailed, say, step, wait_until
 
 MANIFEST = "manifest.json"
@@ -301,6 +301,7 @@ def write_archive(dest: Path, members: dict[str, Member]) -> None:
 def restore(archive: Path) -> None:
     """Rebuild the state folder from ``archive``; refuses an existing, non-empty one."""
     t0 = time.monotonic()
+    baonodes.refuse_restore(archive)  # the HA profile's raft cluster: not restored (yet)
     refuse_live_state(archive)
     with step(f"restore: read and check {archive}"):
         info, members = read_archive(archive)

@@ -194,6 +194,8 @@ VAULT_NODE_PORTS = ((8210, 8211), (8220, 8221), (8230, 8231))
 VAULT_NODES = tuple(
     Service(f"vault-{n}", api, supervised=True) for n, (api, _) in enumerate(VAULT_NODE_PORTS, 1)
 )
+# Each node's config.hcl and data folder: <node>/ (scripts/services/baonodes.py).
+VAULT_NODES_DIR = VAULT_DIR / "nodes"
 # (HTTPS port, management port, cluster transport port) per Keycloak node: keycloak-<n>.
 KEYCLOAK_NODE_PORTS = ((8453, 9001, 7800), (8463, 9002, 7810))
 KEYCLOAK_NODES = tuple(
@@ -229,6 +231,8 @@ RECOVERY_BOUND_SECONDS = {
     **{node.name: 120.0 for node in KEYCLOAK_NODES},
     "postgres": 30.0,
 }
+# The HA profile's OpenBao nodes: restarted and unsealed by the launcher like the single one.
+RECOVERY_BOUND_SECONDS.update({svc.name: RECOVERY_BOUND_SECONDS["vault"] for svc in VAULT_NODES})
 
 # --- request path -------------------------------------------------------------
 GATEWAY_URL = f"https://localhost:{NGINX_PORT}"
@@ -400,6 +404,7 @@ BACKUP_EXCLUDED = (
     "nginx/tmp",
     "vault/data",
     "vault/config.hcl",
+    "vault/nodes",  # the HA profile's raft nodes: their data is the snapshot too
     "env.sh",
     "supervisor",  # supervisord's programs and specs: `make up` writes them afresh
     "systemd",  # `zt systemd-units` writes them afresh

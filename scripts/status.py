@@ -35,6 +35,7 @@ from scripts import config
 from scripts.pki import certs, crl, inventory, schedule, watcher
 from scripts.services import (
     auditsink,
+    baonodes,
     edge,
     keycloak,
     keycloak_cluster,
@@ -173,6 +174,7 @@ HEALTH: dict[str, Callable[[], tuple[bool, str]]] = {
         "listening on " + ", ".join(str(listen) for listen, _ in edge.routes().values()),
     ),
     **{node.name: partial(keycloak_cluster.health, node) for node in config.KEYCLOAK_NODES},
+    **{node.name: lambda n=node: baonodes.node_health(n) for node in baonodes.NODES},
 }
 
 
@@ -270,7 +272,7 @@ def collect(now: dt.datetime | None = None) -> Report:
             "lockout: OFF — refused tokens never lock a certificate out; "
             "`zt lockout --default` turns it back on"
         )
-    vault_ok = any(s.name == config.VAULT.name and s.healthy for s in services)
+    vault_ok = any(s.name in {v.name for v in baonodes.services()} and s.healthy for s in services)
     audit = openbao.audit_status_line() if vault_ok else "unknown (OpenBao not healthy)"
     return Report(
         healthy=not problems,

@@ -29,7 +29,7 @@ from python_terraform import IsFlagged, Terraform
 from scripts import config, tools
 from scripts.files import write_atomic, write_secret_json
 from scripts.pki import certs, lifetimes
-from scripts.services import keycloak, openbao
+from scripts.services import baonodes, keycloak, openbao
 from scripts.steps import StepFailed, say
 
 ROOTS = {
@@ -150,6 +150,7 @@ def pki_env(token: str | None = None, profile: lifetimes.Lifetimes | None = None
         "TF_VAR_vault_address": config.VAULT_ADDR,
         "TF_VAR_vault_ca_cert_file": str(config.VAULT_TLS_CA),
         "TF_IN_AUTOMATION": "1",
+        **baonodes.terraform_env(),  # HA: the provider retries a sealed or leaderless node
     }
 
 

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 
 from scripts import config
 from scripts.files import read_json, write_atomic, write_secret
+from scripts.services import baonodes
 from scripts.steps import StepFailed
 
 
@@ -55,7 +56,12 @@ def approle_client(name: str) -> hvac.Client:
         creds = read_json(path)
     except FileNotFoundError as e:
         raise StepFailed(f"{path} missing; `make up` writes it after terraform/pki apply") from e
-    c = hvac.Client(url=config.VAULT_ADDR, verify=str(config.VAULT_TLS_CA), timeout=10)
+    c = hvac.Client(
+        url=config.VAULT_ADDR,
+        verify=str(config.VAULT_TLS_CA),
+        timeout=10,
+        **baonodes.hvac_options(),  # HA: a sealed or leaderless node is retried
+    )
     try:
         c.auth.approle.login(role_id=creds["role_id"], secret_id=creds["secret_id"])
     except (hvac.exceptions.VaultError, requests.RequestException) as e:

@@ -15,6 +15,11 @@ clean plan as the operator AppRole, see ``terraform.export_pki_outputs``)
 ``revoke_bootstrap_root()`` revokes it. From then on Terraform and ``zt`` log
 in as the operator AppRole (terraform/pki operator.tf). A state folder from
 before (``init.json``: key + root token together) migrates the same way.
+
+The HA profile (``config.HA_OPENBAO``) runs three raft nodes instead of one
+(``scripts/services/baonodes.py``): ``start`` starts each, ``init_and_unseal``
+initialises through the first node's own port and unseals every node, the listener
+switch and reloads signal all three; everything else goes through the edge.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from cryptography.x509.oid import NameOID
 from scripts import config, tools
 from scripts.files import read_json, write_atomic, write_secret, write_secret_json
 from scripts.pki import certs
-from scripts.services import procs
+from scripts.services import baonodes, procs
 from scripts.steps import StepFailed, say, wait_until
 
 BOOTSTRAP_CN = "OpenBao bootstrap (self-signed, replaced by the server CA)"
@@ -48,18 +53,24 @@ def cert_paths() -> tuple[Path, Path]:
     return config.server_cert_paths("vault")
 
 
-def config_text(data_dir: Path, cert: Path, key: Path) -> str:
-    """vault/config.hcl.tmpl for a node storing in ``data_dir`` and serving ``cert``.
+def config_text(data_dir: Path, cert: Path, key: Path, node: baonodes.Node | None = None) -> str:
+    """vault/config.hcl.tmpl for a node storing in ``data_dir`` and serving ``cert``:
+    the single node, or one raft node of the HA profile (its ports, ``node_id``, the
+    ``retry_join`` blocks naming the others).
 
     The audit log path is always the stack's: OpenBao records the declared device with
     its path in its data and refuses to unseal when the config names another (so a
-    restore's throwaway node, scripts/backup.py, names the final path too)."""
+    restore's throwaway node, scripts/backup.py, names the final path too, and every
+    raft node declares the same one: the declaration is replicated)."""
     tmpl = string.Template((config.REPO / "vault" / "config.hcl.tmpl").read_text())
     return tmpl.substitute(
         data_dir=data_dir,
         host=config.HOST,
-        port=config.VAULT_PORT,
-        cluster_port=config.VAULT_CLUSTER_PORT,
+        port=config.VAULT_PORT if node is None else node.port,
+        cluster_port=config.VAULT_CLUSTER_PORT if node is None else node.cluster_port,
+        node_id="zerotrust-1" if node is None else node.name,
+        retry_join="" if node is None else baonodes.retry_join(node),
+        cluster_settings="" if node is None else baonodes.CLUSTER_SETTINGS,
         tls_cert=cert,
         tls_key=key,
         audit_device=config.VAULT_AUDIT_DEVICE,
@@ -76,13 +87,17 @@ RESTART_ONLY = re.compile(
 )
 
 
-def render_config() -> tuple[bool, bool]:
-    """Write config.hcl from the template; (its text changed, a restart is needed)."""
-    text = config_text(config.VAULT_DATA, *cert_paths())
-    old = config.VAULT_CONFIG.read_text() if config.VAULT_CONFIG.exists() else None
+def render_config(node: baonodes.Node | None = None) -> tuple[bool, bool]:
+    """Write config.hcl (the single node's, or ``node``'s) from the template; (its text
+    changed, a restart is needed)."""
+    if node is None:
+        path, text = config.VAULT_CONFIG, config_text(config.VAULT_DATA, *cert_paths())
+    else:
+        path, text = node.config_file, config_text(node.data_dir, *cert_paths(), node)
+    old = path.read_text() if path.exists() else None
     if old == text:
         return False, False
-    write_atomic(config.VAULT_CONFIG, text, mode=0o600)
+    write_atomic(path, text, mode=0o600)
     return True, old is not None and RESTART_ONLY.findall(old) != RESTART_ONLY.findall(text)
 
 
@@ -150,26 +165,36 @@ def health() -> dict | None:
 
 
 def client(token: str | None = None) -> hvac.Client:
-    return hvac.Client(url=config.VAULT_ADDR, token=token, verify=str(config.VAULT_TLS_CA))
+    return hvac.Client(
+        url=config.VAULT_ADDR,
+        token=token,
+        verify=str(config.VAULT_TLS_CA),
+        **baonodes.hvac_options(),  # HA: a sealed or leaderless node is retried
+    )
 
 
-def argv() -> list[str]:
-    return [str(tools.BAO), "server", f"-config={config.VAULT_CONFIG}"]
+def argv(node: baonodes.Node | None = None) -> list[str]:
+    conf = config.VAULT_CONFIG if node is None else node.config_file
+    return [str(tools.BAO), "server", f"-config={conf}"]
 
 
-def unseal_spec() -> dict[str, str]:
-    """What the launcher needs to unseal OpenBao after a start (scripts/services/launch.py)."""
+def unseal_spec(node: baonodes.Node | None = None) -> dict[str, str]:
+    """What the launcher needs to unseal OpenBao after a start (scripts/services/launch.py):
+    a node is unsealed through its own port, never through the edge."""
     return {
-        "addr": config.VAULT_ADDR,
+        "addr": config.VAULT_ADDR if node is None else node.addr,
         "ca": str(config.VAULT_TLS_CA),
         "key_file": str(config.VAULT_UNSEAL),
     }
 
 
 def start() -> None:
-    """Start OpenBao if it is not running; wait until its API answers."""
-    config.VAULT_DATA.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Start OpenBao if it is not running (the single node, or every raft node); wait
+    until its API answers."""
+    config.VAULT_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(config.VAULT_DIR, 0o700)
+    if not config.HA_OPENBAO:
+        config.VAULT_DATA.mkdir(parents=True, exist_ok=True, mode=0o700)
     cert_file, _ = cert_paths()
     lapsed = cert_file.exists() and listener_lapsed()
     if not cert_file.exists() or lapsed:
@@ -182,6 +207,10 @@ def start() -> None:
             else "    first start: self-signed bootstrap cert for OpenBao's listener"
         )
         write_bootstrap_cert()
+    if config.HA_OPENBAO:
+        for node in baonodes.NODES:
+            start_node(node, lapsed)
+        return
     changed, restart = render_config()
     if procs.running(config.VAULT) and restart:
         say("    config.hcl changed a setting read only at start (logs, telemetry): restarting")
@@ -205,6 +234,31 @@ def start() -> None:
     )
 
 
+def start_node(node: baonodes.Node, lapsed: bool = False) -> None:
+    """One raft node, as ``start`` does the single one (restart only for a setting read
+    at start, SIGHUP for the rest); wait until its own port answers."""
+    node.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(config.VAULT_NODES_DIR, 0o700)
+    changed, restart = render_config(node)
+    if procs.running(node.svc) and restart:
+        say(f"    {node.name}: config.hcl changed a setting read only at start: restarting")
+        procs.stop(node.svc)
+    if procs.running(node.svc):
+        say(f"    {node.name}: already running (pid {procs.read_pid(node.svc.pid_file)})")
+        if changed or lapsed:
+            say(f"    {node.name}: config.hcl changed: SIGHUP to reload it")
+            os.kill(procs.running(node.svc) or 0, signal.SIGHUP)
+    else:
+        procs.start(node.svc, argv(node), launch="child", unseal=unseal_spec(node))
+        say(f"    {node.name}: started ({node.addr}, cluster {node.cluster_addr})")
+    wait_until(
+        f"OpenBao {node.name} API",
+        lambda: procs.alive_or_fail(node.svc) and baonodes.health(node) is not None,
+        60,
+        str(node.svc.log_file),
+    )
+
+
 def init_and_unseal() -> None:
     """Initialise once, then unseal from the state folder.
 
@@ -212,6 +266,9 @@ def init_and_unseal() -> None:
     (``bootstrap-root-token.json``) to two files, both 0600; the root token is
     revoked once terraform/pki has created the operator AppRole. A state folder
     from before keeps both in ``init.json``: it is split the same way here."""
+    if config.HA_OPENBAO:
+        init_cluster()
+        return
     c = client()
     if not c.sys.is_initialized():
         say("    first start: initialising OpenBao (1 key share; see README)")
@@ -228,6 +285,67 @@ def init_and_unseal() -> None:
         30,
         str(config.VAULT.log_file),
     )
+
+
+def init_cluster() -> None:
+    """The HA profile: initialise through the first node's own port (once), unseal it,
+    then unseal each other node (a node that has not joined yet joins the leader through
+    its ``retry_join`` blocks and needs the key to finish); wait until all three are
+    unsealed, one is active and, while the root token from init is at hand, all three
+    are raft voters."""
+    first = baonodes.FIRST
+    c = hvac.Client(url=first.addr, verify=str(config.VAULT_TLS_CA))
+    if not c.sys.is_initialized():
+        say(f"    first start: initialising OpenBao through {first.name} (1 key share)")
+        result = c.sys.initialize(secret_shares=1, secret_threshold=1)
+        write_secret_json(config.VAULT_UNSEAL, {"unseal_keys_b64": result["keys_base64"]})
+        write_secret_json(config.VAULT_BOOTSTRAP_ROOT, {"root_token": result["root_token"]})
+    keys = unseal_keys()
+    for node in baonodes.NODES:
+        wait_until(
+            f"OpenBao {node.name} unsealed",
+            lambda n=node: _unsealed(n, keys),
+            120,
+            str(node.svc.log_file),
+            interval=1.0,
+        )
+    wait_until(
+        "OpenBao: one node active",
+        lambda: "active" in baonodes.states().values(),
+        120,  # all three starting together: a raft election, ~20 s on 2 shared cores
+        str(first.svc.log_file),
+    )
+    # With the root token from init at hand (first start), the raft configuration says
+    # who votes; afterwards the active node's autopilot metrics say it without a token.
+    token = _bootstrap_root()
+    wait_until(
+        "OpenBao: every node a healthy raft voter",
+        (lambda: _all_voters(token)) if token is not None else baonodes.all_voters_healthy,
+        120,
+        str(first.svc.log_file),
+        interval=1.0,
+    )
+    say(f"    nodes: {', '.join(f'{k} {v}' for k, v in baonodes.states().items())}")
+
+
+def _unsealed(node: baonodes.Node, keys: list[str]) -> bool:
+    """True once ``node`` is unsealed; else submit the key (a joining node takes it once
+    it has the leader's challenge) and poll again."""
+    status = baonodes.seal_status(node)
+    if status is None:
+        return False
+    if status.get("initialized") and not status.get("sealed"):
+        return True
+    after = baonodes.unseal(node, keys)
+    return bool(after and after.get("initialized") and not after.get("sealed"))
+
+
+def _all_voters(token: str) -> bool:
+    try:
+        servers = baonodes.voters(token)
+    except (requests.RequestException, KeyError, ValueError):
+        return False
+    return all(servers.get(n.name, {}).get("voter") for n in baonodes.NODES)
 
 
 def _split_legacy_init() -> None:
@@ -304,21 +422,20 @@ def _keep_as_revoked(token: str) -> None:
 
 
 def reload_listener() -> None:
-    """SIGHUP makes OpenBao re-read its listener cert/key without dropping state."""
-    pid = procs.running(config.VAULT)
-    if pid is None:
-        raise StepFailed("OpenBao is not running; `make up` starts it")
-    os.kill(pid, signal.SIGHUP)
+    """SIGHUP makes OpenBao re-read its listener cert/key without dropping state (every
+    raft node in the HA profile: they share the files)."""
+    for svc in baonodes.services():
+        pid = procs.running(svc)
+        if pid is None:
+            raise StepFailed(f"OpenBao ({svc.name}) is not running; `make up` starts it")
+        os.kill(pid, signal.SIGHUP)
 
 
 def serving_cert_matches_ca() -> bool:
-    """True when a TLS handshake to OpenBao verifies against the server CA bundle."""
+    """True when a TLS handshake to OpenBao (each node) verifies against the server CA."""
     try:
-        requests.get(
-            f"{config.VAULT_ADDR}/v1/sys/health",
-            verify=str(config.SERVER_CA_BUNDLE),
-            timeout=2,
-        )
+        for addr in baonodes.addresses():
+            requests.get(f"{addr}/v1/sys/health", verify=str(config.SERVER_CA_BUNDLE), timeout=2)
     except requests.RequestException:
         return False
     return True
@@ -336,11 +453,17 @@ def switch_to_server_ca() -> None:
         "OpenBao serving the server-CA certificate",
         serving_cert_matches_ca,
         20,
-        str(config.VAULT.log_file),
+        str(baonodes.services()[0].log_file),
     )
 
 
 def seal_status_line() -> str:
+    if config.HA_OPENBAO:
+        nodes = baonodes.states()
+        ok = all(s in ("active", "standby") for s in nodes.values())
+        active = [n for n, s in nodes.items() if s == "active"]
+        head = f"unsealed, active {active[0]}" if ok and len(active) == 1 else "DEGRADED"
+        return f"{head}: " + ", ".join(f"{n} {s}" for n, s in nodes.items())
     h = health()
     if h is None:
         return "unreachable"

@@ -30,7 +30,7 @@ import requests
 
 from scripts import config
 from scripts.files import write_atomic
-from scripts.services import accounts, procs
+from scripts.services import accounts, baonodes, procs
 from scripts.steps import StepFailed, wait_until
 
 TEMPLATE = config.PROMETHEUS_SOURCE / "prometheus.yml.tmpl"
@@ -49,7 +49,7 @@ def config_text(rules_dir: Path) -> str:
         "host": config.HOST,
         "prometheus_port": config.PROMETHEUS_PORT,
         "health_port": config.NGINX_HEALTH_PORT,
-        "vault_port": config.VAULT_PORT,
+        "vault_targets": ", ".join(f'"{a.split("//")[1]}"' for a in baonodes.addresses()),
         "keycloak_targets": ", ".join(f'"{config.HOST}:{port}"' for port in keycloak_ports()),
         "server_ca": config.SERVER_CA_BUNDLE,
         **{f"{job}_path": path for job, path in config.METRICS_PATHS.items()},
