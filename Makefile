@@ -75,4 +75,4 @@ down-ha: venv ## stop the HA profile's stack (state in .state-ha is kept)
 test-ha: venv ## stop the default stack (same ports), bring the HA profile up, run its failure drills
 	@$(ZT) down
 	@ZT_PROFILE=ha $(ZT) up
-	@ZT_PROFILE=ha $(PY) -m pytest tests/ha
+	@ZT_PROFILE=ha $(PY) -m pytest -s tests/ha  # -s: each drill prints its figures

@@ -53,6 +53,20 @@ def superuser() -> str:
     return pwd.getpwuid(os.geteuid()).pw_name
 
 
+def _connection(database: str) -> list[str]:
+    """psql/pg_dump/pg_restore's flags: the superuser over the unix socket, ``database``."""
+    return [
+        "-h",
+        str(config.POSTGRES_SOCKET_DIR),
+        "-p",
+        str(config.POSTGRES_PORT),
+        "-U",
+        superuser(),
+        "-d",
+        database,
+    ]
+
+
 def _as_owner() -> dict[str, Any]:
     """subprocess keyword arguments running a tool as the server's account."""
     if accounts.privileged():
@@ -252,14 +266,7 @@ def psql(sql: str, database: str = "postgres", **variables: str) -> str:
             "-t",
             "-v",
             "ON_ERROR_STOP=1",
-            "-h",
-            str(config.POSTGRES_SOCKET_DIR),
-            "-p",
-            str(config.POSTGRES_PORT),
-            "-U",
-            superuser(),
-            "-d",
-            database,
+            *_connection(database),
         ],
         input=script,
         capture_output=True,
@@ -309,13 +316,7 @@ def dump() -> bytes:
         [
             str(config.POSTGRES_BIN / "pg_dump"),
             "--format=custom",
-            "-h",
-            str(config.POSTGRES_SOCKET_DIR),
-            "-p",
-            str(config.POSTGRES_PORT),
-            "-U",
-            superuser(),
-            config.POSTGRES_DATABASE,
+            *_connection(config.POSTGRES_DATABASE),
         ],
         capture_output=True,
         cwd="/",
@@ -346,14 +347,7 @@ def restore(dump_file: Path, database: str = config.POSTGRES_DATABASE) -> None:
             f"--role={config.POSTGRES_ROLE}",
             "--single-transaction",
             "--exit-on-error",
-            "-h",
-            str(config.POSTGRES_SOCKET_DIR),
-            "-p",
-            str(config.POSTGRES_PORT),
-            "-U",
-            superuser(),
-            "-d",
-            database,
+            *_connection(database),
         ],
         input=dump_file.read_bytes(),
         capture_output=True,
