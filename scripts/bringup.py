@@ -186,7 +186,7 @@ def demo_call() -> dict:
         r = client.request("GET", "/api/resource")
     except TokenError as e:
         raise StepFailed(
-            f"demo call: no token for python-client: {e}; see {config.KEYCLOAK.log_file}"
+            f"demo call: no token for python-client: {e}; see {keycloak.log_files()}"
         ) from e
     if r.status_code != 200:
         raise StepFailed(

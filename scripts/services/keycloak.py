@@ -248,9 +248,18 @@ def _start(wanted: str) -> None:
     )
 
 
+def services() -> tuple[config.Service, ...]:
+    """Keycloak's processes in this profile: the one node, or each clustered node."""
+    return config.KEYCLOAK_NODES if config.HA_KEYCLOAK else (config.KEYCLOAK,)
+
+
+def log_files() -> str:
+    """Where Keycloak's logs are, for an error message."""
+    return ", ".join(str(node.log_file) for node in services())
+
+
 def reload_certificate() -> None:
     """Keycloak re-reads its certificate file every RELOAD_PERIOD: nothing to signal,
     no restart. (The caller waits until the new serial is served.)"""
-    nodes = config.KEYCLOAK_NODES if config.HA_KEYCLOAK else (config.KEYCLOAK,)
-    if all(procs.running(node) is None for node in nodes):
+    if all(procs.running(node) is None for node in services()):
         raise StepFailed("Keycloak is not running; `make up` starts it")
