@@ -301,7 +301,6 @@ def write_archive(dest: Path, members: dict[str, Member]) -> None:
 def restore(archive: Path) -> None:
     """Rebuild the state folder from ``archive``; refuses an existing, non-empty one."""
     t0 = time.monotonic()
-    baonodes.refuse_restore(archive)  # the HA profile's raft cluster: not restored (yet)
     refuse_live_state(archive)
     with step(f"restore: read and check {archive}"):
         info, members = read_archive(archive)
@@ -422,11 +421,27 @@ def write_state(root: Path, info: dict[str, Any], members: dict[str, Member]) ->
     say(f"    {count} file(s) written")
 
 
+def _throwaway() -> tuple[config.Service, Path, baonodes.Node | None]:
+    """The node a restore installs the snapshot through: the single node, or in the HA
+    profile the raft cluster's first node (its name, ports and data folder, so the restored
+    raft configuration names it; the others join it afresh at `make up-ha`)."""
+    if config.HA_OPENBAO:
+        first = baonodes.FIRST
+        return first.svc, first.data_dir, first
+    return config.VAULT, config.VAULT_DATA, None
+
+
+def _restore_addr() -> str:
+    node = _throwaway()[2]
+    return config.VAULT_ADDR if node is None else node.addr
+
+
 def _render_vault_config(root: Path) -> Path:
     """vault/config.hcl.tmpl rendered for ``root`` (the throwaway node); `make up`
     renders the real one after the rename."""
     cert, key = (root / p.relative_to(config.STATE) for p in openbao.cert_paths())
-    text = openbao.config_text(root / "vault" / "data", cert, key)
+    _, data, node = _throwaway()
+    text = openbao.config_text(root / data.relative_to(config.STATE), cert, key, node, joins=False)
     path = root / "vault" / "restore.hcl"
     path.write_text(text)
     os.chmod(path, 0o600)
@@ -436,7 +451,7 @@ def _render_vault_config(root: Path) -> Path:
 def _health(ca: Path) -> dict[str, Any] | None:
     try:
         r = requests.get(
-            f"{config.VAULT_ADDR}/v1/sys/health",
+            f"{_restore_addr()}/v1/sys/health",
             params={"standbyok": "true", "sealedcode": "200", "uninitcode": "200"},
             verify=str(ca),
             timeout=2,
@@ -448,9 +463,10 @@ def _health(ca: Path) -> dict[str, Any] | None:
 
 def restore_openbao(root: Path, snapshot: bytes, info: dict[str, Any]) -> None:
     """Install ``snapshot`` into ``root/vault/data`` through a throwaway node, check it."""
-    svc = config.Service(config.VAULT.name, config.VAULT_PORT, root / "run", root / "logs")
+    node, data, _ = _throwaway()
+    svc = config.Service(node.name, node.port, root / "run", root / "logs")
     ca = root / config.VAULT_TLS_CA.relative_to(config.STATE)
-    (root / "vault" / "data").mkdir(parents=True, exist_ok=True, mode=0o700)
+    (root / data.relative_to(config.STATE)).mkdir(parents=True, exist_ok=True, mode=0o700)
     conf = _render_vault_config(root)
     try:
         _prepare_audit_log()
@@ -462,7 +478,7 @@ def restore_openbao(root: Path, snapshot: bytes, info: dict[str, Any]) -> None:
             60,
             log,
         )
-        client = hvac.Client(url=config.VAULT_ADDR, verify=str(ca), timeout=60)
+        client = hvac.Client(url=_restore_addr(), verify=str(ca), timeout=60)
         fresh = client.sys.initialize(secret_shares=1, secret_threshold=1)
         client.sys.submit_unseal_keys(fresh["keys_base64"])
         _wait_unsealed(ca, log)
@@ -552,7 +568,7 @@ def check_restored_openbao(root: Path, ca: Path, client: hvac.Client, info: dict
     (the throwaway node's root token went with its data: ``_restored_data_answers``)."""
     outputs = read_json(root / config.PKI_OUTPUTS.relative_to(config.STATE))
     for key, mount in outputs["mounts"].items():
-        r = requests.get(f"{config.VAULT_ADDR}/v1/{mount}/ca/pem", verify=str(ca), timeout=10)
+        r = requests.get(f"{_restore_addr()}/v1/{mount}/ca/pem", verify=str(ca), timeout=10)
         served = certs.format_serial(x509.load_pem_x509_certificate(r.content).serial_number)
         if served != info["ca_serials"][key].lower():
             raise StepFailed(

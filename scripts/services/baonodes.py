@@ -38,7 +38,6 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from scripts import config
-from scripts.steps import StepFailed
 
 # The cluster's top-level settings (placed in every node's config).
 CLUSTER_SETTINGS = (
@@ -181,6 +180,10 @@ def retrying_session() -> requests.Session | None:
         raise_on_status=False,
     )
     session = requests.Session()
+    # A new connection per request: the edge picks the node per connection, so a retry on
+    # a kept-alive one would ask the same sealed or standby node again and again (a raft
+    # snapshot, which standbys do not forward, failed every retry on the one it reached).
+    session.headers["Connection"] = "close"
     # hvac prefers a session's own verify over its argument: what clients trust here.
     session.verify = str(config.VAULT_TLS_CA)
     session.mount("https://", HTTPAdapter(max_retries=retry))
@@ -315,17 +318,3 @@ def all_voters_healthy() -> bool:
         return False
     tolerance, healthy = autopilot(lead)
     return tolerance == (len(NODES) - 1) // 2 and all(healthy.get(n.name) == 1 for n in NODES)
-
-
-def refuse_restore(archive: Path) -> None:
-    """``zt restore`` does not rebuild a raft cluster: it installs the snapshot through one
-    throwaway node into the single profile's data folder, and three nodes would need it on
-    one node, the others joining it afresh (raft's ``peers.json`` recovery). Say so rather
-    than write a state folder the HA profile cannot start from (docs/scaling.md)."""
-    if config.HA_OPENBAO:
-        raise StepFailed(
-            f"zt restore does not restore into the HA profile's OpenBao raft cluster: "
-            f"nothing was written. Restore the raft snapshot in {archive} (openbao/raft.snap) "
-            "into a running cluster by hand with a break-glass root token "
-            "(docs/scaling.md, 'Backups of the raft cluster')"
-        )

@@ -53,7 +53,9 @@ def cert_paths() -> tuple[Path, Path]:
     return config.server_cert_paths("vault")
 
 
-def config_text(data_dir: Path, cert: Path, key: Path, node: baonodes.Node | None = None) -> str:
+def config_text(
+    data_dir: Path, cert: Path, key: Path, node: baonodes.Node | None = None, *, joins: bool = True
+) -> str:
     """vault/config.hcl.tmpl for a node storing in ``data_dir`` and serving ``cert``:
     the single node, or one raft node of the HA profile (its ports, ``node_id``, the
     ``retry_join`` blocks naming the others).
@@ -61,7 +63,8 @@ def config_text(data_dir: Path, cert: Path, key: Path, node: baonodes.Node | Non
     The audit log path is always the stack's: OpenBao records the declared device with
     its path in its data and refuses to unseal when the config names another (so a
     restore's throwaway node, scripts/backup.py, names the final path too, and every
-    raft node declares the same one: the declaration is replicated)."""
+    raft node declares the same one: the declaration is replicated). ``joins=False``: no
+    ``retry_join`` (a restore's throwaway first node, which must not join anything)."""
     tmpl = string.Template((config.REPO / "vault" / "config.hcl.tmpl").read_text())
     return tmpl.substitute(
         data_dir=data_dir,
@@ -69,7 +72,7 @@ def config_text(data_dir: Path, cert: Path, key: Path, node: baonodes.Node | Non
         port=config.VAULT_PORT if node is None else node.port,
         cluster_port=config.VAULT_CLUSTER_PORT if node is None else node.cluster_port,
         node_id="zerotrust-1" if node is None else node.name,
-        retry_join="" if node is None else baonodes.retry_join(node),
+        retry_join="" if node is None or not joins else baonodes.retry_join(node),
         cluster_settings="" if node is None else baonodes.CLUSTER_SETTINGS,
         tls_cert=cert,
         tls_key=key,

@@ -3,17 +3,22 @@ the drill (a backup restarts the single profile's Keycloak, slow for a while aft
 
 `zt backup` takes the raft snapshot from the cluster through the edge (a standby forwards
 it to the active node); the nodes' own data folders are not in the archive. `zt restore`
-refuses the HA profile clearly and writes nothing.
+rebuilds the cluster from it: the snapshot through a throwaway first node, the others
+joining it at the next `make up-ha`.
 """
 
 from __future__ import annotations
 
+import json
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from scripts import backup, config
+from scripts.services import baonodes
 from tests.integration.conftest import run_zt
 
 pytestmark = pytest.mark.skipif(
@@ -42,16 +47,28 @@ def test_backup_holds_the_clusters_raft_snapshot_not_the_nodes_data(archive: Pat
     print(f"raft snapshot: {len(data)} bytes, {len(names)} members")
 
 
-def test_restore_refuses_the_ha_profile_and_writes_nothing(archive: Path) -> None:
-    before = sorted(
-        p.relative_to(config.STATE) for p in config.STATE.rglob("*") if "logs" not in p.parts
-    )
-    r = run_zt("restore", str(archive), timeout=120)
-    assert r.returncode != 0
-    out = r.stdout + r.stderr
-    assert "does not restore into the HA profile's OpenBao raft cluster" in out, out
-    assert "nothing was written" in out
-    after = sorted(
-        p.relative_to(config.STATE) for p in config.STATE.rglob("*") if "logs" not in p.parts
-    )
-    assert [p for p in after if p not in before and "run" not in p.parts] == []
+def _served_cas() -> dict[str, str]:
+    """Each PKI mount's CA certificate as the cluster serves it (through the edge)."""
+    mounts = json.loads(config.PKI_OUTPUTS.read_text())["mounts"]
+    return {
+        key: requests.get(
+            f"{config.VAULT_ADDR}/v1/{mount}/ca/pem", verify=str(config.VAULT_TLS_CA), timeout=10
+        ).text
+        for key, mount in mounts.items()
+    }
+
+
+@pytest.mark.runs_last  # it starts the whole stack over from the archive
+def test_restore_rebuilds_the_raft_cluster_from_the_backup(archive: Path) -> None:
+    """`zt clean`, `zt restore`, `make up-ha`: the snapshot goes in through a throwaway first
+    node (its name and ports, so the restored raft configuration names it), the other two
+    join it afresh; the cluster serves the archived CAs and all three vote."""
+    before = _served_cas()
+    t0 = time.monotonic()
+    for argv, timeout in ((("clean",), 300), (("restore", str(archive)), 300), (("up",), 900)):
+        r = run_zt(*argv, timeout=timeout)
+        assert r.returncode == 0, f"zt {' '.join(argv)}:\n{r.stdout[-3000:]}{r.stderr[-2000:]}"
+    print(f"\nclean + restore + up: {time.monotonic() - t0:.0f}s")
+    assert _served_cas() == before
+    assert sorted(baonodes.states().values()) == ["active", "standby", "standby"]
+    assert baonodes.all_voters_healthy()
