@@ -155,7 +155,11 @@ class AuditWriter:
         pid = os.getpid()
         if self._fd is not None and self._pid == pid:
             return self._fd
-        self._fd = None  # a parent's descriptor is left to the parent
+        if self._fd is not None:
+            # The parent's, inherited. Closing our copy never releases the parent's
+            # lock: a flock lasts until every copy of the descriptor is closed.
+            inherited, self._fd = self._fd, None
+            os.close(inherited)
         assert self.path is not None
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._pid = pid
