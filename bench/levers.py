@@ -10,12 +10,18 @@ interleaved with scenario 3 (the stack's gunicorn verifier), so 8/3 is the lever
 Not the production setup: the stack's verifier stays on gunicorn until the lead
 decides (docs/benchmarks.md says what the switch needs). This verifier writes its
 audit lines to a file of its own under ``.state/bench/granian/`` (deleted after the
-run), so the stack's audit log keeps one writer.
+run), so the stack's audit log keeps one writer, and its copies to a datagram socket
+of its own there, drained by this process (``SinkDrain``): sent to the stack's sink
+they were lines the stack's primary file never had, and ``zt audit verify`` (and
+tests/integration/test_audit_trail.py after a ``make bench``) reported thousands of
+differences.
 """
 
 from __future__ import annotations
 
+import socket
 import sys
+import threading
 from pathlib import Path
 
 from bench import config as bench_config
@@ -31,6 +37,7 @@ GRANIAN_VERIFIER = config.Service(
 )
 GRANIAN_SOCKET = GRANIAN_DIR / "verifier.sock"
 GRANIAN_AUDIT_LOG = GRANIAN_DIR / "audit.log"
+GRANIAN_SINK_SOCKET = GRANIAN_DIR / "audit-sink.sock"
 WORKERS = 2  # as the stack's gunicorn verifier (config.GUNICORN_WORKERS)
 READY_SECONDS = 60.0
 
@@ -55,6 +62,40 @@ def granian_argv(socket: Path) -> list[str]:
     ]
 
 
+class SinkDrain:
+    """A datagram socket standing in for the audit sink, emptied on a thread of its own
+    (the copy still costs the verifier its ``sendto``, as the stack's does)."""
+
+    def __init__(self, path: Path) -> None:
+        path.unlink(missing_ok=True)
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-sink-drain", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.sock.close()
+        self.path.unlink(missing_ok=True)
+
+
+_DRAINS: list[SinkDrain] = []
+"""The drain of the running granian verifier (at most one), closed by ``stop``."""
+
+
 def start() -> int:
     """Start the granian verifier (one a crashed run left is stopped first); return its
     pid once it answers ``/healthz`` (Keycloak's keys loaded, CRL read)."""
@@ -62,7 +103,13 @@ def start() -> int:
     GRANIAN_DIR.mkdir(parents=True, exist_ok=True)
     GRANIAN_SOCKET.unlink(missing_ok=True)
     GRANIAN_AUDIT_LOG.unlink(missing_ok=True)
-    env = {**apps.verifier_env(), "ZT_VERIFIER_AUDIT_LOG": str(GRANIAN_AUDIT_LOG)}
+    _close_drains()
+    _DRAINS.append(SinkDrain(GRANIAN_SINK_SOCKET))
+    env = {
+        **apps.verifier_env(),
+        "ZT_VERIFIER_AUDIT_LOG": str(GRANIAN_AUDIT_LOG),
+        "ZT_VERIFIER_AUDIT_SINK_SOCKET": str(GRANIAN_SINK_SOCKET),
+    }
     pid = procs.start(
         GRANIAN_VERIFIER,
         granian_argv(GRANIAN_SOCKET),
@@ -85,4 +132,10 @@ def stop() -> bool:
     """Stop it by pid; its audit log (a line per request) goes with it."""
     stopped = procs.stop(GRANIAN_VERIFIER, timeout=10.0)
     GRANIAN_AUDIT_LOG.unlink(missing_ok=True)
+    _close_drains()
     return stopped
+
+
+def _close_drains() -> None:
+    while _DRAINS:
+        _DRAINS.pop().close()
