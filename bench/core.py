@@ -59,6 +59,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from werkzeug.test import EnvironBuilder
 
 from bench import config as bench_config
+from bench.sinkdrain import SinkDrain
 from bench.stack import WaitBudget
 from bench.tokens import token_source
 from client.token import TokenError
@@ -289,11 +290,17 @@ def _wsgi_authz(inputs: CoreInputs, headers: list[tuple[str, str]]) -> Callable[
     app_config: dict[str, Any] = {
         name.removeprefix(ENV_PREFIX): value for name, value in apps.verifier_env().items()
     }
-    app_config |= {"AUDIT_LOG": str(audit), "KEY_SOURCE": inputs.keys, "CLOCK": lambda: inputs.now}
+    drain = SinkDrain(bench_config.BENCH_WORK / "core-sink.sock")  # never the stack's sink
+    app_config |= {
+        "AUDIT_LOG": str(audit),
+        "AUDIT_SINK_SOCKET": str(drain.path),
+        "KEY_SOURCE": inputs.keys,
+        "CLOCK": lambda: inputs.now,
+    }
     app = create_app(app_config)
     environ = EnvironBuilder(path="/_authz", method="GET", headers=headers).get_environ()
 
-    def call() -> str:
+    def call(drain: SinkDrain = drain) -> str:  # the drain lives as long as the call
         status: list[str] = []
         body = app.wsgi_app(dict(environ), lambda s, h, e=None: status.append(s))
         for _ in body:

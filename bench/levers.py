@@ -11,7 +11,7 @@ Not the production setup: the stack's verifier stays on gunicorn until the lead
 decides (docs/benchmarks.md says what the switch needs). This verifier writes its
 audit lines to a file of its own under ``.state/bench/granian/`` (deleted after the
 run), so the stack's audit log keeps one writer, and its copies to a datagram socket
-of its own there, drained by this process (``SinkDrain``): sent to the stack's sink
+of its own there, drained by this process (``bench.sinkdrain``): sent to the stack's sink
 they were lines the stack's primary file never had, and ``zt audit verify`` (and
 tests/integration/test_audit_trail.py after a ``make bench``) reported thousands of
 differences.
@@ -19,13 +19,12 @@ differences.
 
 from __future__ import annotations
 
-import socket
 import sys
-import threading
 from pathlib import Path
 
 from bench import config as bench_config
 from bench import sockets
+from bench.sinkdrain import SinkDrain
 from scripts import config
 from scripts.services import apps, procs, unixhttp
 from scripts.steps import wait_until
@@ -60,36 +59,6 @@ def granian_argv(socket: Path) -> list[str]:
         "warning",
         "verifier.app:create_app",
     ]
-
-
-class SinkDrain:
-    """A datagram socket standing in for the audit sink, emptied on a thread of its own
-    (the copy still costs the verifier its ``sendto``, as the stack's does)."""
-
-    def __init__(self, path: Path) -> None:
-        path.unlink(missing_ok=True)
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-        self.sock.bind(str(path))
-        self.sock.settimeout(0.2)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bench-sink-drain", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.sock.recv(65536)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self.sock.close()
-        self.path.unlink(missing_ok=True)
 
 
 _DRAINS: list[SinkDrain] = []

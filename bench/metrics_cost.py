@@ -33,6 +33,7 @@ from collections.abc import Callable
 
 from bench import config as bench_config
 from bench.core import CoreInputs, build_inputs
+from bench.sinkdrain import SinkDrain
 from scripts.services import apps
 from verifier import metrics as verifier_metrics
 from verifier.app import create_app
@@ -55,16 +56,18 @@ def _noop(*_args: object) -> None:
 
 def _adapter(inputs: CoreInputs) -> Callable[[], object]:
     """The Flask adapter's ``/_authz``, production settings, the audit line to a bench file."""
+    drain = SinkDrain(bench_config.BENCH_WORK / "metrics-cost-sink.sock")
     app = create_app(
         {
             **{k.removeprefix("ZT_VERIFIER_"): v for k, v in apps.verifier_env().items()},
             "AUDIT_LOG": str(bench_config.BENCH_WORK / "metrics-cost-audit.log"),
+            "AUDIT_SINK_SOCKET": str(drain.path),  # never the stack's sink
             "KEY_SOURCE": inputs.keys,
             "CLOCK": lambda: inputs.now,
         }
     )
     client = app.test_client()
-    return lambda: client.get("/_authz", headers=inputs.headers).status_code
+    return lambda drain=drain: client.get("/_authz", headers=inputs.headers).status_code
 
 
 def cpu_us(fn: Callable[[], object], calls: int, rounds: int = ROUNDS) -> float:

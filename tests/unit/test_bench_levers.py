@@ -7,12 +7,13 @@ import socket
 import time
 
 from bench import levers
+from bench.sinkdrain import SinkDrain
 from scripts import config
 
 
 def test_the_drain_takes_copies_and_leaves_nothing_behind(tmp_path):
     path = tmp_path / "sink.sock"
-    drain = levers.SinkDrain(path)
+    drain = SinkDrain(path)
     sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sender.setblocking(False)
     deadline = time.monotonic() + 20
