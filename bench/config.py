@@ -89,11 +89,14 @@ HANDSHAKE_SECONDS = 2  # per s_time run
 MEMORY_SAMPLE_INTERVAL_SECONDS = 0.5
 
 
-def verifier_env(audit_log: Path) -> dict[str, str]:
+def verifier_env(audit_log: Path, sink_socket: Path) -> dict[str, str]:
     """The production verifier's ``ZT_VERIFIER_*`` settings for a verifier the bench runs
-    itself (in-process or its own server): its audit lines go to ``audit_log``, and none
-    to the stack's second audit sink, whose copy must hold the stack's chain only (a
-    foreign chain there made `zt audit verify` report the stack's lines as edited)."""
-    env = apps.verifier_env()
-    env.pop("ZT_VERIFIER_AUDIT_SINK_SOCKET", None)
-    return {**env, "ZT_VERIFIER_AUDIT_LOG": str(audit_log)}
+    itself (in-process or its own server): its audit lines go to ``audit_log`` and their
+    copies to ``sink_socket`` (a ``bench.sinkdrain.SinkDrain``), never to the stack's
+    second audit sink, whose copy must hold the stack's chain only (a foreign chain there
+    made `zt audit verify` report thousands of differences after one `make bench`)."""
+    return {
+        **apps.verifier_env(),
+        "ZT_VERIFIER_AUDIT_LOG": str(audit_log),
+        "ZT_VERIFIER_AUDIT_SINK_SOCKET": str(sink_socket),
+    }

@@ -59,6 +59,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from werkzeug.test import EnvironBuilder
 
 from bench import config as bench_config
+from bench.sinkdrain import SinkDrain
 from bench.stack import WaitBudget
 from bench.tokens import token_source
 from client.token import TokenError
@@ -114,7 +115,9 @@ class Rate:
 def build_inputs() -> CoreInputs:
     """A real token, the real client cert, production settings, keys fetched once."""
     settings = Settings.from_env(
-        bench_config.verifier_env(bench_config.BENCH_WORK / "core-audit.log")
+        bench_config.verifier_env(
+            bench_config.BENCH_WORK / "core-audit.log", bench_config.BENCH_WORK / "core-sink.sock"
+        )
     )
     now = time.time()
     keys = JWKSKeySource.from_settings(settings)
@@ -287,15 +290,16 @@ def _wsgi_authz(inputs: CoreInputs, headers: list[tuple[str, str]]) -> Callable[
     audit = bench_config.BENCH_WORK / "core-audit.log"
     audit.parent.mkdir(parents=True, exist_ok=True)
     audit.unlink(missing_ok=True)
+    drain = SinkDrain(bench_config.BENCH_WORK / "core-sink.sock")  # never the stack's sink
     app_config: dict[str, Any] = {
         name.removeprefix(ENV_PREFIX): value
-        for name, value in bench_config.verifier_env(audit).items()
+        for name, value in bench_config.verifier_env(audit, drain.path).items()
     }
     app_config |= {"KEY_SOURCE": inputs.keys, "CLOCK": lambda: inputs.now}
     app = create_app(app_config)
     environ = EnvironBuilder(path="/_authz", method="GET", headers=headers).get_environ()
 
-    def call() -> str:
+    def call(drain: SinkDrain = drain) -> str:  # the drain lives as long as the call
         status: list[str] = []
         body = app.wsgi_app(dict(environ), lambda s, h, e=None: status.append(s))
         for _ in body:

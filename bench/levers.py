@@ -10,7 +10,11 @@ interleaved with scenario 3 (the stack's gunicorn verifier), so 8/3 is the lever
 Not the production setup: the stack's verifier stays on gunicorn until the lead
 decides (docs/benchmarks.md says what the switch needs). This verifier writes its
 audit lines to a file of its own under ``.state/bench/granian/`` (deleted after the
-run), so the stack's audit log keeps one writer.
+run), so the stack's audit log keeps one writer, and its copies to a datagram socket
+of its own there, drained by this process (``bench.sinkdrain``): sent to the stack's sink
+they were lines the stack's primary file never had, and ``zt audit verify`` (and
+tests/integration/test_audit_trail.py after a ``make bench``) reported thousands of
+differences.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 
 from bench import config as bench_config
 from bench import sockets
+from bench.sinkdrain import SinkDrain
 from scripts import config
 from scripts.services import apps, procs, unixhttp
 from scripts.steps import wait_until
@@ -31,6 +36,7 @@ GRANIAN_VERIFIER = config.Service(
 )
 GRANIAN_SOCKET = GRANIAN_DIR / "verifier.sock"
 GRANIAN_AUDIT_LOG = GRANIAN_DIR / "audit.log"
+GRANIAN_SINK_SOCKET = GRANIAN_DIR / "audit-sink.sock"
 WORKERS = 2  # as the stack's gunicorn verifier (config.GUNICORN_WORKERS)
 READY_SECONDS = 60.0
 
@@ -55,6 +61,10 @@ def granian_argv(socket: Path) -> list[str]:
     ]
 
 
+_DRAINS: list[SinkDrain] = []
+"""The drain of the running granian verifier (at most one), closed by ``stop``."""
+
+
 def start() -> int:
     """Start the granian verifier (one a crashed run left is stopped first); return its
     pid once it answers ``/healthz`` (Keycloak's keys loaded, CRL read)."""
@@ -62,7 +72,9 @@ def start() -> int:
     GRANIAN_DIR.mkdir(parents=True, exist_ok=True)
     GRANIAN_SOCKET.unlink(missing_ok=True)
     GRANIAN_AUDIT_LOG.unlink(missing_ok=True)
-    env = bench_config.verifier_env(GRANIAN_AUDIT_LOG)
+    _close_drains()
+    _DRAINS.append(SinkDrain(GRANIAN_SINK_SOCKET))
+    env = bench_config.verifier_env(GRANIAN_AUDIT_LOG, GRANIAN_SINK_SOCKET)
     pid = procs.start(
         GRANIAN_VERIFIER,
         granian_argv(GRANIAN_SOCKET),
@@ -85,4 +97,10 @@ def stop() -> bool:
     """Stop it by pid; its audit log (a line per request) goes with it."""
     stopped = procs.stop(GRANIAN_VERIFIER, timeout=10.0)
     GRANIAN_AUDIT_LOG.unlink(missing_ok=True)
+    _close_drains()
     return stopped
+
+
+def _close_drains() -> None:
+    while _DRAINS:
+        _DRAINS.pop().close()

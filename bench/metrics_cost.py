@@ -33,6 +33,7 @@ from collections.abc import Callable
 
 from bench import config as bench_config
 from bench.core import CoreInputs, build_inputs
+from bench.sinkdrain import SinkDrain
 from verifier import metrics as verifier_metrics
 from verifier.app import create_app
 from verifier.decision import Decider
@@ -54,12 +55,13 @@ def _noop(*_args: object) -> None:
 
 def _adapter(inputs: CoreInputs) -> Callable[[], object]:
     """The Flask adapter's ``/_authz``, production settings, the audit line to a bench file."""
+    drain = SinkDrain(bench_config.BENCH_WORK / "metrics-cost-sink.sock")
     app = create_app(
         {
             **{
                 k.removeprefix("ZT_VERIFIER_"): v
                 for k, v in bench_config.verifier_env(
-                    bench_config.BENCH_WORK / "metrics-cost-audit.log"
+                    bench_config.BENCH_WORK / "metrics-cost-audit.log", drain.path
                 ).items()
             },
             "KEY_SOURCE": inputs.keys,
@@ -67,7 +69,7 @@ def _adapter(inputs: CoreInputs) -> Callable[[], object]:
         }
     )
     client = app.test_client()
-    return lambda: client.get("/_authz", headers=inputs.headers).status_code
+    return lambda drain=drain: client.get("/_authz", headers=inputs.headers).status_code
 
 
 def cpu_us(fn: Callable[[], object], calls: int, rounds: int = ROUNDS) -> float:

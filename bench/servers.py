@@ -168,6 +168,7 @@ def start_api() -> int:
         "bench API (baseline, no assertion check)",
         env,
         apps.API.target,
+        *apps.API.extra,  # the same gunicorn flags as the stack's API (stock parser)
     )
 
 

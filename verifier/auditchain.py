@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -55,10 +56,27 @@ def line_hash(line: bytes) -> str:
 
 def chained_line(record: dict[str, Any], seq: int, prev: str) -> bytes:
     """``record`` as one chain line: compact ASCII JSON, ``seq`` and ``prev`` last."""
+    return chain_line_from_body(record_body(record), seq, prev)
+
+
+def record_body(record: dict[str, Any]) -> str:
+    """``record``'s part of its chain line: the JSON object without its closing brace.
+
+    Why split: the writer serialises the record before it takes the file's lock and
+    adds ``seq`` and ``prev`` under it, so no other writer waits for ``json.dumps``.
+    The bytes are the same as ``json.dumps({**record, "seq": ..., "prev": ...})``
+    (compact separators, ASCII)."""
     if "seq" in record or "prev" in record:
         raise ValueError("a record may not carry seq or prev itself")
-    body = {**record, "seq": seq, "prev": prev}
-    return (json.dumps(body, separators=(",", ":"), ensure_ascii=True) + "\n").encode("ascii")
+    text = json.dumps(record, separators=(",", ":"), ensure_ascii=True)
+    return text[:-1] + "," if record else "{"
+
+
+def chain_line_from_body(body: str, seq: int, prev: str) -> bytes:
+    """The chain line of a ``record_body``: ``seq`` and ``prev`` added last, ``"\\n"`` ended."""
+    if type(seq) is not int or not _is_digest(prev):
+        raise ValueError("seq must be an integer and prev a SHA-256 hex digest")
+    return f'{body}"seq":{seq},"prev":"{prev}"}}\n'.encode("ascii")
 
 
 @dataclass(frozen=True)
@@ -92,10 +110,11 @@ def parse_chain_fields(line: bytes) -> tuple[int, str] | None:
     return seq, prev
 
 
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
 def _is_digest(value: object) -> bool:
-    return (
-        isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
-    )
+    return isinstance(value, str) and _DIGEST.fullmatch(value) is not None
 
 
 def last_line(fd: int, size: int) -> bytes:

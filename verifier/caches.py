@@ -20,7 +20,13 @@ What each cache may skip, and why a hit is always the same answer:
   certificate against a configured issuing CA, keyed by (certificate
   fingerprint, that CA object).
 
-All three are bounded LRUs (``verifier.lru``) and thread-safe: gunicorn's
+* ``identities``: the ``Identity`` of an allow, keyed by the very certificate and
+  token objects the two caches above returned (and the bound subject), so a client
+  reusing its token gets the same object and its header JSON is built once
+  (``Identity.to_header``). The entry holds both objects, so their ids cannot be
+  reused while it lives; an identity is a pure function of the three.
+
+All four are bounded LRUs (``verifier.lru``) and thread-safe: gunicorn's
 threads share one app's caches.
 """
 
@@ -28,15 +34,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from verifier.claims import TokenCache
+from verifier.claims import TokenCache, VerifiedToken
+from verifier.identity import Identity
 from verifier.lru import BoundedLRU
 from verifier.settings import Settings
-from verifier.transport import CertCache, IssuerCache
+from verifier.transport import CertCache, IssuerCache, PresentedCert
 
 CERT_CACHE_SIZE = 256
 """Distinct client certificates remembered (each a few KiB parsed)."""
 ISSUER_CACHE_SIZE = 256
 """(certificate, CA) verdicts remembered."""
+IDENTITY_CACHE_SIZE = 256
+"""Allowed (certificate, token, subject) identities remembered."""
+IdentityCache = BoundedLRU[tuple[int, int, str], tuple[PresentedCert, VerifiedToken, Identity]]
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,7 @@ class DecisionCaches:
     tokens: TokenCache | None
     certs: CertCache
     issuers: IssuerCache
+    identities: IdentityCache
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DecisionCaches:
@@ -55,4 +66,5 @@ class DecisionCaches:
             tokens=BoundedLRU(size) if size > 0 else None,
             certs=BoundedLRU(CERT_CACHE_SIZE),
             issuers=BoundedLRU(ISSUER_CACHE_SIZE),
+            identities=BoundedLRU(IDENTITY_CACHE_SIZE),
         )

@@ -39,7 +39,7 @@ from typing import Any
 
 from verifier.bearer import bearer_token
 from verifier.binding import check_binding
-from verifier.caches import DecisionCaches
+from verifier.caches import DecisionCaches, IdentityCache
 from verifier.claims import VerifiedToken, verify_token
 from verifier.errors import InternalError, VerifierError
 from verifier.event import AuthorizerEvent
@@ -147,7 +147,7 @@ def decide(
         decision=ALLOW,
         status=ALLOW_STATUS,
         reason="ok",
-        identity=_identity(cert, token, subject),
+        identity=_allowed_identity(cert, token, subject, caches),
         method_arn=view.method_arn,
         # A cache of this allow must end when its inputs do: the token's raw exp
         # (no leeway: a cache must not stretch a token's life as the clock-skew
@@ -168,6 +168,24 @@ def _deny(
     return AuthorizerResponse.denied(
         error, identity=_identity(cert, token, subject), method_arn=view.method_arn
     )
+
+
+def _allowed_identity(
+    cert: PresentedCert, token: VerifiedToken, subject: str, caches: DecisionCaches
+) -> Identity:
+    """``_identity`` of an allow, the same object for the same cached certificate and
+    token (``DecisionCaches.identities``: the entry pins both, so ids are not reused).
+    Without the token cache every token object is new: nothing to remember."""
+    if caches.tokens is None:
+        return _identity(cert, token, subject)
+    cache: IdentityCache = caches.identities
+    key = (id(cert), id(token), subject)
+    hit = cache.get(key)
+    if hit is not None and hit[0] is cert and hit[1] is token:
+        return hit[2]
+    identity = _identity(cert, token, subject)
+    cache.put(key, (cert, token, identity))
+    return identity
 
 
 def _identity(cert: PresentedCert | None, token: VerifiedToken | None, subject: str) -> Identity:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, fields
+from functools import cached_property
 from typing import Any, TypedDict
 
 HEADER = "X-Auth-Identity"
@@ -84,13 +85,19 @@ class Identity:
         )
 
     def to_header(self) -> str:
-        """Every field as one JSON object, the value of ``HEADER``.
+        """Every field as one JSON object, the value of ``HEADER`` (computed once per
+        object: an allow's identity is remembered per certificate and token,
+        ``verifier.decision``, so a client reusing its token pays the JSON once).
 
         ``ensure_ascii`` escapes every character outside printable ASCII (CR, LF,
         DEL, non-ASCII) as ``\\uXXXX``, so the value is always a safe header value
         and ``from_header`` reads it back exactly; a role list stays a list (a
         comma in a role name cannot split it).
         """
+        return self._header
+
+    @cached_property
+    def _header(self) -> str:
         return json.dumps(self.asdict(), separators=(",", ":"), ensure_ascii=True)
 
     @classmethod

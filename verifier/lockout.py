@@ -161,6 +161,7 @@ class FolderLockouts:
 
     def __init__(self, folder: Path, *, threshold: int, window: float, period: float) -> None:
         self.folder = folder
+        self._prefix = f"{folder}{os.sep}"
         self.threshold = threshold
         self.window = window
         self.period = period
@@ -168,9 +169,13 @@ class FolderLockouts:
         self._prune_lock = threading.Lock()
 
     def _path(self, serial: str, suffix: str) -> Path:
+        return Path(self._name(serial, suffix))
+
+    def _name(self, serial: str, suffix: str) -> str:
+        """The file's path as a str: the request path's stat builds no ``Path``."""
         if not _SERIAL.fullmatch(serial):
             raise ValueError(f"not a certificate serial: {serial[:32]!r}")
-        return self.folder / f"{serial}{suffix}"
+        return f"{self._prefix}{serial}{suffix}"
 
     # --- the request path: one stat ------------------------------------------------
 
@@ -181,7 +186,7 @@ class FolderLockouts:
         ignored rather than trusted for longer than a lockout lasts.
         """
         try:
-            until = os.stat(self._path(serial, ".lock")).st_mtime
+            until = os.stat(self._name(serial, ".lock")).st_mtime
         except FileNotFoundError:
             return 0.0
         except (OSError, ValueError) as e:

@@ -1,6 +1,7 @@
 """The audit log cannot be written: every request is denied, none is allowed unaudited.
 
-``verifier/auditlog.py`` opens the file for every record (O_APPEND|O_CREAT), so
+``verifier/auditlog.py`` checks per record that its open file is still the one at the path
+(and reopens it otherwise, O_APPEND|O_CREAT), so
 replacing ``.state/logs/audit.log`` with a DIRECTORY makes every write fail with
 EISDIR (file modes would not do it: the stack may run as root). Expected:
 

@@ -7,12 +7,13 @@ import json
 import multiprocessing
 import os
 import socket
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from verifier.auditchain import GENESIS, line_hash
+from verifier.auditchain import GENESIS, chained_line, line_hash
 from verifier.auditlog import AuditWriter, append_audit_line
 from verifier.auditrotate import archives, rotate
 from verifier.auditsink import SinkSender
@@ -210,6 +211,73 @@ def test_concurrent_writer_processes_keep_the_chain_intact(log, rotations):
     assert sorted(seen) == [(t, n) for t in range(writers) for n in range(per_writer)]
 
 
+def _threaded_writer(path: str, threads: int, count: int, tag: int) -> None:
+    writer = AuditWriter(path)  # one per process, its descriptor shared by the threads
+
+    def run(t: int) -> None:
+        for n in range(count):
+            writer.append({"writer": tag * 100 + t, "n": n})
+
+    workers = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+
+
+def test_threads_sharing_one_writers_descriptor_keep_the_chain_intact(log):
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_threaded_writer, args=(str(log), 4, 250, t)) for t in range(2)]
+    procs.append(ctx.Process(target=_rotator, args=(str(log), 2)))
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    report = verify([*archives(log), log])
+    assert report.intact, report
+    assert report.lines == 2 * 4 * 250 + 2
+
+
+def test_a_writer_opens_its_file_once_not_per_record(log, monkeypatch):
+    opened: list[str] = []
+    real_open = os.open
+
+    def counting_open(path, *args, **kwargs):
+        opened.append(str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", counting_open)
+    writer = write(log, 50)
+    assert opened.count(str(log)) == 1
+    rotate(log, keep=5, now=time.time())
+    writer.append(record(50))  # the path's inode changed: the new file is opened
+    assert opened.count(str(log)) == 3  # the rotation's own open, then the writer's
+    writer.close()
+    assert verify([*archives(log), log]).intact
+
+
+def _append_from_child(writer: AuditWriter, count: int) -> None:
+    for n in range(count):
+        writer.append({"child": n})
+
+
+def test_a_forked_child_never_writes_through_its_parents_descriptor(log):
+    """A descriptor inherited across fork shares the parent's flock: the child opens its own."""
+    writer = write(log, 1)  # the parent's descriptor is open now
+    child = multiprocessing.get_context("fork").Process(
+        target=_append_from_child, args=(writer, 2000)
+    )
+    child.start()
+    for n in range(2000):
+        writer.append(record(n))
+    child.join(60)
+    assert child.exitcode == 0
+    report = verify([log])
+    assert report.intact, report
+    assert report.lines == 4001
+
+
 def test_the_sinks_copy_shows_an_edit_of_the_primary(log, tmp_path):
     sink_socket = str(tmp_path / "sink.sock")
     receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -300,3 +368,9 @@ def test_a_file_from_before_the_chain_archived_on_upgrade_is_not_walked(log):
     report = verify([*archives(log), log])
     assert report.intact, report
     assert "before the chain" in str(report)
+
+
+@pytest.mark.parametrize("rec", [{}, record(1), {"path": "/a\u00e9\n", "roles": ["r", "s"]}])
+def test_a_chain_line_is_the_records_json_with_seq_and_prev_last(rec):
+    expected = json.dumps({**rec, "seq": 7, "prev": GENESIS}, separators=(",", ":")) + "\n"
+    assert chained_line(dict(rec), 7, GENESIS) == expected.encode("ascii")

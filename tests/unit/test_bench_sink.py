@@ -12,7 +12,7 @@ from bench import config as bench_config
 from scripts import config
 
 
-def test_bench_verifier_env_has_its_own_audit_log_and_no_sink(tmp_path: Path, monkeypatch) -> None:
+def test_bench_verifier_env_has_its_own_audit_log_and_sink(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(
         bench_config.apps,
         "verifier_env",
@@ -22,9 +22,10 @@ def test_bench_verifier_env_has_its_own_audit_log_and_no_sink(tmp_path: Path, mo
             "ZT_VERIFIER_ISSUER": "https://issuer",
         },
     )
-    env = bench_config.verifier_env(tmp_path / "audit.log")
+    env = bench_config.verifier_env(tmp_path / "audit.log", tmp_path / "drain.sock")
     assert env == {
         "ZT_VERIFIER_AUDIT_LOG": str(tmp_path / "audit.log"),
+        "ZT_VERIFIER_AUDIT_SINK_SOCKET": str(tmp_path / "drain.sock"),
         "ZT_VERIFIER_ISSUER": "https://issuer",
     }
 

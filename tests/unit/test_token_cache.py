@@ -7,6 +7,7 @@ test, as ``create_app`` builds one per app), wrapped in ``verify``.
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import jwt
 import pytest
@@ -145,3 +146,29 @@ def test_a_cached_token_is_refused_when_the_clock_is_before_its_iat(
     with pytest.raises(TokenIssuedInFuture):
         verify(token, keys, settings, now - settings.leeway_seconds - 1)
     assert len(decode_calls) == 1
+
+
+def test_a_client_reusing_its_token_gets_the_same_identity_object(run, make_token, make_event):
+    """One identity (and one header JSON) per certificate and token: not rebuilt per request."""
+    token = make_token()
+    first = run(make_event(token=token))
+    second = run(make_event(token=token))
+    assert first.allowed and second.allowed
+    assert second.identity is first.identity
+    assert second.identity.to_header() is first.identity.to_header()
+    assert json.loads(first.identity.to_header()) == json.loads(json.dumps(first.identity.asdict()))
+    other = run(make_event(token=make_token(jti="another")))
+    assert other.allowed and other.identity is not first.identity
+    assert other.identity.jti == "another" and first.identity.jti != "another"
+
+
+def test_without_the_token_cache_each_allow_builds_its_identity(
+    run, make_token, make_event, settings
+):
+    uncached = dataclasses.replace(settings, token_cache_size=0)
+    caches = DecisionCaches.from_settings(uncached)
+    event = make_event(token=make_token())
+    first = run(event, settings_=uncached, caches_=caches)
+    second = run(event, settings_=uncached, caches_=caches)
+    assert first.allowed and first.identity == second.identity
+    assert len(caches.identities) == 0
