@@ -6,6 +6,7 @@ made `zt audit verify` report the stack's own lines as edited after any `make be
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 from bench import config as bench_config
@@ -31,12 +32,17 @@ def test_bench_verifier_env_has_its_own_audit_log_and_sink(tmp_path: Path, monke
 
 
 def test_no_bench_module_builds_a_verifier_from_the_production_env() -> None:
-    """Every verifier the bench builds goes through ``bench.config.verifier_env``."""
+    """Every verifier the bench builds goes through ``bench.config.verifier_env``: no other
+    bench module calls ``apps.verifier_env()`` (the production env names the stack's sink)."""
     offenders = [
-        f"{path.name}:{number}"
+        f"{path.name}:{node.lineno}"
         for path in sorted((config.REPO / "bench").glob("*.py"))
         if path.name != "config.py"
-        for number, line in enumerate(path.read_text().splitlines(), start=1)
-        if "apps.verifier_env(" in line
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "verifier_env"
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "apps"
     ]
     assert offenders == []
