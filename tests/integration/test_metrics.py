@@ -223,9 +223,17 @@ def test_a_killed_worker_keeps_its_counts_and_drops_its_live_gauges(stack):
         30,
         str(config.VERIFIER.log_file),
     )
+
+    def every_worker_holds_keys() -> bool:
+        # livemin is the lowest over the gauge files there are: a new worker that has not
+        # written its file yet is not in it (the wait passed at once, then its 0 showed).
+        live = {f"gauge_livemin_{pid}.db" for pid in procs.children(master)}
+        present = {p.name for p in os.scandir(_verifier_folder())}
+        return live <= present and by(scrape("verifier"), "zt_verifier_jwks_keys")[()] >= 1
+
     wait_until(  # the new worker counts once it has loaded its keys (livemin: the lowest)
         "every live verifier worker holding keys",
-        lambda: by(scrape("verifier"), "zt_verifier_jwks_keys")[()] >= 1,
+        every_worker_holds_keys,
         30,
         str(config.VERIFIER.log_file),
     )
