@@ -358,9 +358,27 @@ def install_postgres() -> None:
 # --- nginx (Debian) ---------------------------------------------------------
 
 
+# Where Debian puts the daemons we run by name (nginx; PostgreSQL's are called by path).
+SBIN = (Path("/usr/sbin"), Path("/sbin"))
+
+
+def require_sbin_on_path() -> None:
+    """Debian installs nginx in /usr/sbin, which a shell started with a bare PATH (`env -i`,
+    some `sudo` setups) lacks: the bring-up, and every later start or reload, runs it by
+    name, so say so instead of failing with a traceback half-way."""
+    on_path = {Path(d) for d in os.environ.get("PATH", "").split(os.pathsep) if d}
+    installed = [d for d in SBIN if (d / "nginx").exists()]
+    if installed and not on_path & set(SBIN):
+        raise StepFailed(
+            f"nginx is installed in {installed[0]}, which is not on PATH; run "
+            f'`export PATH="$PATH:{installed[0]}"` and re-run'
+        )
+
+
 def install_nginx() -> None:
     """Install Debian's nginx (+ set-misc for the decision cache's HMAC keys, + systemd's
     tools for checking our units) if missing, and check the modules we rely on."""
+    require_sbin_on_path()
     packages = [] if shutil.which("nginx") else ["nginx"]
     if not all(module.exists() for module in config.NGINX_DYNAMIC_MODULES):
         packages.append(config.NGINX_SET_MISC_PACKAGE)
