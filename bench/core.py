@@ -299,7 +299,14 @@ def _wsgi_authz(inputs: CoreInputs, headers: list[tuple[str, str]]) -> Callable[
     app = create_app(app_config)
     environ = EnvironBuilder(path="/_authz", method="GET", headers=headers).get_environ()
 
-    def call(drain: SinkDrain = drain) -> str:  # the drain lives as long as the call
+    return wsgi_call(app, environ, keep=drain)  # the drain lives as long as the call
+
+
+def wsgi_call(app: Any, environ: Mapping[str, Any], keep: object = None) -> Callable[[], str]:
+    """One WSGI request of ``app`` per call, its body consumed; a status other than 204
+    is a StepFailed. ``keep``: an object the call must keep alive (a sink drain)."""
+
+    def call(keep: object = keep) -> str:
         status: list[str] = []
         body = app.wsgi_app(dict(environ), lambda s, h, e=None: status.append(s))
         for _ in body:

@@ -46,7 +46,8 @@ from gunicorn.http.unreader import IterUnreader
 from gunicorn.http.wsgi import create as gunicorn_environ
 
 from bench import config as bench_config
-from bench.core import CoreInputs, build_inputs
+from bench.core import CoreInputs, build_inputs, wsgi_call
+from bench.metrics_cost import cpu_us
 from bench.sinkdrain import SinkDrain
 from verifier import app as verifier_app
 from verifier.audit import audit_record
@@ -61,20 +62,6 @@ from verifier.subrequest import event_from_subrequest
 ROUNDS = 7
 CALLS = 400
 """Calls per round of each item: ~0.1-0.5 s a round on this machine."""
-RAW_CALLS = 4000
-"""Calls per round of the sub-microsecond items."""
-
-
-def cpu_us(fn: Callable[[], object], calls: int = CALLS, rounds: int = ROUNDS) -> float:
-    """The best round's CPU microseconds per call of ``fn``."""
-    fn()
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.thread_time()
-        for _ in range(calls):
-            fn()
-        best = min(best, (time.thread_time() - start) / calls * 1e6)
-    return best
 
 
 def _raw_request(headers: list[tuple[str, str]]) -> bytes:
@@ -106,20 +93,6 @@ def _bare_flask() -> Flask:
         return verifier_app._NoContent(status=204, headers=headers)
 
     return app
-
-
-def _wsgi(app: Flask, environ: dict[str, Any]) -> Callable[[], str]:
-    def call() -> str:
-        status: list[str] = []
-        body = app.wsgi_app(dict(environ), lambda s, h, e=None: status.append(s))
-        for _ in body:
-            pass
-        getattr(body, "close", lambda: None)()
-        if not status[0].startswith("204"):
-            raise RuntimeError(f"answered {status[0]}")
-        return status[0]
-
-    return call
 
 
 def measure() -> dict[str, float]:
@@ -156,7 +129,7 @@ def _items(inputs: CoreInputs, work: str) -> dict[str, float]:
         return gunicorn_environ(request, left, peer, "unix:/bench", cfg)[1]
 
     base_environ = environ()
-    full = _wsgi(app, base_environ)
+    full = wsgi_call(app, base_environ)
     headers = inputs.headers
     pems = verifier.escaped_pems
     event = AuthorizerEvent(event_from_subrequest(headers, pems=pems))
@@ -196,7 +169,9 @@ def _items(inputs: CoreInputs, work: str) -> dict[str, float]:
         "gunicorn: parse the request (stock pure-Python parser)": parse_stock,
         "gunicorn: parse the request (gunicorn_h1c, the verifier's)": parse,
         "gunicorn: WSGI environ": environ,
-        "Flask alone: contexts, dispatch, a 204 with 5 headers": _wsgi(_bare_flask(), base_environ),
+        "Flask alone: contexts, dispatch, a 204 with 5 headers": wsgi_call(
+            _bare_flask(), base_environ
+        ),
         "adapter: event from the headers + AuthorizerEvent": lambda: AuthorizerEvent(
             event_from_subrequest(headers, pems=pems)
         ),
@@ -230,7 +205,7 @@ def _items(inputs: CoreInputs, work: str) -> dict[str, float]:
     figures: dict[str, float] = {}
     with app.app_context():
         for name, fn in items.items():
-            figures[name] = round(cpu_us(fn), 1)
+            figures[name] = round(cpu_us(fn, CALLS, rounds=ROUNDS), 1)
     os.close(fd)
     os.close(kept)
     left.close()

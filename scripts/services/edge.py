@@ -16,15 +16,13 @@ source edition has no active health checks.
 from __future__ import annotations
 
 import hashlib
-import os
-import signal
 import string
 from collections.abc import Mapping
 
 from scripts import config
 from scripts.files import write_atomic
 from scripts.services import nginx, procs
-from scripts.steps import StepFailed, wait_until
+from scripts.steps import wait_until
 
 TEMPLATE = config.REPO / "nginx" / "edge.conf.tmpl"
 FINGERPRINT = config.RUN / "edge.fingerprint"
@@ -90,15 +88,7 @@ def start() -> str:
         recorded = FINGERPRINT.read_text().strip() if FINGERPRINT.exists() else ""
         if recorded == _fingerprint():
             return "running, unchanged"
-        old = procs.children(pid)
-        signal_reload(pid)
-        wait_until(
-            "edge reload (old workers drained)",
-            lambda: not (old & procs.children(pid)) and len(procs.children(pid)) >= 1,
-            30,
-            str(config.LOGS / "edge-error.log"),
-            interval=0.05,
-        )
+        nginx.graceful_reload(pid, "edge", config.LOGS / "edge-error.log")
         write_atomic(FINGERPRINT, _fingerprint() + "\n")
         return "reloaded"
     for listen, _ in routes().values():
@@ -115,10 +105,3 @@ def start() -> str:
         str(config.LOGS / "edge-error.log"),
     )
     return "started"
-
-
-def signal_reload(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGHUP)
-    except ProcessLookupError as e:
-        raise StepFailed("the edge exited while being reloaded; `make up-ha` starts it") from e

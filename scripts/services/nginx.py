@@ -253,16 +253,25 @@ def reload_nginx() -> None:
     if pid is None:
         raise StepFailed("nginx is not running; `make up` starts it")
     render_nginx_conf()
+    graceful_reload(pid, "nginx", config.LOGS / "nginx-error.log")
+    write_atomic(NGINX_FINGERPRINT, nginx_fingerprint() + "\n")
+
+
+def graceful_reload(pid: int, what: str, log: Path) -> None:
+    """SIGHUP the nginx master ``pid``; return once its old workers are gone (the
+    gateway's nginx and the HA profile's edge)."""
     old = procs.children(pid)
-    os.kill(pid, signal.SIGHUP)
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError as e:
+        raise StepFailed(f"{what} exited while being reloaded; `make up` starts it") from e
     wait_until(
-        "nginx reload (old workers drained)",
+        f"{what} reload (old workers drained)",
         lambda: not (old & procs.children(pid)) and len(procs.children(pid)) >= 1,
         30,
-        str(config.LOGS / "nginx-error.log"),
+        str(log),
         interval=0.05,
     )
-    write_atomic(NGINX_FINGERPRINT, nginx_fingerprint() + "\n")
 
 
 def reload_nginx_if_running() -> None:
